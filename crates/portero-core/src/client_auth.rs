@@ -1,0 +1,159 @@
+//! Client authentication (RFC 6749 §2.3.1): HTTP Basic or `client_id`/`client_secret` in the
+//! body, exactly one of them, checked against the stored hash.
+
+use base64::Engine;
+use base64::engine::general_purpose::GeneralPurpose;
+use base64::engine::{DecodePaddingMode, GeneralPurposeConfig};
+
+use crate::error::OAuthError;
+use crate::params::{Params, form_decode};
+use crate::secret::Verifier;
+use crate::store::{Client, Store};
+
+/// Standard alphabet; padding optional (some clients strip it).
+const BASIC_BASE64: GeneralPurpose = GeneralPurpose::new(
+    &base64::alphabet::STANDARD,
+    GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent),
+);
+
+/// How the client presented its credentials.
+#[derive(Clone, PartialEq, Eq)]
+pub enum Method {
+    /// `client_secret_basic`
+    Basic,
+    /// `client_secret_post` (form or JSON body)
+    Body,
+}
+
+/// A client's claimed identity; the secret is not shown by `Debug`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ClientCredentials {
+    pub client_id: String,
+    pub secret: Option<String>,
+    pub method: Method,
+}
+
+impl std::fmt::Debug for ClientCredentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientCredentials")
+            .field("client_id", &self.client_id)
+            .field("secret", &self.secret.as_ref().map(|_| "[redacted]"))
+            .finish()
+    }
+}
+
+impl ClientCredentials {
+    /// Reads the credentials from the `Authorization` header or the body, never both.
+    pub fn from_request(authorization: Option<&str>, params: &Params) -> Result<Self, OAuthError> {
+        let body_id = params.get("client_id");
+        let body_secret = params.get("client_secret");
+        match authorization {
+            Some(header) => {
+                let (client_id, secret) = decode_basic(header)?;
+                if body_secret.is_some() {
+                    return Err(OAuthError::invalid_request("use one client authentication method, not two"));
+                }
+                if body_id.is_some_and(|id| id != client_id) {
+                    return Err(OAuthError::invalid_request("client_id does not match the Authorization header"));
+                }
+                Ok(Self { client_id, secret: Some(secret), method: Method::Basic })
+            }
+            None => match body_id {
+                Some(id) => Ok(Self {
+                    client_id: id.to_owned(),
+                    secret: body_secret.map(str::to_owned),
+                    method: Method::Body,
+                }),
+                None => Err(OAuthError::invalid_client().with_detail("no client authentication")),
+            },
+        }
+    }
+}
+
+/// Decodes `Basic base64(urlencode(id) ":" urlencode(secret))` (RFC 6749 §2.3.1, RFC 7617).
+pub fn decode_basic(header: &str) -> Result<(String, String), OAuthError> {
+    let malformed = || OAuthError::invalid_request("malformed Basic authorization header");
+    let (scheme, encoded) = header.trim().split_once(' ').ok_or_else(malformed)?;
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return Err(OAuthError::invalid_request("only the Basic authorization scheme is accepted here"));
+    }
+    let decoded = BASIC_BASE64.decode(encoded.trim()).map_err(|_| malformed())?;
+    let decoded = String::from_utf8(decoded).map_err(|_| malformed())?;
+    let (id, secret) = decoded.split_once(':').ok_or_else(malformed)?;
+    let id = form_decode(id.as_bytes()).map_err(|_| malformed())?;
+    let secret = form_decode(secret.as_bytes()).map_err(|_| malformed())?;
+    if id.is_empty() || id.chars().chain(secret.chars()).any(char::is_control) {
+        return Err(malformed());
+    }
+    Ok((id, secret))
+}
+
+/// Looks the client up and checks its secret. Every failure is the same `invalid_client`.
+pub async fn authenticate<S: Store>(
+    store: &S,
+    verifier: &Verifier,
+    credentials: &ClientCredentials,
+) -> Result<Client, OAuthError> {
+    let Some(secret) = credentials.secret.as_deref() else {
+        return Err(OAuthError::invalid_client().with_detail("public clients are not supported: no client_secret"));
+    };
+    let Some(client) = store.find_client(&credentials.client_id).await? else {
+        return Err(OAuthError::invalid_client().with_detail(format!("unknown client {:?}", credentials.client_id)));
+    };
+    if !verifier.verify_client_secret(&client.id, secret, &client.secret_hash).await {
+        return Err(OAuthError::invalid_client().with_detail(format!("wrong secret for client {:?}", client.id)));
+    }
+    Ok(client)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use base64::engine::general_purpose::STANDARD;
+
+    fn basic(raw: &str) -> String {
+        format!("Basic {}", STANDARD.encode(raw))
+    }
+
+    #[test]
+    fn decodes_form_encoded_parts() {
+        // RFC 6749 §2.3.1: id and secret are form-encoded before base64 (the oauth2 crate does this).
+        let (id, secret) = decode_basic(&basic("my%3Aapp:s%2Bc+r%25t:x")).unwrap();
+        assert_eq!(id, "my:app");
+        assert_eq!(secret, "s+c r%t:x");
+    }
+
+    #[test]
+    fn accepts_plain_curl_style_and_missing_padding() {
+        assert_eq!(decode_basic(&basic("trusted-app:secret")).unwrap().0, "trusted-app");
+        let unpadded = format!("Basic {}", STANDARD.encode("a:b").trim_end_matches('='));
+        assert_eq!(decode_basic(&unpadded).unwrap(), ("a".into(), "b".into()));
+        assert_eq!(decode_basic(&format!("bAsIc {}", STANDARD.encode("a:"))).unwrap().1, "");
+    }
+
+    #[test]
+    fn rejects_malformed_headers() {
+        for header in ["Basic", "Basic !!!", "Bearer abc", &basic("no-colon"), &basic(":secret"), &basic("a:%zz")] {
+            assert!(decode_basic(header).is_err(), "{header}");
+        }
+        let invalid_utf8 = format!("Basic {}", STANDARD.encode([0xff, b':', b'a']));
+        assert!(decode_basic(&invalid_utf8).is_err());
+    }
+
+    #[test]
+    fn one_method_only() {
+        let limits = crate::params::FieldLimits::default();
+        let params = Params::from_form(b"client_secret=x", &limits).unwrap();
+        assert!(ClientCredentials::from_request(Some(&basic("a:b")), &params).is_err());
+        let params = Params::from_form(b"client_id=other", &limits).unwrap();
+        assert!(ClientCredentials::from_request(Some(&basic("a:b")), &params).is_err());
+        let params = Params::from_form(b"client_id=a", &limits).unwrap();
+        assert!(ClientCredentials::from_request(Some(&basic("a:b")), &params).is_ok());
+    }
+
+    #[test]
+    fn debug_hides_the_secret() {
+        let creds = ClientCredentials { client_id: "a".into(), secret: Some("hunter2".into()), method: Method::Body };
+        assert!(!format!("{creds:?}").contains("hunter2"));
+    }
+}

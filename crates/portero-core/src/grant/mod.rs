@@ -1,0 +1,120 @@
+//! The three grants. Each handler turns an authenticated client and its grant into an
+//! [`Authorization`]: who the token is for, with which scopes, audiences and tenants.
+
+mod client_credentials;
+mod password;
+mod refresh_token;
+
+use crate::error::{ErrorCode, OAuthError};
+use crate::request::{Grant, TokenRequest};
+use crate::store::{Client, Store};
+use crate::token_endpoint::Context;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum GrantType {
+    ClientCredentials,
+    Password,
+    RefreshToken,
+}
+
+impl GrantType {
+    pub const ALL: [GrantType; 3] = [Self::ClientCredentials, Self::Password, Self::RefreshToken];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::ClientCredentials => "client_credentials",
+            Self::Password => "password",
+            Self::RefreshToken => "refresh_token",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|g| g.as_str() == text)
+    }
+}
+
+/// What happens to refresh tokens when this grant's token is stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RefreshPlan {
+    None,
+    /// Start a new family (password grant under a policy that issues refresh tokens).
+    NewFamily,
+    /// Replace the presented token within its family (refresh grant).
+    Rotate { old_hash: String, family_id: String, expires_at: i64 },
+}
+
+/// The outcome of a grant: everything minting needs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Authorization {
+    pub grant_type: GrantType,
+    pub subject: String,
+    pub user_id: Option<String>,
+    pub tenants: Vec<String>,
+    pub scopes: Vec<String>,
+    pub audiences: Vec<String>,
+    pub auth_time: i64,
+    pub refresh: RefreshPlan,
+}
+
+/// Checks the client may use the grant (`unauthorized_client`), then runs its handler.
+pub async fn handle<S: Store>(
+    ctx: &Context<S>,
+    client: &Client,
+    request: TokenRequest,
+    now: i64,
+) -> Result<Authorization, OAuthError> {
+    let grant_type = request.grant.grant_type();
+    if !client.grants.contains(&grant_type) {
+        return Err(OAuthError::new(ErrorCode::UnauthorizedClient, "the client may not use this grant type")
+            .with_detail(format!("client {:?} lacks {}", client.id, grant_type.as_str())));
+    }
+    match request.grant {
+        Grant::ClientCredentials => client_credentials::handle(ctx, client, &request_target(&request), now),
+        Grant::Password { ref username, ref password } => {
+            password::handle(ctx, client, username, &password.0, &request_target(&request), now).await
+        }
+        Grant::RefreshToken { ref refresh_token } => {
+            refresh_token::handle(ctx, client, &refresh_token.0, request.scope.as_deref(), now).await
+        }
+    }
+}
+
+/// The scope and audience a new grant asks for.
+pub(crate) struct Target<'a> {
+    pub scope: Option<&'a str>,
+    pub audience: Option<&'a str>,
+    pub resources: Vec<&'a str>,
+}
+
+fn request_target(request: &TokenRequest) -> Target<'_> {
+    Target {
+        scope: request.scope.as_deref(),
+        audience: request.audience.as_deref(),
+        resources: request.resources.iter().map(String::as_str).collect(),
+    }
+}
+
+impl Target<'_> {
+    /// Scopes and audiences for a new grant, checked against the client's allow-lists.
+    pub(crate) fn resolve(&self, client: &Client, issuer: &str) -> Result<(Vec<String>, Vec<String>), OAuthError> {
+        let scopes = crate::scope::resolve(self.scope, &client.scopes, client.ignore_unknown_scopes)?;
+        let audiences = crate::audience::resolve(self.audience, &self.resources, &client.audiences, issuer)?;
+        Ok((scopes, audiences))
+    }
+}
+
+/// Whether a new grant starts a refresh-token family, by the client's policy (RFC 6749 §1.5:
+/// only clients allowed the refresh grant get one).
+pub(crate) fn refresh_plan(client: &Client, scopes: &[String]) -> RefreshPlan {
+    use crate::store::RefreshPolicy;
+    if !client.grants.contains(&GrantType::RefreshToken) {
+        return RefreshPlan::None;
+    }
+    match client.refresh_policy {
+        RefreshPolicy::Always => RefreshPlan::NewFamily,
+        RefreshPolicy::OfflineAccess if scopes.iter().any(|s| s == crate::scope::OFFLINE_ACCESS) => {
+            RefreshPlan::NewFamily
+        }
+        _ => RefreshPlan::None,
+    }
+}

@@ -1,0 +1,23 @@
+//! Portero's OAuth 2.0 protocol core: no HTTP, no SQL. The server feeds it [`TokenInput`]s
+//! and a [`Store`]; it answers with RFC 6749 responses and errors.
+//!
+//! [`TokenInput`]: token_endpoint::TokenInput
+//! [`Store`]: store::Store
+
+pub mod audience;
+pub mod claims;
+pub mod client_auth;
+pub mod dialect;
+pub mod error;
+pub mod grant;
+pub mod keys;
+pub mod metadata;
+pub mod mint;
+pub mod params;
+pub mod request;
+pub mod scope;
+pub mod secret;
+pub mod store;
+pub mod token_endpoint;
+
+pub use error::{ErrorCode, OAuthError};

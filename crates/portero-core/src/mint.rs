@@ -1,0 +1,72 @@
+//! Minting: the signed access token, and a fresh refresh token with the record that stores its hash.
+
+use crate::claims::AccessTokenClaims;
+use crate::error::OAuthError;
+use crate::grant::{Authorization, RefreshPlan};
+use crate::keys::KeySet;
+use crate::secret::{random_token, sha256_b64};
+use crate::store::{Client, RefreshTokenRecord};
+
+/// What one successful token request produced.
+pub struct Minted {
+    pub access_token: String,
+    pub expires_in: i64,
+    /// The refresh token value (sent once, never stored) and its stored record.
+    pub refresh: Option<(String, RefreshTokenRecord)>,
+}
+
+/// Policy knobs minting reads.
+pub struct Lifetimes {
+    pub access_token: i64,
+    pub refresh_token: i64,
+}
+
+pub fn mint(
+    keys: &KeySet,
+    issuer: &str,
+    client: &Client,
+    authz: &Authorization,
+    lifetimes: &Lifetimes,
+    now: i64,
+) -> Result<Minted, OAuthError> {
+    let ttl = client.token_ttl.unwrap_or(lifetimes.access_token);
+    let claims = AccessTokenClaims::new(issuer, &client.id, authz, uuid::Uuid::new_v4().to_string(), now, ttl);
+    let key = keys.active(now).map_err(|e| OAuthError::server_error(e.to_string()))?;
+    let access_token = key.sign_jwt(&claims).map_err(|e| OAuthError::server_error(e.to_string()))?;
+    let refresh = match &authz.refresh {
+        RefreshPlan::None => None,
+        RefreshPlan::NewFamily => {
+            Some(new_refresh_token(client, authz, uuid::Uuid::now_v7().to_string(), now + lifetimes.refresh_token, now))
+        }
+        RefreshPlan::Rotate { family_id, expires_at, .. } => {
+            Some(new_refresh_token(client, authz, family_id.clone(), *expires_at, now))
+        }
+    };
+    Ok(Minted { access_token, expires_in: ttl, refresh })
+}
+
+fn new_refresh_token(
+    client: &Client,
+    authz: &Authorization,
+    family_id: String,
+    expires_at: i64,
+    now: i64,
+) -> (String, RefreshTokenRecord) {
+    let value = random_token(32);
+    let record = RefreshTokenRecord {
+        hash: sha256_b64(value.as_bytes()),
+        family_id,
+        client_id: client.id.clone(),
+        subject: authz.subject.clone(),
+        user_id: authz.user_id.clone(),
+        tenants: authz.tenants.clone(),
+        scopes: authz.scopes.clone(),
+        audiences: authz.audiences.clone(),
+        auth_time: authz.auth_time,
+        created_at: now,
+        expires_at,
+        used_at: None,
+        revoked_at: None,
+    };
+    (value, record)
+}

@@ -1,0 +1,218 @@
+//! Client secrets and user passwords: generation, hashing, constant-time verification.
+//!
+//! Stored values are PHC-style strings so schemes can coexist:
+//! - `$s256$<salt>$<digest>`: SHA-256 of salt‖secret, for secrets Portero generated (256 random
+//!   bits: a fast hash is safe, and `client_credentials` is the hot path).
+//! - `$argon2id$...`: for secrets an operator chose (e.g. NetPay's existing `trusted-app` secret)
+//!   and for every user password. Successful argon2 checks of client secrets are cached in
+//!   memory for a few minutes, keyed by the stored hash, so a legitimate client does not pay
+//!   ~30 ms per token and a changed secret invalidates its entry at once.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use argon2::{Algorithm, Argon2, Params, PasswordHasher, PasswordVerifier, Version};
+use aws_lc_rs::digest;
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use subtle::ConstantTimeEq;
+use tokio::sync::Semaphore;
+
+const S256_PREFIX: &str = "$s256$";
+const CACHE_TTL: Duration = Duration::from_secs(300);
+const CACHE_MAX_ENTRIES: usize = 10_000;
+
+/// `n` random bytes from the system CSPRNG, base64url without padding.
+pub fn random_token(n: usize) -> String {
+    let mut bytes = vec![0u8; n];
+    fill_random(&mut bytes);
+    URL_SAFE_NO_PAD.encode(bytes)
+}
+
+pub fn fill_random(bytes: &mut [u8]) {
+    // aws-lc's RNG only fails if the OS has no entropy source at all; nothing sensible can go on then.
+    aws_lc_rs::rand::fill(bytes).expect("the system random generator failed"); // ok: unrecoverable
+}
+
+/// SHA-256 of a value, base64url: how refresh tokens are stored and looked up.
+pub fn sha256_b64(value: &[u8]) -> String {
+    URL_SAFE_NO_PAD.encode(digest::digest(&digest::SHA256, value))
+}
+
+/// A new client secret: 32 random bytes, base64url (43 characters).
+pub fn generate_client_secret() -> String {
+    random_token(32)
+}
+
+/// The stored form of a secret Portero generated itself (high entropy: fast hash).
+pub fn hash_generated_secret(secret: &str) -> String {
+    let mut salt = [0u8; 16];
+    fill_random(&mut salt);
+    format!("{S256_PREFIX}{}${}", URL_SAFE_NO_PAD.encode(salt), s256(&salt, secret))
+}
+
+fn s256(salt: &[u8], secret: &str) -> String {
+    let mut ctx = digest::Context::new(&digest::SHA256);
+    ctx.update(salt);
+    ctx.update(secret.as_bytes());
+    URL_SAFE_NO_PAD.encode(ctx.finish())
+}
+
+fn argon2() -> Argon2<'static> {
+    // OWASP's minimum for argon2id: 19 MiB, 2 passes, 1 lane (~30 ms here).
+    let params = Params::new(19 * 1024, 2, 1, None).expect("constant argon2 parameters are valid"); // ok: constants
+    Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
+}
+
+/// argon2id hash of a low-entropy secret (a user password or an operator-chosen client secret).
+pub fn hash_password(password: &str) -> String {
+    let mut salt = [0u8; 16];
+    fill_random(&mut salt);
+    argon2()
+        .hash_password_with_salt(password.as_bytes(), &salt)
+        .expect("argon2 hashing with valid parameters cannot fail") // ok: fixed params, 16-byte salt
+        .to_string()
+}
+
+/// Checks a secret against a stored hash of either scheme, in constant time for the digest.
+/// Slow (argon2) for `$argon2id$` hashes: call it off the async threads.
+pub fn verify_blocking(presented: &str, stored: &str) -> bool {
+    if let Some(rest) = stored.strip_prefix(S256_PREFIX) {
+        let Some((salt, expected)) = rest.split_once('$') else { return false };
+        let Ok(salt) = URL_SAFE_NO_PAD.decode(salt) else { return false };
+        let actual = s256(&salt, presented);
+        return actual.as_bytes().ct_eq(expected.as_bytes()).into();
+    }
+    argon2().verify_password(presented.as_bytes(), stored).is_ok()
+}
+
+/// A hash nobody's password matches, verified for unknown users so that "no such user" and
+/// "wrong password" cost the same time.
+fn dummy_password_hash() -> &'static str {
+    static DUMMY: OnceLock<String> = OnceLock::new();
+    DUMMY.get_or_init(|| hash_password(&random_token(24)))
+}
+
+/// Runs secret and password checks on the blocking pool, at most one per core at a time, so a
+/// burst of password logins cannot starve the other grants of async threads.
+#[derive(Clone)]
+pub struct Verifier {
+    permits: Arc<Semaphore>,
+    client_cache: Arc<Mutex<HashMap<String, CachedSecret>>>,
+}
+
+struct CachedSecret {
+    stored_hash: String,
+    presented_digest: [u8; 32],
+    verified_at: Instant,
+}
+
+impl Verifier {
+    pub fn new(parallelism: usize) -> Self {
+        // Warm the dummy hash now so the first unknown-user login is not faster than the rest.
+        let _ = dummy_password_hash();
+        Self { permits: Arc::new(Semaphore::new(parallelism.max(1))), client_cache: Arc::default() }
+    }
+
+    /// Verifies a user's password; `None` means "no such user" and costs the same as a miss.
+    pub async fn verify_password(&self, presented: &str, stored: Option<&str>) -> bool {
+        let (presented, stored, known) = match stored {
+            Some(hash) => (presented.to_owned(), hash.to_owned(), true),
+            None => (presented.to_owned(), dummy_password_hash().to_owned(), false),
+        };
+        let matched = self.run_blocking(move || verify_blocking(&presented, &stored)).await;
+        matched && known
+    }
+
+    /// Verifies a client secret, answering from the cache when this exact secret was verified
+    /// against this exact stored hash within the last few minutes.
+    pub async fn verify_client_secret(&self, client_id: &str, presented: &str, stored: &str) -> bool {
+        if stored.starts_with(S256_PREFIX) {
+            return verify_blocking(presented, stored);
+        }
+        let presented_digest = digest_of(presented);
+        if self.cached(client_id, stored, &presented_digest) {
+            return true;
+        }
+        let (p, s) = (presented.to_owned(), stored.to_owned());
+        let ok = self.run_blocking(move || verify_blocking(&p, &s)).await;
+        if ok {
+            self.remember(client_id, stored, presented_digest);
+        }
+        ok
+    }
+
+    fn cached(&self, client_id: &str, stored: &str, presented_digest: &[u8; 32]) -> bool {
+        let Ok(cache) = self.client_cache.lock() else { return false };
+        cache.get(client_id).is_some_and(|entry| {
+            entry.stored_hash == stored
+                && entry.verified_at.elapsed() < CACHE_TTL
+                && bool::from(entry.presented_digest.ct_eq(presented_digest))
+        })
+    }
+
+    fn remember(&self, client_id: &str, stored: &str, presented_digest: [u8; 32]) {
+        let Ok(mut cache) = self.client_cache.lock() else { return };
+        if cache.len() >= CACHE_MAX_ENTRIES {
+            cache.retain(|_, entry| entry.verified_at.elapsed() < CACHE_TTL);
+            if cache.len() >= CACHE_MAX_ENTRIES {
+                cache.clear();
+            }
+        }
+        let entry = CachedSecret { stored_hash: stored.to_owned(), presented_digest, verified_at: Instant::now() };
+        cache.insert(client_id.to_owned(), entry);
+    }
+
+    async fn run_blocking(&self, check: impl FnOnce() -> bool + Send + 'static) -> bool {
+        let Ok(_permit) = self.permits.acquire().await else { return false };
+        tokio::task::spawn_blocking(check).await.unwrap_or(false)
+    }
+}
+
+fn digest_of(value: &str) -> [u8; 32] {
+    let mut out = [0u8; 32];
+    out.copy_from_slice(digest::digest(&digest::SHA256, value.as_bytes()).as_ref());
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn generated_secret_round_trip() {
+        let secret = generate_client_secret();
+        assert_eq!(secret.len(), 43);
+        let stored = hash_generated_secret(&secret);
+        assert!(!stored.contains(&secret));
+        assert!(verify_blocking(&secret, &stored));
+        assert!(!verify_blocking("wrong", &stored));
+    }
+
+    #[test]
+    fn argon2_round_trip() {
+        let stored = hash_password("123456");
+        assert!(stored.starts_with("$argon2id$"));
+        assert!(verify_blocking("123456", &stored));
+        assert!(!verify_blocking("1234567", &stored));
+        assert!(!verify_blocking("x", "garbage"));
+    }
+
+    #[tokio::test]
+    async fn unknown_user_never_matches() {
+        let verifier = Verifier::new(1);
+        assert!(!verifier.verify_password("anything", None).await);
+    }
+
+    #[tokio::test]
+    async fn cache_is_keyed_by_stored_hash_and_secret() {
+        let verifier = Verifier::new(1);
+        let stored = hash_password("s3cret");
+        assert!(verifier.verify_client_secret("c", "s3cret", &stored).await);
+        assert!(verifier.verify_client_secret("c", "s3cret", &stored).await);
+        assert!(!verifier.verify_client_secret("c", "other", &stored).await);
+        let rotated = hash_password("new");
+        assert!(!verifier.verify_client_secret("c", "s3cret", &rotated).await);
+    }
+}

@@ -1,0 +1,169 @@
+//! What the protocol needs from storage. `portero-store` implements it for SQLite and
+//! PostgreSQL; both pass one conformance suite.
+//!
+//! Secrets and refresh tokens are stored only as hashes; private keys only encrypted.
+
+use std::future::Future;
+
+use crate::grant::GrantType;
+
+/// Storage failures. `Unavailable` (the database cannot be reached) becomes
+/// `temporarily_unavailable`; anything else becomes `server_error`.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database unavailable: {0}")]
+    Unavailable(String),
+    #[error("already exists: {0}")]
+    Conflict(String),
+    #[error("not found: {0}")]
+    NotFound(String),
+    #[error("database error: {0}")]
+    Other(String),
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Tenant {
+    pub id: String,
+    pub name: String,
+    pub created_at: i64,
+}
+
+/// When a client receives refresh tokens (always only with a grant that allows them).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RefreshPolicy {
+    Always,
+    /// Only when `offline_access` is among the granted scopes (the Pay-me document).
+    OfflineAccess,
+    Never,
+}
+
+impl RefreshPolicy {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Always => "always",
+            Self::OfflineAccess => "offline_access",
+            Self::Never => "never",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "always" => Some(Self::Always),
+            "offline_access" => Some(Self::OfflineAccess),
+            "never" => Some(Self::Never),
+            _ => None,
+        }
+    }
+}
+
+/// A registered (confidential) client.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Client {
+    pub id: String,
+    /// PHC-style hash of the secret (see `secret.rs`); never the secret itself.
+    pub secret_hash: String,
+    pub grants: Vec<GrantType>,
+    pub scopes: Vec<String>,
+    pub audiences: Vec<String>,
+    /// Tenant ids this client acts for.
+    pub tenants: Vec<String>,
+    /// Access-token lifetime in seconds; `None` takes the server default.
+    pub token_ttl: Option<i64>,
+    pub refresh_policy: RefreshPolicy,
+    /// Drop scopes the client may not have instead of answering `invalid_scope`.
+    pub ignore_unknown_scopes: bool,
+    /// Locale of the Pay-me envelope's messages, e.g. `es_PE`.
+    pub locale: Option<String>,
+    pub created_at: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct User {
+    pub id: String,
+    pub tenant_id: String,
+    pub username: String,
+    /// argon2id PHC string.
+    pub password_hash: String,
+    pub created_at: i64,
+}
+
+/// One refresh token, stored by the hash of its value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RefreshTokenRecord {
+    pub hash: String,
+    /// Every token rotated from the same original grant shares a family; reuse revokes it all.
+    pub family_id: String,
+    pub client_id: String,
+    pub subject: String,
+    pub user_id: Option<String>,
+    pub tenants: Vec<String>,
+    pub scopes: Vec<String>,
+    pub audiences: Vec<String>,
+    pub auth_time: i64,
+    pub created_at: i64,
+    pub expires_at: i64,
+    pub used_at: Option<i64>,
+    pub revoked_at: Option<i64>,
+}
+
+/// A signing key as stored: the PKCS#8 private key sealed under the master key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredKey {
+    pub kid: String,
+    pub alg: String,
+    pub sealed_private_key: String,
+    pub created_at: i64,
+    /// Published from creation; used for signing from this instant on.
+    pub activate_at: i64,
+    pub retired_at: Option<i64>,
+}
+
+/// Result of an atomic refresh-token rotation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rotation {
+    /// The old token is marked used and the new one stored, in one transaction.
+    Rotated,
+    /// Someone else used (or revoked) the old token first: nothing was written.
+    AlreadyUsed,
+}
+
+/// Storage for everything Portero keeps. `impl Future + Send` so servers can spawn on it.
+pub trait Store: Send + Sync + 'static {
+    // Tenants
+    fn create_tenant(&self, tenant: &Tenant) -> impl Future<Output = StoreResult<()>> + Send;
+    /// A tenant by id or by name.
+    fn find_tenant(&self, id_or_name: &str) -> impl Future<Output = StoreResult<Option<Tenant>>> + Send;
+    fn list_tenants(&self) -> impl Future<Output = StoreResult<Vec<Tenant>>> + Send;
+
+    // Clients
+    fn create_client(&self, client: &Client) -> impl Future<Output = StoreResult<()>> + Send;
+    fn find_client(&self, id: &str) -> impl Future<Output = StoreResult<Option<Client>>> + Send;
+    fn list_clients(&self) -> impl Future<Output = StoreResult<Vec<Client>>> + Send;
+
+    // Users
+    fn create_user(&self, user: &User) -> impl Future<Output = StoreResult<()>> + Send;
+    /// Users with this username in any of the given tenants.
+    fn find_users(&self, username: &str, tenant_ids: &[String])
+    -> impl Future<Output = StoreResult<Vec<User>>> + Send;
+
+    // Refresh tokens
+    fn insert_refresh_token(&self, token: &RefreshTokenRecord) -> impl Future<Output = StoreResult<()>> + Send;
+    fn find_refresh_token(&self, hash: &str) -> impl Future<Output = StoreResult<Option<RefreshTokenRecord>>> + Send;
+    /// Marks `old_hash` used and inserts `new` atomically, only if `old_hash` is still unused
+    /// and unrevoked. Two concurrent callers: exactly one gets `Rotated`.
+    fn rotate_refresh_token(
+        &self,
+        old_hash: &str,
+        new: &RefreshTokenRecord,
+        now: i64,
+    ) -> impl Future<Output = StoreResult<Rotation>> + Send;
+    /// Revokes every token of a family; returns how many were still live.
+    fn revoke_refresh_family(&self, family_id: &str, now: i64) -> impl Future<Output = StoreResult<u64>> + Send;
+
+    // Signing keys
+    fn insert_key(&self, key: &StoredKey) -> impl Future<Output = StoreResult<()>> + Send;
+    /// Every key, retired or not, oldest first.
+    fn list_keys(&self) -> impl Future<Output = StoreResult<Vec<StoredKey>>> + Send;
+}

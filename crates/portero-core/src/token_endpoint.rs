@@ -1,0 +1,157 @@
+//! The token endpoint as one pipeline (RFC 6749 §3.2, §5):
+//! parse → authenticate client → grant → mint → store → respond.
+
+use serde_json::{Map, Value};
+
+use crate::client_auth::{self, Method};
+use crate::dialect::{ApiVersionRule, Dialect};
+use crate::error::{ErrorCode, OAuthError};
+use crate::grant::{self, Authorization, GrantType, RefreshPlan};
+use crate::keys::KeyRing;
+use crate::mint::{Lifetimes, Minted, mint};
+use crate::params::Params;
+use crate::request::TokenRequest;
+use crate::secret::Verifier;
+use crate::store::{Client, Rotation, Store};
+
+/// Server-wide token policy.
+#[derive(Debug, Clone)]
+pub struct Policy {
+    /// `iss` of every token, and the default `aud` of a client without audiences.
+    pub issuer: String,
+    pub access_token_ttl: i64,
+    /// Absolute lifetime of a refresh-token family.
+    pub refresh_token_ttl: i64,
+    pub api_version: Option<ApiVersionRule>,
+    /// Locale of envelope messages for clients without one.
+    pub default_locale: String,
+}
+
+/// Everything the pipeline needs, built once at start.
+pub struct Context<S> {
+    pub store: S,
+    pub keys: KeyRing,
+    pub policy: Policy,
+    pub verifier: Verifier,
+}
+
+/// One token request as the HTTP layer read it.
+#[derive(Debug)]
+pub struct TokenInput {
+    pub params: Params,
+    /// The raw `Authorization` header, if any.
+    pub authorization: Option<String>,
+    pub dialect: Dialect,
+    /// The value of the configured API-version header, if present.
+    pub api_version: Option<String>,
+}
+
+/// A successful token response (RFC 6749 §5.1).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenResponse {
+    pub access_token: String,
+    pub token_type: &'static str,
+    pub expires_in: i64,
+    pub refresh_token: Option<String>,
+    pub scope: Option<String>,
+}
+
+impl TokenResponse {
+    pub fn to_json(&self) -> Map<String, Value> {
+        let mut body = Map::new();
+        body.insert("access_token".into(), self.access_token.clone().into());
+        body.insert("token_type".into(), self.token_type.into());
+        body.insert("expires_in".into(), self.expires_in.into());
+        if let Some(refresh) = &self.refresh_token {
+            body.insert("refresh_token".into(), refresh.clone().into());
+        }
+        if let Some(scope) = &self.scope {
+            body.insert("scope".into(), scope.clone().into());
+        }
+        body
+    }
+}
+
+/// The answer plus what rendering it needs to know.
+#[derive(Debug)]
+pub struct Outcome {
+    pub result: Result<TokenResponse, OAuthError>,
+    /// Locale for the envelope: the client's when it is known.
+    pub locale: String,
+    /// Basic was used: a 401 must challenge with `Basic` (RFC 6749 §5.2).
+    pub used_basic: bool,
+    pub client_id: Option<String>,
+    pub grant_type: Option<GrantType>,
+}
+
+/// Runs the whole pipeline for one request at time `now` (unix seconds).
+pub async fn issue<S: Store>(ctx: &Context<S>, input: TokenInput, now: i64) -> Outcome {
+    let mut outcome = Outcome {
+        result: Err(OAuthError::server_error("unreached")),
+        locale: ctx.policy.default_locale.clone(),
+        used_basic: input.authorization.is_some(),
+        client_id: None,
+        grant_type: None,
+    };
+    outcome.result = run(ctx, input, now, &mut outcome).await;
+    outcome
+}
+
+async fn run<S: Store>(
+    ctx: &Context<S>,
+    input: TokenInput,
+    now: i64,
+    outcome: &mut Outcome,
+) -> Result<TokenResponse, OAuthError> {
+    if let (Dialect::Envelope { .. }, Some(rule)) = (&input.dialect, &ctx.policy.api_version) {
+        rule.check(input.api_version.as_deref())?;
+    }
+    let request = TokenRequest::parse(&input.params, input.authorization.as_deref())?;
+    outcome.used_basic = request.client.method == Method::Basic;
+    outcome.grant_type = Some(request.grant.grant_type());
+    let client = client_auth::authenticate(&ctx.store, &ctx.verifier, &request.client).await?;
+    outcome.client_id = Some(client.id.clone());
+    if let Some(locale) = &client.locale {
+        outcome.locale = locale.clone();
+    }
+    let authz = grant::handle(ctx, &client, request, now).await?;
+    let lifetimes =
+        Lifetimes { access_token: ctx.policy.access_token_ttl, refresh_token: ctx.policy.refresh_token_ttl };
+    let minted = mint(&ctx.keys.current(), &ctx.policy.issuer, &client, &authz, &lifetimes, now)?;
+    store(ctx, &client, &authz, &minted, now).await?;
+    tracing::info!(client_id = %client.id, grant = authz.grant_type.as_str(), sub = %authz.subject, "token issued");
+    Ok(TokenResponse {
+        access_token: minted.access_token,
+        token_type: "Bearer",
+        expires_in: minted.expires_in,
+        refresh_token: minted.refresh.map(|(value, _)| value),
+        scope: (!authz.scopes.is_empty()).then(|| authz.scopes.join(" ")),
+    })
+}
+
+/// Persists the refresh token: a new family, or an atomic rotation that only one caller wins.
+async fn store<S: Store>(
+    ctx: &Context<S>,
+    client: &Client,
+    authz: &Authorization,
+    minted: &Minted,
+    now: i64,
+) -> Result<(), OAuthError> {
+    let Some((_, record)) = &minted.refresh else { return Ok(()) };
+    match &authz.refresh {
+        RefreshPlan::None => Ok(()),
+        RefreshPlan::NewFamily => Ok(ctx.store.insert_refresh_token(record).await?),
+        RefreshPlan::Rotate { old_hash, family_id, .. } => {
+            match ctx.store.rotate_refresh_token(old_hash, record, now).await? {
+                Rotation::Rotated => Ok(()),
+                Rotation::AlreadyUsed => {
+                    // Lost a race with another redemption of the same token: treat as reuse.
+                    let revoked = ctx.store.revoke_refresh_family(family_id, now).await?;
+                    tracing::warn!(client_id = %client.id, family = %family_id, revoked, "concurrent refresh token reuse: family revoked");
+                    Err(OAuthError::new(ErrorCode::InvalidGrant, "the refresh token is invalid, expired or revoked")
+                        .with_detail("refresh token already used"))
+                }
+            }
+        }
+    }
+}
