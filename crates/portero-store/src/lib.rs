@@ -1,1 +1,282 @@
+//! SQLite and PostgreSQL storage for Portero, behind `portero_core::store::Store`.
+//!
+//! Both backends run the same SQL: statements use `$N` placeholders, which PostgreSQL and
+//! SQLite both understand, and only portable types. The [`Database`] enum picks the pool from
+//! the URL; `with_pool!` runs one statement text against whichever pool it holds.
 
+mod rows;
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use portero_core::store::{
+    Client, RefreshTokenRecord, Rotation, Store, StoreError, StoreResult, StoredKey, Tenant, User,
+};
+use sqlx::postgres::{PgPool, PgPoolOptions};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
+
+use rows::{ClientRow, KeyRow, RefreshRow, TenantRow, UserRow, join};
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+
+/// How long a request waits for a connection before the database counts as unavailable.
+const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// A connection pool to one of the supported databases.
+#[derive(Clone, Debug)]
+pub enum Database {
+    Sqlite(SqlitePool),
+    Postgres(PgPool),
+}
+
+/// Runs the same expression against whichever pool `db` holds.
+macro_rules! with_pool {
+    ($db:expr, |$pool:ident| $body:expr) => {
+        match $db {
+            Database::Sqlite($pool) => $body,
+            Database::Postgres($pool) => $body,
+        }
+    };
+}
+
+impl Database {
+    /// Opens `sqlite://PATH` (created if missing) or `postgres://...`, and migrates the schema.
+    pub async fn connect(url: &str) -> StoreResult<Self> {
+        let db = if url.starts_with("sqlite:") {
+            let options = SqliteConnectOptions::from_str(url)
+                .map_err(|e| StoreError::Other(format!("bad SQLite URL: {e}")))?
+                .create_if_missing(true)
+                .journal_mode(SqliteJournalMode::Wal)
+                .synchronous(SqliteSynchronous::Normal)
+                .busy_timeout(Duration::from_secs(10))
+                .foreign_keys(true);
+            let pool = SqlitePoolOptions::new()
+                .max_connections(8)
+                .acquire_timeout(ACQUIRE_TIMEOUT)
+                .connect_with(options)
+                .await
+                .map_err(map_err)?;
+            Self::Sqlite(pool)
+        } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+            let pool = PgPoolOptions::new()
+                .max_connections(16)
+                .acquire_timeout(ACQUIRE_TIMEOUT)
+                .connect(url)
+                .await
+                .map_err(map_err)?;
+            Self::Postgres(pool)
+        } else {
+            return Err(StoreError::Other("the database URL must start with sqlite: or postgres:".into()));
+        };
+        db.migrate().await?;
+        Ok(db)
+    }
+
+    async fn migrate(&self) -> StoreResult<()> {
+        let result = with_pool!(self, |pool| MIGRATOR.run(pool).await);
+        result.map_err(|e| StoreError::Other(format!("migration failed: {e}")))
+    }
+
+    /// Answers whether the database responds (for readiness checks).
+    pub async fn ping(&self) -> StoreResult<()> {
+        with_pool!(self, |pool| sqlx::query("SELECT 1").execute(pool).await.map(|_| ()).map_err(map_err))
+    }
+
+    pub async fn close(&self) {
+        with_pool!(self, |pool| pool.close().await)
+    }
+}
+
+fn map_err(error: sqlx::Error) -> StoreError {
+    match &error {
+        sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) | sqlx::Error::Tls(_) => {
+            StoreError::Unavailable(error.to_string())
+        }
+        sqlx::Error::Database(db) if db.is_unique_violation() => StoreError::Conflict(db.message().to_owned()),
+        sqlx::Error::Database(db) if db.is_foreign_key_violation() => StoreError::NotFound(db.message().to_owned()),
+        _ => StoreError::Other(error.to_string()),
+    }
+}
+
+const INSERT_REFRESH: &str = "INSERT INTO refresh_tokens (hash, family_id, client_id, subject, user_id, tenants, \
+     scopes, audiences, auth_time, created_at, expires_at, used_at, revoked_at) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)";
+
+/// Binds a `RefreshTokenRecord` to `INSERT_REFRESH`.
+macro_rules! insert_refresh {
+    ($token:expr) => {
+        sqlx::query(INSERT_REFRESH)
+            .bind(&$token.hash)
+            .bind(&$token.family_id)
+            .bind(&$token.client_id)
+            .bind(&$token.subject)
+            .bind(&$token.user_id)
+            .bind(join(&$token.tenants))
+            .bind(join(&$token.scopes))
+            .bind(join(&$token.audiences))
+            .bind($token.auth_time)
+            .bind($token.created_at)
+            .bind($token.expires_at)
+            .bind($token.used_at)
+            .bind($token.revoked_at)
+    };
+}
+
+/// The columns of `clients`, as a literal for `concat!` (sqlx wants static SQL text).
+macro_rules! client_columns {
+    () => {
+        "id, secret_hash, grants, scopes, audiences, tenants, token_ttl, refresh_policy, \
+         ignore_unknown_scopes, locale, created_at"
+    };
+}
+
+impl Store for Database {
+    async fn create_tenant(&self, tenant: &Tenant) -> StoreResult<()> {
+        let sql = "INSERT INTO tenants (id, name, created_at) VALUES ($1, $2, $3)";
+        with_pool!(self, |pool| sqlx::query(sql)
+            .bind(&tenant.id)
+            .bind(&tenant.name)
+            .bind(tenant.created_at)
+            .execute(pool)
+            .await
+            .map(|_| ()))
+        .map_err(map_err)
+    }
+
+    async fn find_tenant(&self, id_or_name: &str) -> StoreResult<Option<Tenant>> {
+        let sql = "SELECT id, name, created_at FROM tenants WHERE id = $1 OR name = $1 ORDER BY id = $1 DESC LIMIT 1";
+        let row = with_pool!(self, |pool| sqlx::query_as::<_, TenantRow>(sql)
+            .bind(id_or_name)
+            .fetch_optional(pool)
+            .await)
+        .map_err(map_err)?;
+        Ok(row.map(Into::into))
+    }
+
+    async fn list_tenants(&self) -> StoreResult<Vec<Tenant>> {
+        let sql = "SELECT id, name, created_at FROM tenants ORDER BY name";
+        let rows = with_pool!(self, |pool| sqlx::query_as::<_, TenantRow>(sql).fetch_all(pool).await).map_err(map_err)?;
+        Ok(rows.into_iter().map(Into::into).collect())
+    }
+
+    async fn create_client(&self, client: &Client) -> StoreResult<()> {
+        let sql = concat!(
+            "INSERT INTO clients (",
+            client_columns!(),
+            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
+        );
+        let grants: Vec<&str> = client.grants.iter().map(|g| g.as_str()).collect();
+        with_pool!(self, |pool| sqlx::query(sql)
+            .bind(&client.id)
+            .bind(&client.secret_hash)
+            .bind(grants.join(" "))
+            .bind(join(&client.scopes))
+            .bind(join(&client.audiences))
+            .bind(join(&client.tenants))
+            .bind(client.token_ttl)
+            .bind(client.refresh_policy.as_str())
+            .bind(client.ignore_unknown_scopes)
+            .bind(&client.locale)
+            .bind(client.created_at)
+            .execute(pool)
+            .await
+            .map(|_| ()))
+        .map_err(map_err)
+    }
+
+    async fn find_client(&self, id: &str) -> StoreResult<Option<Client>> {
+        let sql = concat!("SELECT ", client_columns!(), " FROM clients WHERE id = $1");
+        let row = with_pool!(self, |pool| sqlx::query_as::<_, ClientRow>(sql).bind(id).fetch_optional(pool).await)
+            .map_err(map_err)?;
+        row.map(TryInto::try_into).transpose()
+    }
+
+    async fn list_clients(&self) -> StoreResult<Vec<Client>> {
+        let sql = concat!("SELECT ", client_columns!(), " FROM clients ORDER BY id");
+        let rows = with_pool!(self, |pool| sqlx::query_as::<_, ClientRow>(sql).fetch_all(pool).await).map_err(map_err)?;
+        rows.into_iter().map(TryInto::try_into).collect()
+    }
+
+    async fn create_user(&self, user: &User) -> StoreResult<()> {
+        let sql = "INSERT INTO users (id, tenant_id, username, password_hash, created_at) VALUES ($1, $2, $3, $4, $5)";
+        with_pool!(self, |pool| sqlx::query(sql)
+            .bind(&user.id)
+            .bind(&user.tenant_id)
+            .bind(&user.username)
+            .bind(&user.password_hash)
+            .bind(user.created_at)
+            .execute(pool)
+            .await
+            .map(|_| ()))
+        .map_err(map_err)
+    }
+
+    async fn find_users(&self, username: &str, tenant_ids: &[String]) -> StoreResult<Vec<User>> {
+        // One row per tenant at most (UNIQUE (tenant_id, username)); the tenant filter is done
+        // here rather than with a variable-length IN list.
+        let sql = "SELECT id, tenant_id, username, password_hash, created_at FROM users WHERE username = $1 ORDER BY id";
+        let rows = with_pool!(self, |pool| sqlx::query_as::<_, UserRow>(sql).bind(username).fetch_all(pool).await)
+            .map_err(map_err)?;
+        Ok(rows.into_iter().map(User::from).filter(|u| tenant_ids.contains(&u.tenant_id)).collect())
+    }
+
+    async fn insert_refresh_token(&self, token: &RefreshTokenRecord) -> StoreResult<()> {
+        with_pool!(self, |pool| insert_refresh!(token).execute(pool).await.map(|_| ())).map_err(map_err)
+    }
+
+    async fn find_refresh_token(&self, hash: &str) -> StoreResult<Option<RefreshTokenRecord>> {
+        let sql = "SELECT hash, family_id, client_id, subject, user_id, tenants, scopes, audiences, auth_time, \
+                   created_at, expires_at, used_at, revoked_at FROM refresh_tokens WHERE hash = $1";
+        let row = with_pool!(self, |pool| sqlx::query_as::<_, RefreshRow>(sql).bind(hash).fetch_optional(pool).await)
+            .map_err(map_err)?;
+        Ok(row.map(Into::into))
+    }
+
+    async fn rotate_refresh_token(&self, old_hash: &str, new: &RefreshTokenRecord, now: i64) -> StoreResult<Rotation> {
+        // The conditional UPDATE is the lock: of two concurrent redemptions (on any node), the
+        // second finds `used_at` set and changes nothing. The new token is inserted in the same
+        // transaction, so a crash leaves either both changes or neither.
+        let mark_used =
+            "UPDATE refresh_tokens SET used_at = $1 WHERE hash = $2 AND used_at IS NULL AND revoked_at IS NULL";
+        with_pool!(self, |pool| {
+            let mut tx = pool.begin().await.map_err(map_err)?;
+            let marked = sqlx::query(mark_used).bind(now).bind(old_hash).execute(&mut *tx).await.map_err(map_err)?;
+            if marked.rows_affected() != 1 {
+                tx.rollback().await.map_err(map_err)?;
+                return Ok(Rotation::AlreadyUsed);
+            }
+            insert_refresh!(new).execute(&mut *tx).await.map_err(map_err)?;
+            tx.commit().await.map_err(map_err)?;
+            Ok(Rotation::Rotated)
+        })
+    }
+
+    async fn revoke_refresh_family(&self, family_id: &str, now: i64) -> StoreResult<u64> {
+        let sql = "UPDATE refresh_tokens SET revoked_at = $1 WHERE family_id = $2 AND revoked_at IS NULL";
+        with_pool!(self, |pool| sqlx::query(sql).bind(now).bind(family_id).execute(pool).await.map(|d| d.rows_affected()))
+            .map_err(map_err)
+    }
+
+    async fn insert_key(&self, key: &StoredKey) -> StoreResult<()> {
+        let sql = "INSERT INTO signing_keys (kid, alg, sealed_private_key, created_at, activate_at, retired_at) \
+                   VALUES ($1, $2, $3, $4, $5, $6)";
+        with_pool!(self, |pool| sqlx::query(sql)
+            .bind(&key.kid)
+            .bind(&key.alg)
+            .bind(&key.sealed_private_key)
+            .bind(key.created_at)
+            .bind(key.activate_at)
+            .bind(key.retired_at)
+            .execute(pool)
+            .await
+            .map(|_| ()))
+        .map_err(map_err)
+    }
+
+    async fn list_keys(&self) -> StoreResult<Vec<StoredKey>> {
+        let sql = "SELECT kid, alg, sealed_private_key, created_at, activate_at, retired_at FROM signing_keys \
+                   ORDER BY created_at, kid";
+        let rows = with_pool!(self, |pool| sqlx::query_as::<_, KeyRow>(sql).fetch_all(pool).await).map_err(map_err)?;
+        Ok(rows.into_iter().map(Into::into).collect())
+    }
+}

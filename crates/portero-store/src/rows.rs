@@ -1,0 +1,148 @@
+//! Row types as the database returns them, and their conversion to the core's types.
+
+use portero_core::grant::GrantType;
+use portero_core::store::{Client, RefreshPolicy, RefreshTokenRecord, StoreError, StoredKey, Tenant, User};
+
+/// Lists are stored space-separated.
+pub(crate) fn join(values: &[String]) -> String {
+    values.join(" ")
+}
+
+fn split(value: &str) -> Vec<String> {
+    value.split(' ').filter(|v| !v.is_empty()).map(str::to_owned).collect()
+}
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct TenantRow {
+    id: String,
+    name: String,
+    created_at: i64,
+}
+
+impl From<TenantRow> for Tenant {
+    fn from(row: TenantRow) -> Self {
+        Self { id: row.id, name: row.name, created_at: row.created_at }
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct ClientRow {
+    id: String,
+    secret_hash: String,
+    grants: String,
+    scopes: String,
+    audiences: String,
+    tenants: String,
+    token_ttl: Option<i64>,
+    refresh_policy: String,
+    ignore_unknown_scopes: bool,
+    locale: Option<String>,
+    created_at: i64,
+}
+
+impl TryFrom<ClientRow> for Client {
+    type Error = StoreError;
+
+    fn try_from(row: ClientRow) -> Result<Self, StoreError> {
+        let corrupt = |what: &str| StoreError::Other(format!("client {:?} has an invalid {what}", row.id));
+        let grants = split(&row.grants)
+            .iter()
+            .map(|g| GrantType::parse(g).ok_or_else(|| corrupt("grant type")))
+            .collect::<Result<Vec<_>, _>>()?;
+        let refresh_policy = RefreshPolicy::parse(&row.refresh_policy).ok_or_else(|| corrupt("refresh policy"))?;
+        Ok(Self {
+            grants,
+            refresh_policy,
+            scopes: split(&row.scopes),
+            audiences: split(&row.audiences),
+            tenants: split(&row.tenants),
+            id: row.id,
+            secret_hash: row.secret_hash,
+            token_ttl: row.token_ttl,
+            ignore_unknown_scopes: row.ignore_unknown_scopes,
+            locale: row.locale,
+            created_at: row.created_at,
+        })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct UserRow {
+    id: String,
+    tenant_id: String,
+    username: String,
+    password_hash: String,
+    created_at: i64,
+}
+
+impl From<UserRow> for User {
+    fn from(row: UserRow) -> Self {
+        Self {
+            id: row.id,
+            tenant_id: row.tenant_id,
+            username: row.username,
+            password_hash: row.password_hash,
+            created_at: row.created_at,
+        }
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct RefreshRow {
+    hash: String,
+    family_id: String,
+    client_id: String,
+    subject: String,
+    user_id: Option<String>,
+    tenants: String,
+    scopes: String,
+    audiences: String,
+    auth_time: i64,
+    created_at: i64,
+    expires_at: i64,
+    used_at: Option<i64>,
+    revoked_at: Option<i64>,
+}
+
+impl From<RefreshRow> for RefreshTokenRecord {
+    fn from(row: RefreshRow) -> Self {
+        Self {
+            tenants: split(&row.tenants),
+            scopes: split(&row.scopes),
+            audiences: split(&row.audiences),
+            hash: row.hash,
+            family_id: row.family_id,
+            client_id: row.client_id,
+            subject: row.subject,
+            user_id: row.user_id,
+            auth_time: row.auth_time,
+            created_at: row.created_at,
+            expires_at: row.expires_at,
+            used_at: row.used_at,
+            revoked_at: row.revoked_at,
+        }
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct KeyRow {
+    kid: String,
+    alg: String,
+    sealed_private_key: String,
+    created_at: i64,
+    activate_at: i64,
+    retired_at: Option<i64>,
+}
+
+impl From<KeyRow> for StoredKey {
+    fn from(row: KeyRow) -> Self {
+        Self {
+            kid: row.kid,
+            alg: row.alg,
+            sealed_private_key: row.sealed_private_key,
+            created_at: row.created_at,
+            activate_at: row.activate_at,
+            retired_at: row.retired_at,
+        }
+    }
+}
