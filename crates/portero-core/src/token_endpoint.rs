@@ -3,7 +3,7 @@
 
 use serde_json::{Map, Value};
 
-use crate::client_auth::{self, Method};
+use crate::client_auth;
 use crate::dialect::{ApiVersionRule, Dialect};
 use crate::error::{ErrorCode, OAuthError};
 use crate::grant::{self, Authorization, GrantType, RefreshPlan};
@@ -78,8 +78,6 @@ pub struct Outcome {
     pub result: Result<TokenResponse, OAuthError>,
     /// Locale for the envelope: the client's when it is known.
     pub locale: String,
-    /// Basic was used: a 401 must challenge with `Basic` (RFC 6749 §5.2).
-    pub used_basic: bool,
     pub client_id: Option<String>,
     pub grant_type: Option<GrantType>,
 }
@@ -89,7 +87,6 @@ pub async fn issue<S: Store>(ctx: &Context<S>, input: TokenInput, now: i64) -> O
     let mut outcome = Outcome {
         result: Err(OAuthError::server_error("unreached")),
         locale: ctx.policy.default_locale.clone(),
-        used_basic: input.authorization.is_some(),
         client_id: None,
         grant_type: None,
     };
@@ -107,7 +104,6 @@ async fn run<S: Store>(
         rule.check(input.api_version.as_deref())?;
     }
     let request = TokenRequest::parse(&input.params, input.authorization.as_deref())?;
-    outcome.used_basic = request.client.method == Method::Basic;
     outcome.grant_type = Some(request.grant.grant_type());
     let client = client_auth::authenticate(&ctx.store, &ctx.verifier, &request.client).await?;
     outcome.client_id = Some(client.id.clone());

@@ -1,0 +1,33 @@
+//! What the HTTP layer needs to know beyond the core's policy.
+
+use portero_core::params::FieldLimits;
+
+/// A path the token endpoint answers on, with its own parameter limits.
+#[derive(Debug, Clone)]
+pub struct TokenPath {
+    pub path: String,
+    pub limits: FieldLimits,
+}
+
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// Token endpoints: the standard `/oauth2/token`, the seeds' paths, and configured extras.
+    pub token_paths: Vec<TokenPath>,
+    /// Largest request body accepted on the token endpoint.
+    pub max_body_bytes: usize,
+}
+
+/// The paths every Portero answers on: RFC-style, NetPay's (Spring) and Zertiban's.
+pub const DEFAULT_TOKEN_PATHS: [&str; 3] = ["/oauth2/token", "/oauth-service/oauth/token", "/idp/oauth2/token"];
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            token_paths: DEFAULT_TOKEN_PATHS
+                .iter()
+                .map(|p| TokenPath { path: (*p).to_owned(), limits: FieldLimits::default() })
+                .collect(),
+            max_body_bytes: 16 * 1024,
+        }
+    }
+}

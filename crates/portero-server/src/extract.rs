@@ -1,0 +1,104 @@
+//! HTTP request → `TokenInput`: the body by its content type, `grant_type` from the query
+//! string when the body lacks it, the `Authorization` header, and the dialect.
+
+use axum::body::Body;
+use axum::http::{HeaderMap, Request, header};
+use portero_core::dialect::Dialect;
+use portero_core::error::{ErrorCode, OAuthError};
+use portero_core::params::{FORBIDDEN_IN_QUERY, FieldLimits, Params};
+use portero_core::token_endpoint::TokenInput;
+
+/// A rejected request, with the dialect it was spoken in if that was learnt before the failure.
+pub struct Rejected {
+    pub error: OAuthError,
+    pub dialect: Dialect,
+    pub status_override: Option<u16>,
+}
+
+impl From<OAuthError> for Rejected {
+    fn from(error: OAuthError) -> Self {
+        Self { error, dialect: Dialect::Standard, status_override: None }
+    }
+}
+
+enum BodyKind {
+    Form,
+    Json,
+    Empty,
+}
+
+fn body_kind(headers: &HeaderMap, body_is_empty: bool) -> Result<BodyKind, OAuthError> {
+    let Some(content_type) = headers.get(header::CONTENT_TYPE) else {
+        return if body_is_empty {
+            Ok(BodyKind::Empty)
+        } else {
+            Err(OAuthError::invalid_request("Content-Type is required"))
+        };
+    };
+    let mime = content_type.to_str().unwrap_or("").split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    match mime.as_str() {
+        "application/x-www-form-urlencoded" => Ok(BodyKind::Form),
+        "application/json" => Ok(BodyKind::Json),
+        _ if mime.ends_with("+json") => Ok(BodyKind::Json),
+        _ => Err(OAuthError::invalid_request(
+            "Content-Type must be application/x-www-form-urlencoded or application/json",
+        )),
+    }
+}
+
+/// Reads one token request. `api_version_header` names the header whose value is passed on.
+pub async fn token_input(
+    request: Request<Body>,
+    limits: &FieldLimits,
+    max_body_bytes: usize,
+    api_version_header: Option<&str>,
+) -> Result<TokenInput, Rejected> {
+    let (parts, body) = request.into_parts();
+    let query = match parts.uri.query() {
+        Some(query) => Params::from_query(query, limits)?,
+        None => Params::default(),
+    };
+    if let Some(name) = FORBIDDEN_IN_QUERY.iter().find(|name| query.contains(name)) {
+        return Err(OAuthError::invalid_request(format!("{name} must not be sent in the query string")).into());
+    }
+    let bytes = axum::body::to_bytes(body, max_body_bytes).await.map_err(|_| Rejected {
+        error: OAuthError::invalid_request("the request body is too large"),
+        dialect: Dialect::Standard,
+        status_override: Some(413),
+    })?;
+    let (mut params, is_json) = match body_kind(&parts.headers, bytes.is_empty())? {
+        BodyKind::Form => (Params::from_form(&bytes, limits)?, false),
+        BodyKind::Json => (Params::from_json(&bytes, limits)?, true),
+        BodyKind::Empty => (Params::default(), false),
+    };
+    // The Pay-me dialect is a JSON body with `action`; elsewhere `action` means nothing.
+    let dialect = match params.take("action") {
+        Some(action) if is_json => Dialect::envelope(&action)?,
+        _ => Dialect::Standard,
+    };
+    let reject = |error: OAuthError| Rejected { error, dialect: dialect.clone(), status_override: None };
+    if let Some(grant_type) = query.get("grant_type") {
+        params.insert_if_absent("grant_type", grant_type);
+    }
+    let header_text = |name: &str| -> Result<Option<String>, Rejected> {
+        match parts.headers.get_all(name).iter().collect::<Vec<_>>().as_slice() {
+            [] => Ok(None),
+            [value] => value
+                .to_str()
+                .map(|v| Some(v.to_owned()))
+                .map_err(|_| reject(OAuthError::invalid_request(format!("the {name} header is not valid text")))),
+            _ => Err(reject(OAuthError::invalid_request(format!("the {name} header is repeated")))),
+        }
+    };
+    let authorization = header_text(header::AUTHORIZATION.as_str())?;
+    let api_version = match api_version_header {
+        Some(name) => header_text(name)?,
+        None => None,
+    };
+    Ok(TokenInput { params, authorization, dialect, api_version })
+}
+
+/// Whether an error code is the client's fault (logged at info) or ours (logged at error).
+pub fn is_server_side(code: ErrorCode) -> bool {
+    matches!(code, ErrorCode::ServerError | ErrorCode::TemporarilyUnavailable)
+}

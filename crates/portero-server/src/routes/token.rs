@@ -1,0 +1,45 @@
+//! `POST` on every token path: extract → core pipeline → render.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::Request;
+use axum::response::Response;
+use portero_core::params::FieldLimits;
+use portero_core::token_endpoint::issue;
+
+use crate::extract::{Rejected, is_server_side, token_input};
+use crate::respond;
+use crate::state::AppState;
+
+pub fn unix_now() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
+}
+
+pub async fn token(State(state): State<AppState>, limits: FieldLimits, request: Request<Body>) -> Response {
+    let policy = &state.ctx.policy;
+    let version_header = policy.api_version.as_ref().map(|rule| rule.header.as_str());
+    let input = match token_input(request, &limits, state.config.max_body_bytes, version_header).await {
+        Ok(input) => input,
+        Err(Rejected { error, dialect, status_override }) => {
+            tracing::info!(error = %error, "token request rejected");
+            return respond::error(&error, &dialect, &policy.default_locale, status_override);
+        }
+    };
+    let dialect = input.dialect.clone();
+    let outcome = issue(&state.ctx, input, unix_now()).await;
+    match &outcome.result {
+        Ok(response) => respond::token(response, &dialect, &outcome.locale),
+        Err(error) => {
+            let client_id = outcome.client_id.as_deref().unwrap_or("-");
+            let grant = outcome.grant_type.map(|g| g.as_str()).unwrap_or("-");
+            if is_server_side(error.code) {
+                tracing::error!(error = %error, client_id, grant, "token request failed");
+            } else {
+                tracing::info!(error = %error, client_id, grant, "token request refused");
+            }
+            respond::error(error, &dialect, &outcome.locale, None)
+        }
+    }
+}

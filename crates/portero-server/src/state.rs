@@ -1,0 +1,106 @@
+//! Shared state of a running server, and how it is built at start.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use portero_core::keys::{Alg, KeyError, KeyRing, KeySet, MasterKey, SigningKey};
+use portero_core::secret::Verifier;
+use portero_core::store::{Store, StoreError};
+use portero_core::token_endpoint::{Context, Policy};
+use portero_store::Database;
+
+use crate::config::ServerConfig;
+
+#[derive(Clone)]
+pub struct AppState {
+    pub ctx: Arc<Context<Database>>,
+    pub config: Arc<ServerConfig>,
+    pub master_key: MasterKey,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Key(#[from] KeyError),
+    #[error("master key file {path}: {source}")]
+    KeyFile { path: String, source: std::io::Error },
+}
+
+impl AppState {
+    /// Builds the state: loads the signing keys, generating the first one (with `first_alg`)
+    /// when the database has none.
+    pub async fn build(
+        db: Database,
+        master_key: MasterKey,
+        policy: Policy,
+        config: ServerConfig,
+        first_alg: Alg,
+        now: i64,
+    ) -> Result<Self, StartError> {
+        let keys = KeyRing::new(load_or_create_keys(&db, &master_key, first_alg, now).await?);
+        let parallelism = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
+        let ctx = Context { store: db, keys, policy, verifier: Verifier::new(parallelism) };
+        Ok(Self { ctx: Arc::new(ctx), config: Arc::new(config), master_key })
+    }
+
+    /// Re-reads the keys from the database, so a rotation done elsewhere shows without a restart.
+    pub async fn reload_keys(&self) -> Result<(), StartError> {
+        let stored = self.ctx.store.list_keys().await?;
+        self.ctx.keys.replace(KeySet::load(&stored, &self.master_key)?);
+        Ok(())
+    }
+}
+
+async fn load_or_create_keys(db: &Database, master: &MasterKey, alg: Alg, now: i64) -> Result<KeySet, StartError> {
+    let set = KeySet::load(&db.list_keys().await?, master)?;
+    if set.active(now).is_ok() {
+        return Ok(set);
+    }
+    let key = SigningKey::generate(alg, master, now, now)?;
+    tracing::info!(kid = %key.kid, alg = alg.as_str(), "generated the first signing key");
+    match db.insert_key(&key).await {
+        // Another node created one at the same moment: use whatever is there now.
+        Ok(()) | Err(StoreError::Conflict(_)) => {}
+        Err(other) => return Err(other.into()),
+    }
+    Ok(KeySet::load(&db.list_keys().await?, master)?)
+}
+
+/// The master key: from `PORTERO_MASTER_KEY` when given, else from `key_file`, which is
+/// created (mode 0600) with a random key on first use.
+pub fn resolve_master_key(from_env: Option<&str>, key_file: &Path) -> Result<MasterKey, StartError> {
+    if let Some(text) = from_env {
+        return Ok(MasterKey::parse(text)?);
+    }
+    let io_err = |source| StartError::KeyFile { path: key_file.display().to_string(), source };
+    match std::fs::read_to_string(key_file) {
+        Ok(text) => Ok(MasterKey::parse(&text)?),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let key = MasterKey::generate();
+            write_private_file(key_file, &key.to_base64()).map_err(io_err)?;
+            tracing::warn!(
+                path = %key_file.display(),
+                "PORTERO_MASTER_KEY is not set: created a master key file (mode 0600) that seals the signing keys; \
+                 back it up, and set PORTERO_MASTER_KEY on every node that shares a database"
+            );
+            Ok(key)
+        }
+        Err(e) => Err(io_err(e)),
+    }
+}
+
+fn write_private_file(path: &Path, contents: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let mut file = options.open(path)?;
+    file.write_all(contents.as_bytes())?;
+    file.sync_all()
+}

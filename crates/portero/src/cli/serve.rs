@@ -1,0 +1,95 @@
+//! `portero serve`.
+
+use std::time::Duration;
+
+use anyhow::Context as _;
+use clap::Args;
+use portero_core::dialect::{ApiVersionRule, DEFAULT_LOCALE};
+use portero_core::keys::Alg;
+use portero_core::token_endpoint::Policy;
+use portero_server::routes::token::unix_now;
+use portero_server::AppState;
+use portero_store::Database;
+use tokio::net::TcpListener;
+
+use super::Global;
+use crate::settings::{self, FileConfig};
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address to listen on (default 127.0.0.1:8080).
+    #[arg(long, env = "PORTERO_LISTEN")]
+    pub listen: Option<String>,
+    /// Issuer (`iss`) of every token (default http://LISTEN).
+    #[arg(long, env = "PORTERO_ISSUER")]
+    pub issuer: Option<String>,
+    /// Require this header on Pay-me-style (JSON with `action`) requests: NAME=V1[,V2...].
+    #[arg(long, env = "PORTERO_API_VERSION_HEADER")]
+    pub api_version_header: Option<String>,
+    /// Algorithm of the signing key generated on first start: RS256, ES256 or EdDSA.
+    #[arg(long, env = "PORTERO_SIGNING_ALG")]
+    pub signing_alg: Option<String>,
+    /// Default access-token lifetime in seconds, for clients without their own.
+    #[arg(long, env = "PORTERO_ACCESS_TOKEN_TTL")]
+    pub access_token_ttl: Option<i64>,
+}
+
+pub async fn run(global: &Global, args: ServeArgs) -> anyhow::Result<()> {
+    let file = FileConfig::load(global.config.as_deref())?;
+    let listen = args.listen.or(file.listen.clone()).unwrap_or_else(|| settings::DEFAULT_LISTEN.to_owned());
+    let database_url = settings::database_url(global.database_url.as_deref(), &file);
+    let issuer = args.issuer.or(file.issuer.clone()).unwrap_or_else(|| format!("http://{listen}"));
+    let api_version = args
+        .api_version_header
+        .or(file.api_version_header.clone())
+        .map(|spec| ApiVersionRule::parse(&spec).map_err(|e| anyhow::anyhow!("--api-version-header: {e}")))
+        .transpose()?;
+    let alg = Alg::parse(args.signing_alg.as_deref().or(file.signing_alg.as_deref()).unwrap_or("RS256"))?;
+    let access_token_ttl = args.access_token_ttl.or(file.access_token_ttl).unwrap_or(3600);
+    anyhow::ensure!((1..=30 * 86_400).contains(&access_token_ttl), "the access-token lifetime must be 1 s to 30 days");
+    let policy = Policy {
+        issuer,
+        access_token_ttl,
+        refresh_token_ttl: file.refresh_token_ttl.unwrap_or(30 * 86_400),
+        api_version,
+        default_locale: file.default_locale.clone().unwrap_or_else(|| DEFAULT_LOCALE.to_owned()),
+    };
+    let server_config = file.server_config()?;
+
+    let db = Database::connect(&database_url).await.with_context(|| "opening the database")?;
+    let master_key = super::admin::master_key(global, &database_url)?;
+    let state = AppState::build(db, master_key, policy, server_config, alg, unix_now()).await?;
+    let listener = TcpListener::bind(&listen).await.with_context(|| format!("listening on {listen}"))?;
+    let local = listener.local_addr()?;
+    tracing::info!(address = %local, issuer = %state.ctx.policy.issuer, "portero is serving");
+    if !local.ip().is_loopback() {
+        tracing::warn!("serving plain HTTP on a non-loopback address: put TLS in front of Portero");
+    }
+    let reload = Duration::from_secs(file.key_reload_seconds.unwrap_or(10).max(1));
+    portero_server::run(listener, state, reload, shutdown_signal()).await?;
+    tracing::info!("portero stopped");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+    tracing::info!("shutting down: finishing in-flight requests");
+}
+
