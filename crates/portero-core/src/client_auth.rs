@@ -31,6 +31,16 @@ pub struct ClientCredentials {
     pub client_id: String,
     pub secret: Option<String>,
     pub method: Method,
+    /// Basic id and secret exactly as sent, when form-decoding changed them (see [`decode_basic`]).
+    pub undecoded: Option<(String, String)>,
+}
+
+/// What a Basic header carried.
+#[derive(Clone, PartialEq, Eq)]
+pub struct BasicCredentials {
+    pub id: String,
+    pub secret: String,
+    pub undecoded: Option<(String, String)>,
 }
 
 impl std::fmt::Debug for ClientCredentials {
@@ -49,20 +59,27 @@ impl ClientCredentials {
         let body_secret = params.get("client_secret");
         match authorization {
             Some(header) => {
-                let (client_id, secret) = decode_basic(header)?;
+                let basic = decode_basic(header)?;
                 if body_secret.is_some() {
                     return Err(OAuthError::invalid_request("use one client authentication method, not two"));
                 }
-                if body_id.is_some_and(|id| id != client_id) {
+                let raw_id = basic.undecoded.as_ref().map(|(id, _)| id.as_str());
+                if body_id.is_some_and(|id| id != basic.id && Some(id) != raw_id) {
                     return Err(OAuthError::invalid_request("client_id does not match the Authorization header"));
                 }
-                Ok(Self { client_id, secret: Some(secret), method: Method::Basic })
+                Ok(Self {
+                    client_id: basic.id,
+                    secret: Some(basic.secret),
+                    method: Method::Basic,
+                    undecoded: basic.undecoded,
+                })
             }
             None => match body_id {
                 Some(id) => Ok(Self {
                     client_id: id.to_owned(),
                     secret: body_secret.map(str::to_owned),
                     method: Method::Body,
+                    undecoded: None,
                 }),
                 None => Err(OAuthError::invalid_client().with_detail("no client authentication")),
             },
@@ -71,7 +88,12 @@ impl ClientCredentials {
 }
 
 /// Decodes `Basic base64(urlencode(id) ":" urlencode(secret))` (RFC 6749 §2.3.1, RFC 7617).
-pub fn decode_basic(header: &str) -> Result<(String, String), OAuthError> {
+///
+/// RFC 6749 asks clients to form-encode both parts, and careful libraries (the `oauth2` crate,
+/// node-oidc-provider's clients) do; curl's `-u`, Postman and most payment SDKs send them raw.
+/// A raw secret with `+` or `%` would not survive decoding, so when decoding changes a part,
+/// the part as sent is kept too and tried second (see [`authenticate`]).
+pub fn decode_basic(header: &str) -> Result<BasicCredentials, OAuthError> {
     let malformed = || OAuthError::invalid_request("malformed Basic authorization header");
     let (scheme, encoded) = header.trim().split_once(' ').ok_or_else(malformed)?;
     if !scheme.eq_ignore_ascii_case("basic") {
@@ -79,13 +101,18 @@ pub fn decode_basic(header: &str) -> Result<(String, String), OAuthError> {
     }
     let decoded = BASIC_BASE64.decode(encoded.trim()).map_err(|_| malformed())?;
     let decoded = String::from_utf8(decoded).map_err(|_| malformed())?;
-    let (id, secret) = decoded.split_once(':').ok_or_else(malformed)?;
-    let id = form_decode(id.as_bytes()).map_err(|_| malformed())?;
-    let secret = form_decode(secret.as_bytes()).map_err(|_| malformed())?;
+    let (raw_id, raw_secret) = decoded.split_once(':').ok_or_else(malformed)?;
+    if raw_id.is_empty() || decoded.chars().any(char::is_control) {
+        return Err(malformed());
+    }
+    // A part that is not valid form-encoding can only have been sent raw.
+    let id = form_decode(raw_id.as_bytes()).unwrap_or_else(|_| raw_id.to_owned());
+    let secret = form_decode(raw_secret.as_bytes()).unwrap_or_else(|_| raw_secret.to_owned());
     if id.is_empty() || id.chars().chain(secret.chars()).any(char::is_control) {
         return Err(malformed());
     }
-    Ok((id, secret))
+    let undecoded = (id != raw_id || secret != raw_secret).then(|| (raw_id.to_owned(), raw_secret.to_owned()));
+    Ok(BasicCredentials { id, secret, undecoded })
 }
 
 /// Looks the client up and checks its secret. Every failure is the same `invalid_client`.
@@ -97,13 +124,28 @@ pub async fn authenticate<S: Store>(
     let Some(secret) = credentials.secret.as_deref() else {
         return Err(OAuthError::invalid_client().with_detail("public clients are not supported: no client_secret"));
     };
-    let Some(client) = store.find_client(&credentials.client_id).await? else {
+    let (raw_id, raw_secret) = match &credentials.undecoded {
+        Some((id, secret)) => (Some(id.as_str()), Some(secret.as_str())),
+        None => (None, None),
+    };
+    let mut client = store.find_client(&credentials.client_id).await?;
+    if client.is_none()
+        && let Some(raw_id) = raw_id.filter(|id| *id != credentials.client_id)
+    {
+        client = store.find_client(raw_id).await?;
+    }
+    let Some(client) = client else {
         return Err(OAuthError::invalid_client().with_detail(format!("unknown client {:?}", credentials.client_id)));
     };
-    if !verifier.verify_client_secret(&client.id, secret, &client.secret_hash).await {
-        return Err(OAuthError::invalid_client().with_detail(format!("wrong secret for client {:?}", client.id)));
+    if verifier.verify_client_secret(&client.id, secret, &client.secret_hash).await {
+        return Ok(client);
     }
-    Ok(client)
+    if let Some(raw_secret) = raw_secret.filter(|raw| *raw != secret)
+        && verifier.verify_client_secret(&client.id, raw_secret, &client.secret_hash).await
+    {
+        return Ok(client);
+    }
+    Err(OAuthError::invalid_client().with_detail(format!("wrong secret for client {:?}", client.id)))
 }
 
 #[cfg(test)]
@@ -118,22 +160,31 @@ mod tests {
     #[test]
     fn decodes_form_encoded_parts() {
         // RFC 6749 §2.3.1: id and secret are form-encoded before base64 (the oauth2 crate does this).
-        let (id, secret) = decode_basic(&basic("my%3Aapp:s%2Bc+r%25t:x")).unwrap();
-        assert_eq!(id, "my:app");
-        assert_eq!(secret, "s+c r%t:x");
+        let creds = decode_basic(&basic("my%3Aapp:s%2Bc+r%25t:x")).unwrap();
+        assert_eq!(creds.id, "my:app");
+        assert_eq!(creds.secret, "s+c r%t:x");
+        assert_eq!(creds.undecoded, Some(("my%3Aapp".into(), "s%2Bc+r%25t:x".into())));
+    }
+
+    #[test]
+    fn raw_parts_that_are_not_form_encoding_are_kept_as_sent() {
+        let creds = decode_basic(&basic("app:100%sure")).unwrap();
+        assert_eq!((creds.id.as_str(), creds.secret.as_str()), ("app", "100%sure"));
+        assert_eq!(creds.undecoded, None);
     }
 
     #[test]
     fn accepts_plain_curl_style_and_missing_padding() {
-        assert_eq!(decode_basic(&basic("trusted-app:secret")).unwrap().0, "trusted-app");
+        assert_eq!(decode_basic(&basic("trusted-app:secret")).unwrap().id, "trusted-app");
         let unpadded = format!("Basic {}", STANDARD.encode("a:b").trim_end_matches('='));
-        assert_eq!(decode_basic(&unpadded).unwrap(), ("a".into(), "b".into()));
-        assert_eq!(decode_basic(&format!("bAsIc {}", STANDARD.encode("a:"))).unwrap().1, "");
+        let creds = decode_basic(&unpadded).unwrap();
+        assert_eq!((creds.id.as_str(), creds.secret.as_str()), ("a", "b"));
+        assert_eq!(decode_basic(&format!("bAsIc {}", STANDARD.encode("a:"))).unwrap().secret, "");
     }
 
     #[test]
     fn rejects_malformed_headers() {
-        for header in ["Basic", "Basic !!!", "Bearer abc", &basic("no-colon"), &basic(":secret"), &basic("a:%zz")] {
+        for header in ["Basic", "Basic !!!", "Bearer abc", &basic("no-colon"), &basic(":secret"), &basic("a:b\u{0}")] {
             assert!(decode_basic(header).is_err(), "{header}");
         }
         let invalid_utf8 = format!("Basic {}", STANDARD.encode([0xff, b':', b'a']));
@@ -153,7 +204,12 @@ mod tests {
 
     #[test]
     fn debug_hides_the_secret() {
-        let creds = ClientCredentials { client_id: "a".into(), secret: Some("hunter2".into()), method: Method::Body };
+        let creds = ClientCredentials {
+            client_id: "a".into(),
+            secret: Some("hunter2".into()),
+            method: Method::Body,
+            undecoded: None,
+        };
         assert!(!format!("{creds:?}").contains("hunter2"));
     }
 }

@@ -1,0 +1,211 @@
+//! A server per test, with the four seed providers' clients and users provisioned.
+
+use std::time::Duration;
+
+use base64::Engine;
+use jsonwebtoken::jwk::JwkSet;
+use jsonwebtoken::{DecodingKey, Validation, decode, decode_header};
+use portero_core::dialect::ApiVersionRule;
+use portero_core::grant::GrantType;
+use portero_core::keys::{Alg, MasterKey};
+use portero_core::params::FieldLimits;
+use portero_core::secret::{hash_generated_secret, hash_password};
+use portero_core::store::{Client, RefreshPolicy, Store, Tenant, User};
+use portero_core::token_endpoint::Policy;
+use portero_server::{AppState, ServerConfig, TokenPath};
+use portero_store::Database;
+use serde_json::Value;
+
+pub const TENANT_ID: &str = "0f8fad5b-d9cb-469f-a165-70867728950e";
+pub const OTHER_TENANT_ID: &str = "7c9e6679-7425-40de-944b-e07fc1f90ae7";
+pub const API_VERSION: &str = "1618440906";
+
+pub const NETPAY_CLIENT: &str = "trusted-app";
+pub const NETPAY_SECRET: &str = "NetPay s3cret:+%";
+pub const NETPAY_USER: &str = "merchant01";
+pub const NETPAY_PASSWORD: &str = "pass1234";
+
+pub const PAYME_CLIENT: &str = "yhaPE3jtHXHMKUZBBFr9QS1x1FaXxr";
+pub const PAYME_SECRET: &str = "uTCetT3d4T-1NgXyTO66C0850xLJ5c7CwoyXm23NALxZ-MbwQxkqs1Q9ThwWfE";
+pub const PAYME_AUDIENCE: &str = "https://api.dev.alignet.io";
+pub const PAYME_USER: &str = "commerce@email.com";
+pub const PAYME_PASSWORD: &str = "123456";
+
+pub const ZERTIBAN_CLIENT: &str = "zertiban-merchant";
+pub const NEQUI_CLIENT: &str = "5k657h190bpoqj17pfuestkqkq";
+
+pub struct Server {
+    pub base: String,
+    pub db: Database,
+    pub http: reqwest::Client,
+    /// Generated secrets of the Zertiban and Nequi clients.
+    pub zertiban_secret: String,
+    pub nequi_secret: String,
+    _dir: tempfile::TempDir,
+}
+
+pub fn base_client(id: &str, secret_hash: String, grants: &[GrantType]) -> Client {
+    Client {
+        id: id.into(),
+        secret_hash,
+        grants: grants.to_vec(),
+        scopes: vec![],
+        audiences: vec![],
+        tenants: vec![TENANT_ID.into()],
+        token_ttl: None,
+        refresh_policy: RefreshPolicy::Always,
+        ignore_unknown_scopes: false,
+        locale: None,
+        created_at: 0,
+    }
+}
+
+fn words(text: &str) -> Vec<String> {
+    text.split(' ').map(str::to_owned).collect()
+}
+
+impl Server {
+    pub async fn start() -> Self {
+        Self::start_with(Alg::Rs256).await
+    }
+
+    pub async fn start_with(alg: Alg) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("portero.db").display());
+        let db = Database::connect(&url).await.unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let policy = Policy {
+            issuer: base.clone(),
+            access_token_ttl: 3600,
+            refresh_token_ttl: 30 * 86_400,
+            api_version: Some(ApiVersionRule::parse(&format!("ALG-API-VERSION={API_VERSION}")).unwrap()),
+            default_locale: "es_PE".into(),
+        };
+        let mut config = ServerConfig::default();
+        let mut netpay = FieldLimits::default();
+        netpay.per_field.extend([("grant_type".into(), 15), ("username".into(), 20), ("password".into(), 20)]);
+        config.token_paths.retain(|p| p.path != "/oauth-service/oauth/token");
+        config.token_paths.push(TokenPath { path: "/oauth-service/oauth/token".into(), limits: netpay });
+        config.token_paths.push(TokenPath { path: "/custom/token".into(), limits: FieldLimits::default() });
+        let state = AppState::build(db.clone(), MasterKey::generate(), policy, config, alg, now()).await.unwrap();
+        let (zertiban_secret, nequi_secret) = provision(&db).await;
+                tokio::spawn(async move {
+            portero_server::run(listener, state, Duration::from_secs(1), std::future::pending()).await.unwrap();
+        });
+        let http = reqwest::Client::builder().timeout(Duration::from_secs(30)).build().unwrap();
+        Self { base, db, http, zertiban_secret, nequi_secret, _dir: dir }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    /// Verifies a token with jsonwebtoken against the served JWKS, as a resource server would.
+    pub async fn verify(&self, token: &str, audience: &str) -> Value {
+        let jwks: JwkSet = self.http.get(self.url("/.well-known/jwks.json")).send().await.unwrap().json().await.unwrap();
+        let header = decode_header(token).unwrap();
+        assert_eq!(header.typ.as_deref(), Some("at+jwt"), "RFC 9068 §2.1 typ");
+        let kid = header.kid.expect("tokens carry a kid");
+        let jwk = jwks.find(&kid).expect("the kid is published in the JWKS");
+        let mut validation = Validation::new(header.alg);
+        validation.set_audience(&[audience]);
+        validation.set_issuer(&[&self.base]);
+        validation.set_required_spec_claims(&["exp", "iat", "iss", "aud", "sub", "jti"]);
+        decode::<Value>(token, &DecodingKey::from_jwk(jwk).unwrap(), &validation).unwrap().claims
+    }
+
+    pub async fn post_form(&self, path: &str, basic: Option<(&str, &str)>, body: &str) -> (u16, reqwest::header::HeaderMap, Value) {
+        let mut request = self
+            .http
+            .post(self.url(path))
+            .header("Content-Type", "application/x-www-form-urlencoded")
+            .body(body.to_owned());
+        if let Some((id, secret)) = basic {
+            request = request.header("Authorization", basic_header(id, secret));
+        }
+        send(request).await
+    }
+
+    pub async fn post_json(&self, path: &str, headers: &[(&str, &str)], body: &Value) -> (u16, reqwest::header::HeaderMap, Value) {
+        let mut request = self.http.post(self.url(path)).json(body);
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        send(request).await
+    }
+}
+
+pub async fn send(request: reqwest::RequestBuilder) -> (u16, reqwest::header::HeaderMap, Value) {
+    let response = request.send().await.unwrap();
+    let status = response.status().as_u16();
+    let headers = response.headers().clone();
+    let text = response.text().await.unwrap();
+    let body = serde_json::from_str(&text).unwrap_or_else(|_| panic!("not JSON ({status}): {text}"));
+    (status, headers, body)
+}
+
+/// RFC 6749 §2.3.1 Basic: form-encode both parts, then base64.
+pub fn basic_header(id: &str, secret: &str) -> String {
+    let encode = |s: &str| {
+        s.bytes()
+            .map(|b| match b {
+                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'*' => (b as char).to_string(),
+                b' ' => "+".into(),
+                other => format!("%{other:02X}"),
+            })
+            .collect::<String>()
+    };
+    let raw = format!("{}:{}", encode(id), encode(secret));
+    format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(raw))
+}
+
+pub fn now() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64
+}
+
+/// The four seed providers' setups; returns the generated Zertiban and Nequi secrets.
+async fn provision(db: &Database) -> (String, String) {
+    for (id, name) in [(TENANT_ID, "acme"), (OTHER_TENANT_ID, "other")] {
+        db.create_tenant(&Tenant { id: id.into(), name: name.into(), created_at: 0 }).await.unwrap();
+    }
+    let user = |tenant: &str, username: &str, password: &str| User {
+        id: uuid_like(username, tenant),
+        tenant_id: tenant.into(),
+        username: username.into(),
+        password_hash: hash_password(password),
+        created_at: 0,
+    };
+    db.create_user(&user(TENANT_ID, NETPAY_USER, NETPAY_PASSWORD)).await.unwrap();
+    db.create_user(&user(TENANT_ID, PAYME_USER, PAYME_PASSWORD)).await.unwrap();
+    db.create_user(&user(OTHER_TENANT_ID, "outsider", "outsider-pass")).await.unwrap();
+
+    let mut netpay = base_client(NETPAY_CLIENT, hash_password(NETPAY_SECRET), &[GrantType::Password, GrantType::RefreshToken]);
+    netpay.scopes = words("sale reprint cancel");
+    db.create_client(&netpay).await.unwrap();
+
+    let mut payme = base_client(PAYME_CLIENT, hash_password(PAYME_SECRET), &[GrantType::Password, GrantType::RefreshToken]);
+    payme.scopes = words("create:token post:charges delete:charges offline_access");
+    payme.audiences = vec![PAYME_AUDIENCE.into(), "https://api.alignet.io".into()];
+    payme.token_ttl = Some(86_400);
+    payme.refresh_policy = RefreshPolicy::OfflineAccess;
+    payme.locale = Some("es_PE".into());
+    db.create_client(&payme).await.unwrap();
+
+    let zertiban_secret = portero_core::secret::generate_client_secret();
+    let mut zertiban = base_client(ZERTIBAN_CLIENT, hash_generated_secret(&zertiban_secret), &[GrantType::ClientCredentials]);
+    zertiban.token_ttl = Some(300);
+    zertiban.scopes = words("payments");
+    zertiban.ignore_unknown_scopes = true;
+    db.create_client(&zertiban).await.unwrap();
+
+    let nequi_secret = portero_core::secret::generate_client_secret();
+    let mut nequi = base_client(NEQUI_CLIENT, hash_generated_secret(&nequi_secret), &[GrantType::ClientCredentials]);
+    nequi.scopes = words("other/other");
+    db.create_client(&nequi).await.unwrap();
+    (zertiban_secret, nequi_secret)
+}
+
+fn uuid_like(a: &str, b: &str) -> String {
+    format!("user-{}-{}", a.replace('@', "-"), &b[..8])
+}

@@ -1,0 +1,12 @@
+//! Integration tests: a real `portero` server on loopback over a real SQLite file, driven by
+//! independent clients (reqwest, curl, Python requests, the `oauth2` crate) and checked with an
+//! independent JWT implementation (jsonwebtoken) against the served JWKS.
+//!
+//! One test binary for the whole crate (linking is the slow part of a test build).
+
+mod errors;
+mod harness;
+mod hostile;
+mod interop;
+mod refresh;
+mod seeds;

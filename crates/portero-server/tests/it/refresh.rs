@@ -1,0 +1,104 @@
+//! Refresh tokens: rotation on every use, reuse revokes the family, one winner in a race.
+
+use serde_json::Value;
+
+use crate::harness::*;
+
+const NETPAY: Option<(&str, &str)> = Some((NETPAY_CLIENT, NETPAY_SECRET));
+
+async fn login(server: &Server) -> Value {
+    let body = format!("grant_type=password&username={NETPAY_USER}&password={NETPAY_PASSWORD}");
+    let (status, _, tokens) = server.post_form("/oauth2/token", NETPAY, &body).await;
+    assert_eq!(status, 200, "{tokens}");
+    tokens
+}
+
+async fn redeem(server: &Server, refresh_token: &str, extra: &str) -> (u16, Value) {
+    let body = format!("grant_type=refresh_token&refresh_token={refresh_token}{extra}");
+    let (status, _, answer) = server.post_form("/oauth2/token", NETPAY, &body).await;
+    (status, answer)
+}
+
+#[tokio::test]
+async fn rotation_and_reuse_detection() {
+    let server = Server::start().await;
+    let first = login(&server).await;
+    let rt1 = first["refresh_token"].as_str().unwrap();
+
+    let (status, second) = redeem(&server, rt1, "").await;
+    assert_eq!(status, 200, "{second}");
+    let rt2 = second["refresh_token"].as_str().unwrap();
+    assert_ne!(rt1, rt2, "refresh tokens rotate on every use");
+    let claims = server.verify(second["access_token"].as_str().unwrap(), &server.base).await;
+    assert_eq!(claims["sub"], "user-merchant01-0f8fad5b");
+
+    // The rotated token again: reuse. It fails, and so does the family's live token.
+    let (status, reuse) = redeem(&server, rt1, "").await;
+    assert_eq!((status, reuse["error"].as_str()), (400, Some("invalid_grant")));
+    let (status, after) = redeem(&server, rt2, "").await;
+    assert_eq!((status, after["error"].as_str()), (400, Some("invalid_grant")), "the family is revoked");
+}
+
+#[tokio::test]
+async fn refresh_token_is_stored_only_as_a_hash() {
+    let server = Server::start().await;
+    let tokens = login(&server).await;
+    let value = tokens["refresh_token"].as_str().unwrap();
+    use portero_core::store::Store;
+    assert!(server.db.find_refresh_token(value).await.unwrap().is_none());
+    let hash = portero_core::secret::sha256_b64(value.as_bytes());
+    assert!(server.db.find_refresh_token(&hash).await.unwrap().is_some());
+}
+
+#[tokio::test]
+async fn scope_may_narrow_but_not_widen() {
+    let server = Server::start().await;
+    let tokens = login(&server).await;
+    let (status, narrowed) = redeem(&server, tokens["refresh_token"].as_str().unwrap(), "&scope=sale").await;
+    assert_eq!(status, 200, "{narrowed}");
+    assert_eq!(narrowed["scope"], "sale");
+    let (status, widened) = redeem(&server, narrowed["refresh_token"].as_str().unwrap(), "&scope=sale%20admin").await;
+    assert_eq!((status, widened["error"].as_str()), (400, Some("invalid_scope")));
+}
+
+#[tokio::test]
+async fn another_clients_refresh_token_is_invalid_grant() {
+    let server = Server::start().await;
+    let tokens = login(&server).await;
+    let body = serde_json::json!({
+        "grant_type": "refresh_token",
+        "client_id": PAYME_CLIENT,
+        "client_secret": PAYME_SECRET,
+        "refresh_token": tokens["refresh_token"],
+    });
+    let (status, _, answer) = server.post_json("/oauth2/token", &[], &body).await;
+    assert_eq!((status, answer["error"].as_str()), (400, Some("invalid_grant")));
+    // ...and the rightful owner can still use it.
+    let (status, _) = redeem(&server, tokens["refresh_token"].as_str().unwrap(), "").await;
+    assert_eq!(status, 200);
+}
+
+#[tokio::test]
+async fn concurrent_double_refresh_has_exactly_one_winner() {
+    let server = std::sync::Arc::new(Server::start().await);
+    for round in 0..3 {
+        let tokens = login(&server).await;
+        let rt = tokens["refresh_token"].as_str().unwrap().to_owned();
+        let attempts: Vec<_> = (0..2 + round * 9)
+            .map(|_| {
+                let (server, rt) = (server.clone(), rt.clone());
+                tokio::spawn(async move { redeem(&server, &rt, "").await })
+            })
+            .collect();
+        let mut winners = 0;
+        for attempt in attempts {
+            let (status, body) = attempt.await.unwrap();
+            match status {
+                200 => winners += 1,
+                400 => assert_eq!(body["error"], "invalid_grant"),
+                other => panic!("unexpected {other}: {body}"),
+            }
+        }
+        assert_eq!(winners, 1, "round {round}");
+    }
+}
