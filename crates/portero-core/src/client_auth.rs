@@ -61,11 +61,15 @@ impl ClientCredentials {
             Some(header) => {
                 let basic = decode_basic(header)?;
                 if body_secret.is_some() {
-                    return Err(OAuthError::invalid_request("use one client authentication method, not two"));
+                    return Err(OAuthError::invalid_request(
+                        "use one client authentication method, not two",
+                    ));
                 }
                 let raw_id = basic.undecoded.as_ref().map(|(id, _)| id.as_str());
                 if body_id.is_some_and(|id| id != basic.id && Some(id) != raw_id) {
-                    return Err(OAuthError::invalid_request("client_id does not match the Authorization header"));
+                    return Err(OAuthError::invalid_request(
+                        "client_id does not match the Authorization header",
+                    ));
                 }
                 Ok(Self {
                     client_id: basic.id,
@@ -97,9 +101,13 @@ pub fn decode_basic(header: &str) -> Result<BasicCredentials, OAuthError> {
     let malformed = || OAuthError::invalid_request("malformed Basic authorization header");
     let (scheme, encoded) = header.trim().split_once(' ').ok_or_else(malformed)?;
     if !scheme.eq_ignore_ascii_case("basic") {
-        return Err(OAuthError::invalid_request("only the Basic authorization scheme is accepted here"));
+        return Err(OAuthError::invalid_request(
+            "only the Basic authorization scheme is accepted here",
+        ));
     }
-    let decoded = BASIC_BASE64.decode(encoded.trim()).map_err(|_| malformed())?;
+    let decoded = BASIC_BASE64
+        .decode(encoded.trim())
+        .map_err(|_| malformed())?;
     let decoded = String::from_utf8(decoded).map_err(|_| malformed())?;
     let (raw_id, raw_secret) = decoded.split_once(':').ok_or_else(malformed)?;
     if raw_id.is_empty() || decoded.chars().any(char::is_control) {
@@ -111,8 +119,13 @@ pub fn decode_basic(header: &str) -> Result<BasicCredentials, OAuthError> {
     if id.is_empty() || id.chars().chain(secret.chars()).any(char::is_control) {
         return Err(malformed());
     }
-    let undecoded = (id != raw_id || secret != raw_secret).then(|| (raw_id.to_owned(), raw_secret.to_owned()));
-    Ok(BasicCredentials { id, secret, undecoded })
+    let undecoded =
+        (id != raw_id || secret != raw_secret).then(|| (raw_id.to_owned(), raw_secret.to_owned()));
+    Ok(BasicCredentials {
+        id,
+        secret,
+        undecoded,
+    })
 }
 
 /// Looks the client up and checks its secret. Every failure is the same `invalid_client`.
@@ -122,7 +135,8 @@ pub async fn authenticate<S: Store>(
     credentials: &ClientCredentials,
 ) -> Result<Client, OAuthError> {
     let Some(secret) = credentials.secret.as_deref() else {
-        return Err(OAuthError::invalid_client().with_detail("public clients are not supported: no client_secret"));
+        return Err(OAuthError::invalid_client()
+            .with_detail("public clients are not supported: no client_secret"));
     };
     let (raw_id, raw_secret) = match &credentials.undecoded {
         Some((id, secret)) => (Some(id.as_str()), Some(secret.as_str())),
@@ -135,17 +149,24 @@ pub async fn authenticate<S: Store>(
         client = store.find_client(raw_id).await?;
     }
     let Some(client) = client else {
-        return Err(OAuthError::invalid_client().with_detail(format!("unknown client {:?}", credentials.client_id)));
+        return Err(OAuthError::invalid_client()
+            .with_detail(format!("unknown client {:?}", credentials.client_id)));
     };
-    if verifier.verify_client_secret(&client.id, secret, &client.secret_hash).await {
-        return Ok(client);
-    }
-    if let Some(raw_secret) = raw_secret.filter(|raw| *raw != secret)
-        && verifier.verify_client_secret(&client.id, raw_secret, &client.secret_hash).await
+    if verifier
+        .verify_client_secret(&client.id, secret, &client.secret_hash)
+        .await
     {
         return Ok(client);
     }
-    Err(OAuthError::invalid_client().with_detail(format!("wrong secret for client {:?}", client.id)))
+    if let Some(raw_secret) = raw_secret.filter(|raw| *raw != secret)
+        && verifier
+            .verify_client_secret(&client.id, raw_secret, &client.secret_hash)
+            .await
+    {
+        return Ok(client);
+    }
+    Err(OAuthError::invalid_client()
+        .with_detail(format!("wrong secret for client {:?}", client.id)))
 }
 
 #[cfg(test)]
@@ -163,28 +184,49 @@ mod tests {
         let creds = decode_basic(&basic("my%3Aapp:s%2Bc+r%25t:x")).unwrap();
         assert_eq!(creds.id, "my:app");
         assert_eq!(creds.secret, "s+c r%t:x");
-        assert_eq!(creds.undecoded, Some(("my%3Aapp".into(), "s%2Bc+r%25t:x".into())));
+        assert_eq!(
+            creds.undecoded,
+            Some(("my%3Aapp".into(), "s%2Bc+r%25t:x".into()))
+        );
     }
 
     #[test]
     fn raw_parts_that_are_not_form_encoding_are_kept_as_sent() {
         let creds = decode_basic(&basic("app:100%sure")).unwrap();
-        assert_eq!((creds.id.as_str(), creds.secret.as_str()), ("app", "100%sure"));
+        assert_eq!(
+            (creds.id.as_str(), creds.secret.as_str()),
+            ("app", "100%sure")
+        );
         assert_eq!(creds.undecoded, None);
     }
 
     #[test]
     fn accepts_plain_curl_style_and_missing_padding() {
-        assert_eq!(decode_basic(&basic("trusted-app:secret")).unwrap().id, "trusted-app");
+        assert_eq!(
+            decode_basic(&basic("trusted-app:secret")).unwrap().id,
+            "trusted-app"
+        );
         let unpadded = format!("Basic {}", STANDARD.encode("a:b").trim_end_matches('='));
         let creds = decode_basic(&unpadded).unwrap();
         assert_eq!((creds.id.as_str(), creds.secret.as_str()), ("a", "b"));
-        assert_eq!(decode_basic(&format!("bAsIc {}", STANDARD.encode("a:"))).unwrap().secret, "");
+        assert_eq!(
+            decode_basic(&format!("bAsIc {}", STANDARD.encode("a:")))
+                .unwrap()
+                .secret,
+            ""
+        );
     }
 
     #[test]
     fn rejects_malformed_headers() {
-        for header in ["Basic", "Basic !!!", "Bearer abc", &basic("no-colon"), &basic(":secret"), &basic("a:b\u{0}")] {
+        for header in [
+            "Basic",
+            "Basic !!!",
+            "Bearer abc",
+            &basic("no-colon"),
+            &basic(":secret"),
+            &basic("a:b\u{0}"),
+        ] {
             assert!(decode_basic(header).is_err(), "{header}");
         }
         let invalid_utf8 = format!("Basic {}", STANDARD.encode([0xff, b':', b'a']));

@@ -4,6 +4,8 @@
 //! [`TokenInput`]: token_endpoint::TokenInput
 //! [`Store`]: store::Store
 
+#![warn(clippy::unwrap_used)]
+
 pub mod audience;
 pub mod claims;
 pub mod client_auth;

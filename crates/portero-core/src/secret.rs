@@ -49,7 +49,11 @@ pub fn generate_client_secret() -> String {
 pub fn hash_generated_secret(secret: &str) -> String {
     let mut salt = [0u8; 16];
     fill_random(&mut salt);
-    format!("{S256_PREFIX}{}${}", URL_SAFE_NO_PAD.encode(salt), s256(&salt, secret))
+    format!(
+        "{S256_PREFIX}{}${}",
+        URL_SAFE_NO_PAD.encode(salt),
+        s256(&salt, secret)
+    )
 }
 
 fn s256(salt: &[u8], secret: &str) -> String {
@@ -79,12 +83,18 @@ pub fn hash_password(password: &str) -> String {
 /// Slow (argon2) for `$argon2id$` hashes: call it off the async threads.
 pub fn verify_blocking(presented: &str, stored: &str) -> bool {
     if let Some(rest) = stored.strip_prefix(S256_PREFIX) {
-        let Some((salt, expected)) = rest.split_once('$') else { return false };
-        let Ok(salt) = URL_SAFE_NO_PAD.decode(salt) else { return false };
+        let Some((salt, expected)) = rest.split_once('$') else {
+            return false;
+        };
+        let Ok(salt) = URL_SAFE_NO_PAD.decode(salt) else {
+            return false;
+        };
         let actual = s256(&salt, presented);
         return actual.as_bytes().ct_eq(expected.as_bytes()).into();
     }
-    argon2().verify_password(presented.as_bytes(), stored).is_ok()
+    argon2()
+        .verify_password(presented.as_bytes(), stored)
+        .is_ok()
 }
 
 /// A hash nobody's password matches, verified for unknown users so that "no such user" and
@@ -112,22 +122,36 @@ impl Verifier {
     pub fn new(parallelism: usize) -> Self {
         // Warm the dummy hash now so the first unknown-user login is not faster than the rest.
         let _ = dummy_password_hash();
-        Self { permits: Arc::new(Semaphore::new(parallelism.max(1))), client_cache: Arc::default() }
+        Self {
+            permits: Arc::new(Semaphore::new(parallelism.max(1))),
+            client_cache: Arc::default(),
+        }
     }
 
     /// Verifies a user's password; `None` means "no such user" and costs the same as a miss.
     pub async fn verify_password(&self, presented: &str, stored: Option<&str>) -> bool {
         let (presented, stored, known) = match stored {
             Some(hash) => (presented.to_owned(), hash.to_owned(), true),
-            None => (presented.to_owned(), dummy_password_hash().to_owned(), false),
+            None => (
+                presented.to_owned(),
+                dummy_password_hash().to_owned(),
+                false,
+            ),
         };
-        let matched = self.run_blocking(move || verify_blocking(&presented, &stored)).await;
+        let matched = self
+            .run_blocking(move || verify_blocking(&presented, &stored))
+            .await;
         matched && known
     }
 
     /// Verifies a client secret, answering from the cache when this exact secret was verified
     /// against this exact stored hash within the last few minutes.
-    pub async fn verify_client_secret(&self, client_id: &str, presented: &str, stored: &str) -> bool {
+    pub async fn verify_client_secret(
+        &self,
+        client_id: &str,
+        presented: &str,
+        stored: &str,
+    ) -> bool {
         if stored.starts_with(S256_PREFIX) {
             return verify_blocking(presented, stored);
         }
@@ -144,7 +168,9 @@ impl Verifier {
     }
 
     fn cached(&self, client_id: &str, stored: &str, presented_digest: &[u8; 32]) -> bool {
-        let Ok(cache) = self.client_cache.lock() else { return false };
+        let Ok(cache) = self.client_cache.lock() else {
+            return false;
+        };
         cache.get(client_id).is_some_and(|entry| {
             entry.stored_hash == stored
                 && entry.verified_at.elapsed() < CACHE_TTL
@@ -153,19 +179,27 @@ impl Verifier {
     }
 
     fn remember(&self, client_id: &str, stored: &str, presented_digest: [u8; 32]) {
-        let Ok(mut cache) = self.client_cache.lock() else { return };
+        let Ok(mut cache) = self.client_cache.lock() else {
+            return;
+        };
         if cache.len() >= CACHE_MAX_ENTRIES {
             cache.retain(|_, entry| entry.verified_at.elapsed() < CACHE_TTL);
             if cache.len() >= CACHE_MAX_ENTRIES {
                 cache.clear();
             }
         }
-        let entry = CachedSecret { stored_hash: stored.to_owned(), presented_digest, verified_at: Instant::now() };
+        let entry = CachedSecret {
+            stored_hash: stored.to_owned(),
+            presented_digest,
+            verified_at: Instant::now(),
+        };
         cache.insert(client_id.to_owned(), entry);
     }
 
     async fn run_blocking(&self, check: impl FnOnce() -> bool + Send + 'static) -> bool {
-        let Ok(_permit) = self.permits.acquire().await else { return false };
+        let Ok(_permit) = self.permits.acquire().await else {
+            return false;
+        };
         tokio::task::spawn_blocking(check).await.unwrap_or(false)
     }
 }

@@ -134,7 +134,10 @@ pub trait Store: Send + Sync + 'static {
     // Tenants
     fn create_tenant(&self, tenant: &Tenant) -> impl Future<Output = StoreResult<()>> + Send;
     /// A tenant by id or by name.
-    fn find_tenant(&self, id_or_name: &str) -> impl Future<Output = StoreResult<Option<Tenant>>> + Send;
+    fn find_tenant(
+        &self,
+        id_or_name: &str,
+    ) -> impl Future<Output = StoreResult<Option<Tenant>>> + Send;
     fn list_tenants(&self) -> impl Future<Output = StoreResult<Vec<Tenant>>> + Send;
 
     // Clients
@@ -145,12 +148,21 @@ pub trait Store: Send + Sync + 'static {
     // Users
     fn create_user(&self, user: &User) -> impl Future<Output = StoreResult<()>> + Send;
     /// Users with this username in any of the given tenants.
-    fn find_users(&self, username: &str, tenant_ids: &[String])
-    -> impl Future<Output = StoreResult<Vec<User>>> + Send;
+    fn find_users(
+        &self,
+        username: &str,
+        tenant_ids: &[String],
+    ) -> impl Future<Output = StoreResult<Vec<User>>> + Send;
 
     // Refresh tokens
-    fn insert_refresh_token(&self, token: &RefreshTokenRecord) -> impl Future<Output = StoreResult<()>> + Send;
-    fn find_refresh_token(&self, hash: &str) -> impl Future<Output = StoreResult<Option<RefreshTokenRecord>>> + Send;
+    fn insert_refresh_token(
+        &self,
+        token: &RefreshTokenRecord,
+    ) -> impl Future<Output = StoreResult<()>> + Send;
+    fn find_refresh_token(
+        &self,
+        hash: &str,
+    ) -> impl Future<Output = StoreResult<Option<RefreshTokenRecord>>> + Send;
     /// Marks `old_hash` used and inserts `new` atomically, only if `old_hash` is still unused
     /// and unrevoked. Two concurrent callers: exactly one gets `Rotated`.
     fn rotate_refresh_token(
@@ -160,7 +172,11 @@ pub trait Store: Send + Sync + 'static {
         now: i64,
     ) -> impl Future<Output = StoreResult<Rotation>> + Send;
     /// Revokes every token of a family; returns how many were still live.
-    fn revoke_refresh_family(&self, family_id: &str, now: i64) -> impl Future<Output = StoreResult<u64>> + Send;
+    fn revoke_refresh_family(
+        &self,
+        family_id: &str,
+        now: i64,
+    ) -> impl Future<Output = StoreResult<u64>> + Send;
 
     // Signing keys
     fn insert_key(&self, key: &StoredKey) -> impl Future<Output = StoreResult<()>> + Send;

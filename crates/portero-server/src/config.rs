@@ -18,14 +18,21 @@ pub struct ServerConfig {
 }
 
 /// The paths every Portero answers on: RFC-style, NetPay's (Spring) and Zertiban's.
-pub const DEFAULT_TOKEN_PATHS: [&str; 3] = ["/oauth2/token", "/oauth-service/oauth/token", "/idp/oauth2/token"];
+pub const DEFAULT_TOKEN_PATHS: [&str; 3] = [
+    "/oauth2/token",
+    "/oauth-service/oauth/token",
+    "/idp/oauth2/token",
+];
 
 impl Default for ServerConfig {
     fn default() -> Self {
         Self {
             token_paths: DEFAULT_TOKEN_PATHS
                 .iter()
-                .map(|p| TokenPath { path: (*p).to_owned(), limits: FieldLimits::default() })
+                .map(|p| TokenPath {
+                    path: (*p).to_owned(),
+                    limits: FieldLimits::default(),
+                })
                 .collect(),
             max_body_bytes: 16 * 1024,
         }

@@ -1,6 +1,8 @@
 //! Portero's HTTP server: the token endpoint on every configured path, JWKS, RFC 8414
 //! metadata and health checks, as an axum `Router` tests can drive without a socket.
 
+#![warn(clippy::unwrap_used)]
+
 pub mod config;
 pub mod extract;
 pub mod respond;
@@ -25,7 +27,10 @@ pub use state::{AppState, StartError, resolve_master_key};
 pub fn app(state: AppState) -> Router {
     let mut router = Router::new()
         .route("/.well-known/jwks.json", get(routes::metadata::jwks))
-        .route("/.well-known/oauth-authorization-server", get(routes::metadata::authorization_server))
+        .route(
+            "/.well-known/oauth-authorization-server",
+            get(routes::metadata::authorization_server),
+        )
         .route("/healthz", get(routes::health::healthz))
         .route("/readyz", get(routes::health::readyz));
     for token_path in &state.config.token_paths {
@@ -38,7 +43,9 @@ pub fn app(state: AppState) -> Router {
     router
         .layer(CatchPanicLayer::new())
         .layer(TraceLayer::new_for_http())
-        .layer(SetSensitiveRequestHeadersLayer::new([header::AUTHORIZATION]))
+        .layer(SetSensitiveRequestHeadersLayer::new([
+            header::AUTHORIZATION,
+        ]))
         .with_state(state)
 }
 
@@ -61,7 +68,9 @@ pub async fn run(
             }
         }
     });
-    let served = axum::serve(listener, app(state)).with_graceful_shutdown(shutdown).await;
+    let served = axum::serve(listener, app(state))
+        .with_graceful_shutdown(shutdown)
+        .await;
     reload_task.abort();
     served
 }

@@ -25,7 +25,10 @@ pub enum StartError {
     #[error(transparent)]
     Key(#[from] KeyError),
     #[error("master key file {path}: {source}")]
-    KeyFile { path: String, source: std::io::Error },
+    KeyFile {
+        path: String,
+        source: std::io::Error,
+    },
 }
 
 impl AppState {
@@ -40,20 +43,38 @@ impl AppState {
         now: i64,
     ) -> Result<Self, StartError> {
         let keys = KeyRing::new(load_or_create_keys(&db, &master_key, first_alg, now).await?);
-        let parallelism = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
-        let ctx = Context { store: db, keys, policy, verifier: Verifier::new(parallelism) };
-        Ok(Self { ctx: Arc::new(ctx), config: Arc::new(config), master_key })
+        let parallelism = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(2);
+        let ctx = Context {
+            store: db,
+            keys,
+            policy,
+            verifier: Verifier::new(parallelism),
+        };
+        Ok(Self {
+            ctx: Arc::new(ctx),
+            config: Arc::new(config),
+            master_key,
+        })
     }
 
     /// Re-reads the keys from the database, so a rotation done elsewhere shows without a restart.
     pub async fn reload_keys(&self) -> Result<(), StartError> {
         let stored = self.ctx.store.list_keys().await?;
-        self.ctx.keys.replace(KeySet::load(&stored, &self.master_key)?);
+        self.ctx
+            .keys
+            .replace(KeySet::load(&stored, &self.master_key)?);
         Ok(())
     }
 }
 
-async fn load_or_create_keys(db: &Database, master: &MasterKey, alg: Alg, now: i64) -> Result<KeySet, StartError> {
+async fn load_or_create_keys(
+    db: &Database,
+    master: &MasterKey,
+    alg: Alg,
+    now: i64,
+) -> Result<KeySet, StartError> {
     let set = KeySet::load(&db.list_keys().await?, master)?;
     if set.active(now).is_ok() {
         return Ok(set);
@@ -70,11 +91,17 @@ async fn load_or_create_keys(db: &Database, master: &MasterKey, alg: Alg, now: i
 
 /// The master key: from `PORTERO_MASTER_KEY` when given, else from `key_file`, which is
 /// created (mode 0600) with a random key on first use.
-pub fn resolve_master_key(from_env: Option<&str>, key_file: &Path) -> Result<MasterKey, StartError> {
+pub fn resolve_master_key(
+    from_env: Option<&str>,
+    key_file: &Path,
+) -> Result<MasterKey, StartError> {
     if let Some(text) = from_env {
         return Ok(MasterKey::parse(text)?);
     }
-    let io_err = |source| StartError::KeyFile { path: key_file.display().to_string(), source };
+    let io_err = |source| StartError::KeyFile {
+        path: key_file.display().to_string(),
+        source,
+    };
     match std::fs::read_to_string(key_file) {
         Ok(text) => Ok(MasterKey::parse(&text)?),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {

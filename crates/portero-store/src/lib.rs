@@ -4,6 +4,8 @@
 //! SQLite both understand, and only portable types. The [`Database`] enum picks the pool from
 //! the URL; `with_pool!` runs one statement text against whichever pool it holds.
 
+#![warn(clippy::unwrap_used)]
+
 mod rows;
 
 use std::str::FromStr;
@@ -13,7 +15,9 @@ use portero_core::store::{
     Client, RefreshTokenRecord, Rotation, Store, StoreError, StoreResult, StoredKey, Tenant, User,
 };
 use sqlx::postgres::{PgPool, PgPoolOptions};
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
 
 use rows::{ClientRow, KeyRow, RefreshRow, TenantRow, UserRow, join};
 
@@ -66,7 +70,9 @@ impl Database {
                 .map_err(map_err)?;
             Self::Postgres(pool)
         } else {
-            return Err(StoreError::Other("the database URL must start with sqlite: or postgres:".into()));
+            return Err(StoreError::Other(
+                "the database URL must start with sqlite: or postgres:".into(),
+            ));
         };
         db.migrate().await?;
         Ok(db)
@@ -79,7 +85,11 @@ impl Database {
 
     /// Answers whether the database responds (for readiness checks).
     pub async fn ping(&self) -> StoreResult<()> {
-        with_pool!(self, |pool| sqlx::query("SELECT 1").execute(pool).await.map(|_| ()).map_err(map_err))
+        with_pool!(self, |pool| sqlx::query("SELECT 1")
+            .execute(pool)
+            .await
+            .map(|_| ())
+            .map_err(map_err))
     }
 
     pub async fn close(&self) {
@@ -89,11 +99,16 @@ impl Database {
 
 fn map_err(error: sqlx::Error) -> StoreError {
     match &error {
-        sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) | sqlx::Error::Tls(_) => {
-            StoreError::Unavailable(error.to_string())
+        sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_) => StoreError::Unavailable(error.to_string()),
+        sqlx::Error::Database(db) if db.is_unique_violation() => {
+            StoreError::Conflict(db.message().to_owned())
         }
-        sqlx::Error::Database(db) if db.is_unique_violation() => StoreError::Conflict(db.message().to_owned()),
-        sqlx::Error::Database(db) if db.is_foreign_key_violation() => StoreError::NotFound(db.message().to_owned()),
+        sqlx::Error::Database(db) if db.is_foreign_key_violation() => {
+            StoreError::NotFound(db.message().to_owned())
+        }
         _ => StoreError::Other(error.to_string()),
     }
 }
@@ -155,7 +170,10 @@ impl Store for Database {
 
     async fn list_tenants(&self) -> StoreResult<Vec<Tenant>> {
         let sql = "SELECT id, name, created_at FROM tenants ORDER BY name";
-        let rows = with_pool!(self, |pool| sqlx::query_as::<_, TenantRow>(sql).fetch_all(pool).await).map_err(map_err)?;
+        let rows = with_pool!(self, |pool| sqlx::query_as::<_, TenantRow>(sql)
+            .fetch_all(pool)
+            .await)
+        .map_err(map_err)?;
         Ok(rows.into_iter().map(Into::into).collect())
     }
 
@@ -186,14 +204,20 @@ impl Store for Database {
 
     async fn find_client(&self, id: &str) -> StoreResult<Option<Client>> {
         let sql = concat!("SELECT ", client_columns!(), " FROM clients WHERE id = $1");
-        let row = with_pool!(self, |pool| sqlx::query_as::<_, ClientRow>(sql).bind(id).fetch_optional(pool).await)
-            .map_err(map_err)?;
+        let row = with_pool!(self, |pool| sqlx::query_as::<_, ClientRow>(sql)
+            .bind(id)
+            .fetch_optional(pool)
+            .await)
+        .map_err(map_err)?;
         row.map(TryInto::try_into).transpose()
     }
 
     async fn list_clients(&self) -> StoreResult<Vec<Client>> {
         let sql = concat!("SELECT ", client_columns!(), " FROM clients ORDER BY id");
-        let rows = with_pool!(self, |pool| sqlx::query_as::<_, ClientRow>(sql).fetch_all(pool).await).map_err(map_err)?;
+        let rows = with_pool!(self, |pool| sqlx::query_as::<_, ClientRow>(sql)
+            .fetch_all(pool)
+            .await)
+        .map_err(map_err)?;
         rows.into_iter().map(TryInto::try_into).collect()
     }
 
@@ -215,46 +239,78 @@ impl Store for Database {
         // One row per tenant at most (UNIQUE (tenant_id, username)); the tenant filter is done
         // here rather than with a variable-length IN list.
         let sql = "SELECT id, tenant_id, username, password_hash, created_at FROM users WHERE username = $1 ORDER BY id";
-        let rows = with_pool!(self, |pool| sqlx::query_as::<_, UserRow>(sql).bind(username).fetch_all(pool).await)
-            .map_err(map_err)?;
-        Ok(rows.into_iter().map(User::from).filter(|u| tenant_ids.contains(&u.tenant_id)).collect())
+        let rows = with_pool!(self, |pool| sqlx::query_as::<_, UserRow>(sql)
+            .bind(username)
+            .fetch_all(pool)
+            .await)
+        .map_err(map_err)?;
+        Ok(rows
+            .into_iter()
+            .map(User::from)
+            .filter(|u| tenant_ids.contains(&u.tenant_id))
+            .collect())
     }
 
     async fn insert_refresh_token(&self, token: &RefreshTokenRecord) -> StoreResult<()> {
-        with_pool!(self, |pool| insert_refresh!(token).execute(pool).await.map(|_| ())).map_err(map_err)
+        with_pool!(self, |pool| insert_refresh!(token)
+            .execute(pool)
+            .await
+            .map(|_| ()))
+        .map_err(map_err)
     }
 
     async fn find_refresh_token(&self, hash: &str) -> StoreResult<Option<RefreshTokenRecord>> {
         let sql = "SELECT hash, family_id, client_id, subject, user_id, tenants, scopes, audiences, auth_time, \
                    created_at, expires_at, used_at, revoked_at FROM refresh_tokens WHERE hash = $1";
-        let row = with_pool!(self, |pool| sqlx::query_as::<_, RefreshRow>(sql).bind(hash).fetch_optional(pool).await)
-            .map_err(map_err)?;
+        let row = with_pool!(self, |pool| sqlx::query_as::<_, RefreshRow>(sql)
+            .bind(hash)
+            .fetch_optional(pool)
+            .await)
+        .map_err(map_err)?;
         Ok(row.map(Into::into))
     }
 
-    async fn rotate_refresh_token(&self, old_hash: &str, new: &RefreshTokenRecord, now: i64) -> StoreResult<Rotation> {
+    async fn rotate_refresh_token(
+        &self,
+        old_hash: &str,
+        new: &RefreshTokenRecord,
+        now: i64,
+    ) -> StoreResult<Rotation> {
         // The conditional UPDATE is the lock: of two concurrent redemptions (on any node), the
         // second finds `used_at` set and changes nothing. The new token is inserted in the same
         // transaction, so a crash leaves either both changes or neither.
-        let mark_used =
-            "UPDATE refresh_tokens SET used_at = $1 WHERE hash = $2 AND used_at IS NULL AND revoked_at IS NULL";
+        let mark_used = "UPDATE refresh_tokens SET used_at = $1 WHERE hash = $2 AND used_at IS NULL AND revoked_at IS NULL";
         with_pool!(self, |pool| {
             let mut tx = pool.begin().await.map_err(map_err)?;
-            let marked = sqlx::query(mark_used).bind(now).bind(old_hash).execute(&mut *tx).await.map_err(map_err)?;
+            let marked = sqlx::query(mark_used)
+                .bind(now)
+                .bind(old_hash)
+                .execute(&mut *tx)
+                .await
+                .map_err(map_err)?;
             if marked.rows_affected() != 1 {
                 tx.rollback().await.map_err(map_err)?;
                 return Ok(Rotation::AlreadyUsed);
             }
-            insert_refresh!(new).execute(&mut *tx).await.map_err(map_err)?;
+            insert_refresh!(new)
+                .execute(&mut *tx)
+                .await
+                .map_err(map_err)?;
             tx.commit().await.map_err(map_err)?;
             Ok(Rotation::Rotated)
         })
     }
 
     async fn revoke_refresh_family(&self, family_id: &str, now: i64) -> StoreResult<u64> {
-        let sql = "UPDATE refresh_tokens SET revoked_at = $1 WHERE family_id = $2 AND revoked_at IS NULL";
-        with_pool!(self, |pool| sqlx::query(sql).bind(now).bind(family_id).execute(pool).await.map(|d| d.rows_affected()))
-            .map_err(map_err)
+        let sql =
+            "UPDATE refresh_tokens SET revoked_at = $1 WHERE family_id = $2 AND revoked_at IS NULL";
+        with_pool!(self, |pool| sqlx::query(sql)
+            .bind(now)
+            .bind(family_id)
+            .execute(pool)
+            .await
+            .map(|d| d.rows_affected()))
+        .map_err(map_err)
     }
 
     async fn insert_key(&self, key: &StoredKey) -> StoreResult<()> {
@@ -276,7 +332,10 @@ impl Store for Database {
     async fn list_keys(&self) -> StoreResult<Vec<StoredKey>> {
         let sql = "SELECT kid, alg, sealed_private_key, created_at, activate_at, retired_at FROM signing_keys \
                    ORDER BY created_at, kid";
-        let rows = with_pool!(self, |pool| sqlx::query_as::<_, KeyRow>(sql).fetch_all(pool).await).map_err(map_err)?;
+        let rows = with_pool!(self, |pool| sqlx::query_as::<_, KeyRow>(sql)
+            .fetch_all(pool)
+            .await)
+        .map_err(map_err)?;
         Ok(rows.into_iter().map(Into::into).collect())
     }
 }

@@ -1,7 +1,9 @@
 //! Row types as the database returns them, and their conversion to the core's types.
 
 use portero_core::grant::GrantType;
-use portero_core::store::{Client, RefreshPolicy, RefreshTokenRecord, StoreError, StoredKey, Tenant, User};
+use portero_core::store::{
+    Client, RefreshPolicy, RefreshTokenRecord, StoreError, StoredKey, Tenant, User,
+};
 
 /// Lists are stored space-separated.
 pub(crate) fn join(values: &[String]) -> String {
@@ -9,7 +11,11 @@ pub(crate) fn join(values: &[String]) -> String {
 }
 
 fn split(value: &str) -> Vec<String> {
-    value.split(' ').filter(|v| !v.is_empty()).map(str::to_owned).collect()
+    value
+        .split(' ')
+        .filter(|v| !v.is_empty())
+        .map(str::to_owned)
+        .collect()
 }
 
 #[derive(sqlx::FromRow)]
@@ -21,7 +27,11 @@ pub(crate) struct TenantRow {
 
 impl From<TenantRow> for Tenant {
     fn from(row: TenantRow) -> Self {
-        Self { id: row.id, name: row.name, created_at: row.created_at }
+        Self {
+            id: row.id,
+            name: row.name,
+            created_at: row.created_at,
+        }
     }
 }
 
@@ -44,12 +54,14 @@ impl TryFrom<ClientRow> for Client {
     type Error = StoreError;
 
     fn try_from(row: ClientRow) -> Result<Self, StoreError> {
-        let corrupt = |what: &str| StoreError::Other(format!("client {:?} has an invalid {what}", row.id));
+        let corrupt =
+            |what: &str| StoreError::Other(format!("client {:?} has an invalid {what}", row.id));
         let grants = split(&row.grants)
             .iter()
             .map(|g| GrantType::parse(g).ok_or_else(|| corrupt("grant type")))
             .collect::<Result<Vec<_>, _>>()?;
-        let refresh_policy = RefreshPolicy::parse(&row.refresh_policy).ok_or_else(|| corrupt("refresh policy"))?;
+        let refresh_policy =
+            RefreshPolicy::parse(&row.refresh_policy).ok_or_else(|| corrupt("refresh policy"))?;
         Ok(Self {
             grants,
             refresh_policy,

@@ -54,8 +54,11 @@ pub struct TokenPathConfig {
 
 impl FileConfig {
     pub fn load(path: Option<&Path>) -> anyhow::Result<Self> {
-        let Some(path) = path else { return Ok(Self::default()) };
-        let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        let Some(path) = path else {
+            return Ok(Self::default());
+        };
+        let text =
+            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
         toml::from_str(&text).with_context(|| format!("in {}", path.display()))
     }
 
@@ -68,12 +71,18 @@ impl FileConfig {
         }
         for extra in &self.token_path {
             if !extra.path.starts_with('/') || extra.path.contains(['{', '}', '*']) {
-                bail!("token_path {:?} must be a plain path starting with /", extra.path);
+                bail!(
+                    "token_path {:?} must be a plain path starting with /",
+                    extra.path
+                );
             }
             let limits = extra.limits.apply(base.clone());
             match config.token_paths.iter_mut().find(|p| p.path == extra.path) {
                 Some(existing) => existing.limits = limits,
-                None => config.token_paths.push(TokenPath { path: extra.path.clone(), limits }),
+                None => config.token_paths.push(TokenPath {
+                    path: extra.path.clone(),
+                    limits,
+                }),
             }
         }
         if let Some(max) = self.max_body_bytes {
@@ -91,7 +100,9 @@ impl LimitsConfig {
         if let Some(max) = self.max_params {
             limits.max_params = max;
         }
-        limits.per_field.extend(self.fields.iter().map(|(k, v)| (k.clone(), *v)));
+        limits
+            .per_field
+            .extend(self.fields.iter().map(|(k, v)| (k.clone(), *v)));
         limits
     }
 }
@@ -110,7 +121,9 @@ pub fn default_master_key_file(database_url: &str) -> PathBuf {
         .or_else(|| database_url.strip_prefix("sqlite:"))
         .map(|rest| rest.split('?').next().unwrap_or(rest));
     match sqlite_path {
-        Some(path) if !path.is_empty() && path != ":memory:" => PathBuf::from(format!("{path}.key")),
+        Some(path) if !path.is_empty() && path != ":memory:" => {
+            PathBuf::from(format!("{path}.key"))
+        }
         _ => PathBuf::from("portero.key"),
     }
 }

@@ -26,7 +26,11 @@ pub(super) async fn handle<S: Store>(
     }
     // The same username may exist in several of the client's tenants; the password decides.
     for candidate in candidates {
-        if ctx.verifier.verify_password(password, Some(&candidate.password_hash)).await {
+        if ctx
+            .verifier
+            .verify_password(password, Some(&candidate.password_hash))
+            .await
+        {
             user = Some(candidate);
             break;
         }

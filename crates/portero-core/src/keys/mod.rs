@@ -76,7 +76,12 @@ pub struct SigningKey {
 
 impl SigningKey {
     /// Generates a key and its stored (sealed) form.
-    pub fn generate(alg: Alg, master: &MasterKey, now: i64, activate_at: i64) -> Result<StoredKey, KeyError> {
+    pub fn generate(
+        alg: Alg,
+        master: &MasterKey,
+        now: i64,
+        activate_at: i64,
+    ) -> Result<StoredKey, KeyError> {
         let der = Signer::generate_pkcs8(alg)?;
         let kid = Signer::from_pkcs8(alg, &der)?.thumbprint();
         Ok(StoredKey {
@@ -109,7 +114,8 @@ impl SigningKey {
     /// A compact JWS (RFC 7515 §7.1) over the JSON of `claims`.
     pub fn sign_jwt(&self, claims: &impl Serialize) -> Result<String, KeyError> {
         let payload = serde_json::to_vec(claims).map_err(|_| KeyError::Sign)?;
-        let mut token = String::with_capacity(self.encoded_header.len() + payload.len() * 4 / 3 + 400);
+        let mut token =
+            String::with_capacity(self.encoded_header.len() + payload.len() * 4 / 3 + 400);
         token.push_str(&self.encoded_header);
         token.push('.');
         URL_SAFE_NO_PAD.encode_string(payload, &mut token);
@@ -117,6 +123,20 @@ impl SigningKey {
         token.push('.');
         URL_SAFE_NO_PAD.encode_string(signature, &mut token);
         Ok(token)
+    }
+}
+
+/// When a key added now should start signing: after `delay`, and strictly after every existing
+/// key's activation, so the newest rotation always wins even within one second.
+pub fn next_activation(existing: &[StoredKey], now: i64, delay: i64) -> i64 {
+    let latest = existing
+        .iter()
+        .filter(|k| k.retired_at.is_none())
+        .map(|k| k.activate_at)
+        .max();
+    match latest {
+        Some(latest) => (now + delay).max(latest + 1),
+        None => now + delay,
     }
 }
 
@@ -140,7 +160,11 @@ impl KeySet {
 
     /// The key that signs at `now`: the latest activated.
     pub fn active(&self, now: i64) -> Result<&SigningKey, KeyError> {
-        self.keys.iter().rev().find(|k| k.activate_at <= now).ok_or(KeyError::NoActiveKey)
+        self.keys
+            .iter()
+            .rev()
+            .find(|k| k.activate_at <= now)
+            .ok_or(KeyError::NoActiveKey)
     }
 
     /// The JWKS document (RFC 7517 §5).
@@ -205,7 +229,8 @@ mod tests {
         let mut validation = Validation::new(header.alg);
         validation.set_audience(&["a"]);
         validation.set_issuer(&["i"]);
-        let decoded = decode::<Value>(&token, &DecodingKey::from_jwk(jwk).unwrap(), &validation).unwrap();
+        let decoded =
+            decode::<Value>(&token, &DecodingKey::from_jwk(jwk).unwrap(), &validation).unwrap();
         assert_eq!(decoded.claims["sub"], "c");
     }
 
@@ -222,6 +247,15 @@ mod tests {
     #[test]
     fn eddsa_verifies_independently() {
         verify_with_jsonwebtoken(Alg::EdDsa);
+    }
+
+    #[test]
+    fn rotation_activates_after_existing_keys() {
+        let master = MasterKey::generate();
+        let old = SigningKey::generate(Alg::EdDsa, &master, 100, 100).unwrap();
+        assert_eq!(next_activation(std::slice::from_ref(&old), 100, 0), 101);
+        assert_eq!(next_activation(&[old], 100, 360), 460);
+        assert_eq!(next_activation(&[], 100, 0), 100);
     }
 
     #[test]

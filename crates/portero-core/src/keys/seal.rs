@@ -49,7 +49,8 @@ impl MasterKey {
     }
 
     fn aead(&self) -> LessSafeKey {
-        let unbound = UnboundKey::new(&AES_256_GCM, &self.0).expect("a 32-byte AES-256 key is valid"); // ok: fixed length
+        let unbound =
+            UnboundKey::new(&AES_256_GCM, &self.0).expect("a 32-byte AES-256 key is valid"); // ok: fixed length
         LessSafeKey::new(unbound)
     }
 
@@ -59,7 +60,11 @@ impl MasterKey {
         fill_random(&mut nonce);
         let mut buffer = plaintext.to_vec();
         self.aead()
-            .seal_in_place_append_tag(Nonce::assume_unique_for_key(nonce), Aad::from(kid.as_bytes()), &mut buffer)
+            .seal_in_place_append_tag(
+                Nonce::assume_unique_for_key(nonce),
+                Aad::from(kid.as_bytes()),
+                &mut buffer,
+            )
             .expect("AES-GCM sealing of a small buffer cannot fail"); // ok: only fails past 64 GiB
         let mut out = nonce.to_vec();
         out.extend_from_slice(&buffer);
@@ -68,7 +73,9 @@ impl MasterKey {
 
     /// Decrypts what [`seal`](Self::seal) produced for the same `kid`.
     pub fn open(&self, kid: &str, sealed: &str) -> Result<Vec<u8>, KeyError> {
-        let bytes = URL_SAFE_NO_PAD.decode(sealed).map_err(|_| KeyError::Unseal)?;
+        let bytes = URL_SAFE_NO_PAD
+            .decode(sealed)
+            .map_err(|_| KeyError::Unseal)?;
         if bytes.len() < NONCE_LEN {
             return Err(KeyError::Unseal);
         }

@@ -5,7 +5,8 @@ use aws_lc_rs::encoding::AsDer;
 use aws_lc_rs::rand::SystemRandom;
 use aws_lc_rs::rsa::KeySize;
 use aws_lc_rs::signature::{
-    ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, Ed25519KeyPair, KeyPair, RSA_PKCS1_SHA256, RsaKeyPair,
+    ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, Ed25519KeyPair, KeyPair, RSA_PKCS1_SHA256,
+    RsaKeyPair,
 };
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -27,14 +28,21 @@ impl Signer {
         let rng = SystemRandom::new();
         let der = match alg {
             Alg::Rs256 => {
-                let pair = RsaKeyPair::generate(KeySize::Rsa2048).map_err(|_| KeyError::Generate)?;
-                pair.as_der().map_err(|_| KeyError::Generate)?.as_ref().to_vec()
+                let pair =
+                    RsaKeyPair::generate(KeySize::Rsa2048).map_err(|_| KeyError::Generate)?;
+                pair.as_der()
+                    .map_err(|_| KeyError::Generate)?
+                    .as_ref()
+                    .to_vec()
             }
             Alg::Es256 => EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng)
                 .map_err(|_| KeyError::Generate)?
                 .as_ref()
                 .to_vec(),
-            Alg::EdDsa => Ed25519KeyPair::generate_pkcs8(&rng).map_err(|_| KeyError::Generate)?.as_ref().to_vec(),
+            Alg::EdDsa => Ed25519KeyPair::generate_pkcs8(&rng)
+                .map_err(|_| KeyError::Generate)?
+                .as_ref()
+                .to_vec(),
         };
         Ok(der)
     }
@@ -43,9 +51,12 @@ impl Signer {
         Ok(match alg {
             Alg::Rs256 => Self::Rs256(RsaKeyPair::from_pkcs8(der).map_err(|_| KeyError::Parse)?),
             Alg::Es256 => Self::Es256(
-                EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, der).map_err(|_| KeyError::Parse)?,
+                EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, der)
+                    .map_err(|_| KeyError::Parse)?,
             ),
-            Alg::EdDsa => Self::EdDsa(Ed25519KeyPair::from_pkcs8(der).map_err(|_| KeyError::Parse)?),
+            Alg::EdDsa => {
+                Self::EdDsa(Ed25519KeyPair::from_pkcs8(der).map_err(|_| KeyError::Parse)?)
+            }
         })
     }
 
@@ -54,13 +65,20 @@ impl Signer {
         match self {
             Self::Rs256(pair) => {
                 let mut signature = vec![0u8; pair.public_modulus_len()];
-                pair.sign(&RSA_PKCS1_SHA256, &SystemRandom::new(), message, &mut signature)
-                    .map_err(|_| KeyError::Sign)?;
+                pair.sign(
+                    &RSA_PKCS1_SHA256,
+                    &SystemRandom::new(),
+                    message,
+                    &mut signature,
+                )
+                .map_err(|_| KeyError::Sign)?;
                 Ok(signature)
             }
-            Self::Es256(pair) => {
-                Ok(pair.sign(&SystemRandom::new(), message).map_err(|_| KeyError::Sign)?.as_ref().to_vec())
-            }
+            Self::Es256(pair) => Ok(pair
+                .sign(&SystemRandom::new(), message)
+                .map_err(|_| KeyError::Sign)?
+                .as_ref()
+                .to_vec()),
             Self::EdDsa(pair) => Ok(pair.sign(message).as_ref().to_vec()),
         }
     }
@@ -82,7 +100,9 @@ impl Signer {
                 let point = pair.public_key().as_ref();
                 json!({ "crv": "P-256", "kty": "EC", "x": b64(&point[1..33]), "y": b64(&point[33..65]) })
             }
-            Self::EdDsa(pair) => json!({ "crv": "Ed25519", "kty": "OKP", "x": b64(pair.public_key().as_ref()) }),
+            Self::EdDsa(pair) => {
+                json!({ "crv": "Ed25519", "kty": "OKP", "x": b64(pair.public_key().as_ref()) })
+            }
         }
     }
 

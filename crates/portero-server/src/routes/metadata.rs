@@ -10,12 +10,25 @@ use crate::state::AppState;
 pub async fn jwks(State(state): State<AppState>) -> Response {
     let mut response = Json(state.ctx.keys.current().jwks()).into_response();
     // Short enough that a rotation's pre-published key reaches caches before it signs.
-    response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=300"));
+    response.headers_mut().insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("public, max-age=300"),
+    );
     response
 }
 
 pub async fn authorization_server(State(state): State<AppState>) -> Response {
-    let token_path = state.config.token_paths.first().map(|p| p.path.as_str()).unwrap_or("/oauth2/token");
+    let token_path = state
+        .config
+        .token_paths
+        .first()
+        .map(|p| p.path.as_str())
+        .unwrap_or("/oauth2/token");
     let keys = state.ctx.keys.current();
-    Json(portero_core::metadata::document(&state.ctx.policy.issuer, token_path, &keys.algorithms())).into_response()
+    Json(portero_core::metadata::document(
+        &state.ctx.policy.issuer,
+        token_path,
+        &keys.algorithms(),
+    ))
+    .into_response()
 }

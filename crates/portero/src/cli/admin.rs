@@ -6,7 +6,7 @@ use std::io::BufRead;
 use anyhow::{Context as _, bail};
 use clap::{Args, Subcommand};
 use portero_core::grant::GrantType;
-use portero_core::keys::{Alg, MasterKey, SigningKey};
+use portero_core::keys::{Alg, MasterKey, SigningKey, next_activation};
 use portero_core::secret::{generate_client_secret, hash_generated_secret, hash_password};
 use portero_core::store::{Client, RefreshPolicy, Store, StoreError, Tenant, User};
 use portero_server::resolve_master_key;
@@ -32,7 +32,7 @@ pub enum TenantCommand {
 #[derive(Debug, Subcommand)]
 pub enum ClientCommand {
     /// Create a client. Prints the generated secret once when --secret is not given.
-    Create(ClientCreate),
+    Create(Box<ClientCreate>),
     /// List clients (never their secrets).
     List,
 }
@@ -100,14 +100,21 @@ pub enum KeysCommand {
 async fn open(global: &Global) -> anyhow::Result<(Database, String)> {
     let file = FileConfig::load(global.config.as_deref())?;
     let url = settings::database_url(global.database_url.as_deref(), &file);
-    let db = Database::connect(&url).await.context("opening the database")?;
+    let db = Database::connect(&url)
+        .await
+        .context("opening the database")?;
     Ok((db, url))
 }
 
 /// The master key, as `serve` resolves it.
 pub fn master_key(global: &Global, database_url: &str) -> anyhow::Result<MasterKey> {
-    let from_env = std::env::var("PORTERO_MASTER_KEY").ok().filter(|v| !v.is_empty());
-    let file = global.master_key_file.clone().unwrap_or_else(|| settings::default_master_key_file(database_url));
+    let from_env = std::env::var("PORTERO_MASTER_KEY")
+        .ok()
+        .filter(|v| !v.is_empty());
+    let file = global
+        .master_key_file
+        .clone()
+        .unwrap_or_else(|| settings::default_master_key_file(database_url));
     Ok(resolve_master_key(from_env.as_deref(), &file)?)
 }
 
@@ -123,12 +130,20 @@ pub async fn tenant(global: &Global, command: TenantCommand) -> anyhow::Result<(
     match command {
         TenantCommand::Create { name, id } => {
             let id = match id {
-                Some(id) => uuid::Uuid::parse_str(&id).context("--id must be a UUID")?.to_string(),
+                Some(id) => uuid::Uuid::parse_str(&id)
+                    .context("--id must be a UUID")?
+                    .to_string(),
                 None => uuid::Uuid::new_v4().to_string(),
             };
             check_word("tenant name", &name)?;
-            let tenant = Tenant { id: id.clone(), name, created_at: unix_now() };
-            db.create_tenant(&tenant).await.map_err(conflict("a tenant with this id or name"))?;
+            let tenant = Tenant {
+                id: id.clone(),
+                name,
+                created_at: unix_now(),
+            };
+            db.create_tenant(&tenant)
+                .await
+                .map_err(conflict("a tenant with this id or name"))?;
             println!("{id}");
         }
         TenantCommand::List => {
@@ -142,7 +157,10 @@ pub async fn tenant(global: &Global, command: TenantCommand) -> anyhow::Result<(
 
 /// Names that end up in space-separated lists must be one printable word.
 fn check_word(what: &str, value: &str) -> anyhow::Result<()> {
-    if value.is_empty() || value.len() > 255 || value.chars().any(|c| c.is_whitespace() || c.is_control()) {
+    if value.is_empty()
+        || value.len() > 255
+        || value.chars().any(|c| c.is_whitespace() || c.is_control())
+    {
         bail!("{what} must be 1 to 255 characters without spaces");
     }
     Ok(())
@@ -151,7 +169,7 @@ fn check_word(what: &str, value: &str) -> anyhow::Result<()> {
 pub async fn client(global: &Global, command: ClientCommand) -> anyhow::Result<()> {
     let (db, _) = open(global).await?;
     match command {
-        ClientCommand::Create(args) => create_client(&db, args).await,
+        ClientCommand::Create(args) => create_client(&db, *args).await,
         ClientCommand::List => {
             for c in db.list_clients().await? {
                 let grants: Vec<&str> = c.grants.iter().map(|g| g.as_str()).collect();
@@ -179,29 +197,46 @@ async fn create_client(db: &Database, args: ClientCreate) -> anyhow::Result<()> 
     let grants = args
         .grants
         .iter()
-        .map(|g| GrantType::parse(g.trim()).with_context(|| format!("unknown grant {g:?}: use client_credentials, password, refresh_token")))
+        .map(|g| {
+            GrantType::parse(g.trim()).with_context(|| {
+                format!("unknown grant {g:?}: use client_credentials, password, refresh_token")
+            })
+        })
         .collect::<anyhow::Result<Vec<_>>>()?;
-    let scopes = portero_core::scope::parse(&args.scopes).map_err(|e| anyhow::anyhow!("--scopes: {}", e.description))?;
+    let scopes = portero_core::scope::parse(&args.scopes)
+        .map_err(|e| anyhow::anyhow!("--scopes: {}", e.description))?;
     for audience in &args.audiences {
         check_word("--audience", audience)?;
     }
     let mut tenants = Vec::new();
     for t in &args.tenants {
-        let tenant = db.find_tenant(t).await?.with_context(|| format!("no tenant {t:?}: create it first"))?;
+        let tenant = db
+            .find_tenant(t)
+            .await?
+            .with_context(|| format!("no tenant {t:?}: create it first"))?;
         tenants.push(tenant.id);
     }
     if let Some(ttl) = args.token_ttl {
-        anyhow::ensure!((1..=30 * 86_400).contains(&ttl), "--token-ttl must be between 1 and 2592000 seconds");
+        anyhow::ensure!(
+            (1..=30 * 86_400).contains(&ttl),
+            "--token-ttl must be between 1 and 2592000 seconds"
+        );
     }
     let refresh_policy = RefreshPolicy::parse(&args.refresh_tokens)
         .context("--refresh-tokens must be always, offline_access or never")?;
     if let Some(locale) = &args.locale {
-        let ok = (2..=16).contains(&locale.len()) && locale.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+        let ok = (2..=16).contains(&locale.len())
+            && locale
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
         anyhow::ensure!(ok, "--locale must look like es_PE or en-US");
     }
     let (secret_hash, generated) = match &args.secret {
         Some(secret) => {
-            anyhow::ensure!(!secret.is_empty() && secret.len() <= 512, "--secret must be 1 to 512 characters");
+            anyhow::ensure!(
+                !secret.is_empty() && secret.len() <= 512,
+                "--secret must be 1 to 512 characters"
+            );
             (hash_password(secret), None)
         }
         None => {
@@ -222,10 +257,15 @@ async fn create_client(db: &Database, args: ClientCreate) -> anyhow::Result<()> 
         locale: args.locale,
         created_at: unix_now(),
     };
-    db.create_client(&client).await.map_err(conflict("a client with this id"))?;
+    db.create_client(&client)
+        .await
+        .map_err(conflict("a client with this id"))?;
     match generated {
         Some(secret) => {
-            eprintln!("created client {}; its secret is shown once, below:", client.id);
+            eprintln!(
+                "created client {}; its secret is shown once, below:",
+                client.id
+            );
             println!("{secret}");
         }
         None => eprintln!("created client {}", client.id),
@@ -237,12 +277,24 @@ pub async fn user(global: &Global, command: UserCommand) -> anyhow::Result<()> {
     let (db, _) = open(global).await?;
     let UserCommand::Create { tenant, username } = command;
     check_word("--username", &username)?;
-    let tenant = db.find_tenant(&tenant).await?.with_context(|| format!("no tenant {tenant:?}"))?;
+    let tenant = db
+        .find_tenant(&tenant)
+        .await?
+        .with_context(|| format!("no tenant {tenant:?}"))?;
     let mut password = String::new();
-    std::io::stdin().lock().read_line(&mut password).context("reading the password from standard input")?;
+    std::io::stdin()
+        .lock()
+        .read_line(&mut password)
+        .context("reading the password from standard input")?;
     let password = password.trim_end_matches(['\r', '\n']);
-    anyhow::ensure!(!password.is_empty(), "the password (read from standard input) is empty");
-    anyhow::ensure!(password.len() <= 1024, "the password is longer than 1024 bytes");
+    anyhow::ensure!(
+        !password.is_empty(),
+        "the password (read from standard input) is empty"
+    );
+    anyhow::ensure!(
+        password.len() <= 1024,
+        "the password is longer than 1024 bytes"
+    );
     let user = User {
         id: uuid::Uuid::new_v4().to_string(),
         tenant_id: tenant.id,
@@ -250,7 +302,9 @@ pub async fn user(global: &Global, command: UserCommand) -> anyhow::Result<()> {
         password_hash: hash_password(password),
         created_at: unix_now(),
     };
-    db.create_user(&user).await.map_err(conflict("a user with this username in this tenant"))?;
+    db.create_user(&user)
+        .await
+        .map_err(conflict("a user with this username in this tenant"))?;
     println!("{}", user.id);
     Ok(())
 }
@@ -266,17 +320,27 @@ pub async fn keys(global: &Global, command: KeysCommand) -> anyhow::Result<()> {
                     None if key.activate_at <= now => "signing-eligible",
                     None => "published",
                 };
-                println!("{}\t{}\t{}\tcreated={}\tactivates={}", key.kid, key.alg, state, key.created_at, key.activate_at);
+                println!(
+                    "{}\t{}\t{}\tcreated={}\tactivates={}",
+                    key.kid, key.alg, state, key.created_at, key.activate_at
+                );
             }
         }
         KeysCommand::Rotate { alg, publish_delay } => {
             anyhow::ensure!(publish_delay >= 0, "--publish-delay must not be negative");
             let alg = Alg::parse(&alg)?;
             let master = master_key(global, &url)?;
-            let key = SigningKey::generate(alg, &master, now, now + publish_delay)?;
+            let activate_at = next_activation(&db.list_keys().await?, now, publish_delay);
+            let key = SigningKey::generate(alg, &master, now, activate_at)?;
             db.insert_key(&key).await?;
             println!("{}", key.kid);
-            eprintln!("published key {} ({}); it signs from {} (in {publish_delay} s)", key.kid, key.alg, key.activate_at);
+            eprintln!(
+                "published key {} ({}); it signs from {} (in {} s)",
+                key.kid,
+                key.alg,
+                key.activate_at,
+                key.activate_at - now
+            );
         }
     }
     Ok(())

@@ -1,0 +1,409 @@
+//! The `portero` binary end to end: `serve` on a fresh directory, the admin commands, and
+//! `portero token` in every dialect against it.
+
+use std::io::Write;
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_portero");
+
+struct Serve {
+    child: Child,
+    base: String,
+}
+
+impl Drop for Serve {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn portero(dir: &Path, args: &[&str], stdin: Option<&str>) -> Output {
+    let mut child = Command::new(BIN)
+        .args(args)
+        .current_dir(dir)
+        .env_remove("PORTERO_MASTER_KEY")
+        .env_remove("PORTERO_DATABASE_URL")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    if let Some(input) = stdin {
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(input.as_bytes())
+            .unwrap();
+    }
+    drop(child.stdin.take());
+    child.wait_with_output().unwrap()
+}
+
+fn ok(output: Output) -> String {
+    assert!(
+        output.status.success(),
+        "failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout).unwrap().trim().to_owned()
+}
+
+fn serve(dir: &Path, extra: &[&str]) -> Serve {
+    let port = free_port();
+    let listen = format!("127.0.0.1:{port}");
+    let mut args = vec!["serve", "--listen", &listen];
+    args.extend_from_slice(extra);
+    let child = Command::new(BIN)
+        .args(&args)
+        .current_dir(dir)
+        .env_remove("PORTERO_MASTER_KEY")
+        .env_remove("PORTERO_DATABASE_URL")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let base = format!("http://{listen}");
+    let started = Instant::now();
+    while std::net::TcpStream::connect(&listen).is_err() {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "portero serve did not start"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Serve { child, base }
+}
+
+fn claims(token: &str) -> serde_json::Value {
+    use base64::Engine;
+    let payload = token.split('.').nth(1).unwrap();
+    serde_json::from_slice(
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(payload)
+            .unwrap(),
+    )
+    .unwrap()
+}
+
+#[test]
+fn serve_admin_and_token_in_every_dialect() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let server = serve(d, &["--api-version-header", "ALG-API-VERSION=1618440906"]);
+
+    // Defaults: SQLite at ./portero.db and a 0600 master key file beside it.
+    assert!(d.join("portero.db").exists());
+    let key_file = d.join("portero.db.key");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(
+            std::fs::metadata(&key_file).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+    }
+
+    let tenant = ok(portero(
+        d,
+        &[
+            "tenant",
+            "create",
+            "acme",
+            "--id",
+            "0f8fad5b-d9cb-469f-a165-70867728950e",
+        ],
+        None,
+    ));
+    assert_eq!(tenant, "0f8fad5b-d9cb-469f-a165-70867728950e");
+    let generated = ok(portero(
+        d,
+        &[
+            "client",
+            "create",
+            "--id",
+            "zertiban",
+            "--grants",
+            "client_credentials",
+            "--scopes",
+            "api",
+            "--tenant",
+            "acme",
+            "--token-ttl",
+            "300",
+            "--ignore-unknown-scopes",
+        ],
+        None,
+    ));
+    assert_eq!(generated.len(), 43, "a generated secret is printed once");
+    ok(portero(
+        d,
+        &[
+            "client",
+            "create",
+            "--id",
+            "payme",
+            "--secret",
+            "pay-me secret",
+            "--grants",
+            "password,refresh_token",
+            "--scopes",
+            "post:charges offline_access",
+            "--audience",
+            "https://api.dev.alignet.io",
+            "--tenant",
+            "acme",
+            "--refresh-tokens",
+            "offline_access",
+            "--locale",
+            "en_US",
+        ],
+        None,
+    ));
+    let user_id = ok(portero(
+        d,
+        &[
+            "user",
+            "create",
+            "--tenant",
+            "acme",
+            "--username",
+            "commerce@email.com",
+        ],
+        Some("123456\n"),
+    ));
+    assert_eq!(user_id.len(), 36);
+
+    let url = format!("{}/oauth2/token", server.base);
+    for dialect in ["basic", "post", "query"] {
+        let token = ok(portero(
+            d,
+            &[
+                "token",
+                "--url",
+                &url,
+                "--client-id",
+                "zertiban",
+                "--client-secret",
+                &generated,
+                "--dialect",
+                dialect,
+            ],
+            None,
+        ));
+        let c = claims(&token);
+        assert_eq!(c["client_id"], "zertiban", "{dialect}");
+        assert_eq!(c["exp"].as_i64().unwrap() - c["iat"].as_i64().unwrap(), 300);
+    }
+    let response = ok(portero(
+        d,
+        &[
+            "token",
+            "--url",
+            &url,
+            "--client-id",
+            "payme",
+            "--client-secret",
+            "pay-me secret",
+            "--dialect",
+            "json",
+            "--grant",
+            "password",
+            "--username",
+            "commerce@email.com",
+            "--scope",
+            "post:charges offline_access",
+            "--audience",
+            "https://api.dev.alignet.io",
+            "--header",
+            "ALG-API-VERSION=1618440906",
+            "--json",
+        ],
+        Some("123456\n"),
+    ));
+    let body: serde_json::Value = serde_json::from_str(&response).unwrap();
+    assert_eq!(body["success"], true);
+    assert_eq!(
+        body["authorization"]["meta"]["status"]["message_ilgn"][0]["value"],
+        "Access Token created"
+    );
+    assert!(body["refresh_token"].is_string());
+    assert_eq!(
+        claims(body["access_token"].as_str().unwrap())["sub"],
+        user_id
+    );
+
+    // A wrong secret: the command fails and says why, without echoing the secret.
+    let failed = portero(
+        d,
+        &[
+            "token",
+            "--url",
+            &url,
+            "--client-id",
+            "zertiban",
+            "--client-secret",
+            "nope-secret",
+        ],
+        None,
+    );
+    assert!(!failed.status.success());
+    let stderr = String::from_utf8_lossy(&failed.stderr);
+    assert!(
+        stderr.contains("invalid_client") && !stderr.contains("nope-secret"),
+        "{stderr}"
+    );
+
+    let listing = ok(portero(d, &["client", "list"], None));
+    assert!(listing.contains("zertiban") && !listing.contains(&generated));
+    drop(server);
+}
+
+#[test]
+fn key_rotation_is_published_then_used() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(
+        d.join("portero.toml"),
+        "key_reload_seconds = 1\nsigning_alg = \"ES256\"\n",
+    )
+    .unwrap();
+    let server = serve(d, &["--config", "portero.toml"]);
+    let secret = ok(portero(
+        d,
+        &[
+            "client",
+            "create",
+            "--id",
+            "svc",
+            "--grants",
+            "client_credentials",
+        ],
+        None,
+    ));
+    let url = format!("{}/oauth2/token", server.base);
+    let kid_of = |token: &str| {
+        use base64::Engine;
+        let header = token.split('.').next().unwrap();
+        let header: serde_json::Value = serde_json::from_slice(
+            &base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .decode(header)
+                .unwrap(),
+        )
+        .unwrap();
+        header["kid"].as_str().unwrap().to_owned()
+    };
+    let token_args = [
+        "token",
+        "--url",
+        &url,
+        "--client-id",
+        "svc",
+        "--client-secret",
+        &secret,
+    ];
+    let first_kid = kid_of(&ok(portero(d, &token_args, None)));
+    let listed = ok(portero(d, &["keys", "list"], None));
+    assert!(listed.contains(&first_kid) && listed.contains("ES256"));
+
+    let new_kid = ok(portero(
+        d,
+        &["keys", "rotate", "--alg", "EdDSA", "--publish-delay", "0"],
+        None,
+    ));
+    let started = Instant::now();
+    loop {
+        let kid = kid_of(&ok(portero(d, &token_args, None)));
+        if kid == new_kid {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(15),
+            "the rotated key was never used"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let jwks = ok(Command::new("curl")
+        .args(["-sS", &format!("{}/.well-known/jwks.json", server.base)])
+        .output()
+        .unwrap());
+    assert!(
+        jwks.contains(&first_kid) && jwks.contains(&new_kid),
+        "old and new keys stay published"
+    );
+}
+
+#[test]
+fn bad_flags_give_clear_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let cases: [(&[&str], &str); 6] = [
+        (
+            &["client", "create", "--id", "x", "--grants", "implicit"],
+            "unknown grant",
+        ),
+        (
+            &[
+                "client", "create", "--id", "x", "--grants", "password", "--tenant", "nope",
+            ],
+            "no tenant",
+        ),
+        (
+            &[
+                "client",
+                "create",
+                "--id",
+                "x",
+                "--grants",
+                "password",
+                "--refresh-tokens",
+                "sometimes",
+            ],
+            "--refresh-tokens",
+        ),
+        (
+            &[
+                "client",
+                "create",
+                "--id",
+                "x",
+                "--grants",
+                "password",
+                "--token-ttl",
+                "0",
+            ],
+            "--token-ttl",
+        ),
+        (&["tenant", "create", "acme", "--id", "not-a-uuid"], "UUID"),
+        (
+            &["keys", "rotate", "--alg", "HS256"],
+            "unknown signing algorithm",
+        ),
+    ];
+    for (args, expected) in cases {
+        let output = portero(d, args, None);
+        assert!(!output.status.success(), "{args:?}");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains(expected), "{args:?}: {stderr}");
+    }
+    ok(portero(d, &["tenant", "create", "acme"], None));
+    let duplicate = portero(d, &["tenant", "create", "acme"], None);
+    assert!(String::from_utf8_lossy(&duplicate.stderr).contains("already exists"));
+    let empty_password = portero(
+        d,
+        &["user", "create", "--tenant", "acme", "--username", "u"],
+        Some("\n"),
+    );
+    assert!(String::from_utf8_lossy(&empty_password.stderr).contains("empty"));
+}
