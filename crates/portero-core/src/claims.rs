@@ -37,23 +37,12 @@ pub enum Audience {
 
 impl Audience {
     pub fn from_list(mut list: Vec<String>) -> Self {
-        if list.len() == 1 {
-            Self::One(list.remove(0))
-        } else {
-            Self::Many(list)
-        }
+        if list.len() == 1 { Self::One(list.remove(0)) } else { Self::Many(list) }
     }
 }
 
 impl AccessTokenClaims {
-    pub fn new(
-        issuer: &str,
-        client_id: &str,
-        authz: &Authorization,
-        jti: String,
-        now: i64,
-        ttl: i64,
-    ) -> Self {
+    pub fn new(issuer: &str, client_id: &str, authz: &Authorization, jti: String, now: i64, ttl: i64) -> Self {
         Self {
             iss: issuer.to_owned(),
             sub: authz.subject.clone(),

@@ -61,15 +61,11 @@ impl ClientCredentials {
             Some(header) => {
                 let basic = decode_basic(header)?;
                 if body_secret.is_some() {
-                    return Err(OAuthError::invalid_request(
-                        "use one client authentication method, not two",
-                    ));
+                    return Err(OAuthError::invalid_request("use one client authentication method, not two"));
                 }
                 let raw_id = basic.undecoded.as_ref().map(|(id, _)| id.as_str());
                 if body_id.is_some_and(|id| id != basic.id && Some(id) != raw_id) {
-                    return Err(OAuthError::invalid_request(
-                        "client_id does not match the Authorization header",
-                    ));
+                    return Err(OAuthError::invalid_request("client_id does not match the Authorization header"));
                 }
                 Ok(Self {
                     client_id: basic.id,
@@ -101,13 +97,9 @@ pub fn decode_basic(header: &str) -> Result<BasicCredentials, OAuthError> {
     let malformed = || OAuthError::invalid_request("malformed Basic authorization header");
     let (scheme, encoded) = header.trim().split_once(' ').ok_or_else(malformed)?;
     if !scheme.eq_ignore_ascii_case("basic") {
-        return Err(OAuthError::invalid_request(
-            "only the Basic authorization scheme is accepted here",
-        ));
+        return Err(OAuthError::invalid_request("only the Basic authorization scheme is accepted here"));
     }
-    let decoded = BASIC_BASE64
-        .decode(encoded.trim())
-        .map_err(|_| malformed())?;
+    let decoded = BASIC_BASE64.decode(encoded.trim()).map_err(|_| malformed())?;
     let decoded = String::from_utf8(decoded).map_err(|_| malformed())?;
     let (raw_id, raw_secret) = decoded.split_once(':').ok_or_else(malformed)?;
     if raw_id.is_empty() || decoded.chars().any(char::is_control) {
@@ -119,24 +111,20 @@ pub fn decode_basic(header: &str) -> Result<BasicCredentials, OAuthError> {
     if id.is_empty() || id.chars().chain(secret.chars()).any(char::is_control) {
         return Err(malformed());
     }
-    let undecoded =
-        (id != raw_id || secret != raw_secret).then(|| (raw_id.to_owned(), raw_secret.to_owned()));
-    Ok(BasicCredentials {
-        id,
-        secret,
-        undecoded,
-    })
+    let undecoded = (id != raw_id || secret != raw_secret).then(|| (raw_id.to_owned(), raw_secret.to_owned()));
+    Ok(BasicCredentials { id, secret, undecoded })
 }
 
-/// Looks the client up and checks its secret. Every failure is the same `invalid_client`.
+/// Looks the client up and checks its secret (or, during a rotation's overlap, its previous
+/// secret). Every failure is the same `invalid_client`.
 pub async fn authenticate<S: Store>(
     store: &S,
     verifier: &Verifier,
     credentials: &ClientCredentials,
+    now: i64,
 ) -> Result<Client, OAuthError> {
     let Some(secret) = credentials.secret.as_deref() else {
-        return Err(OAuthError::invalid_client()
-            .with_detail("public clients are not supported: no client_secret"));
+        return Err(OAuthError::invalid_client().with_detail("public clients are not supported: no client_secret"));
     };
     let (raw_id, raw_secret) = match &credentials.undecoded {
         Some((id, secret)) => (Some(id.as_str()), Some(secret.as_str())),
@@ -149,24 +137,31 @@ pub async fn authenticate<S: Store>(
         client = store.find_client(raw_id).await?;
     }
     let Some(client) = client else {
-        return Err(OAuthError::invalid_client()
-            .with_detail(format!("unknown client {:?}", credentials.client_id)));
+        return Err(OAuthError::invalid_client().with_detail(format!("unknown client {:?}", credentials.client_id)));
     };
-    if verifier
-        .verify_client_secret(&client.id, secret, &client.secret_hash)
-        .await
-    {
-        return Ok(client);
+    let presented = std::iter::once(secret).chain(raw_secret.filter(|raw| *raw != secret));
+    let previous = client.previous_secret.as_ref().filter(|p| p.expires_at > now).map(|p| p.hash.as_str());
+    let stored: Vec<&str> = std::iter::once(client.secret_hash.as_str()).chain(previous).collect();
+    for candidate in presented {
+        for hash in &stored {
+            if verifier.verify_client_secret(&client.id, candidate, hash).await {
+                return Ok(client);
+            }
+        }
     }
-    if let Some(raw_secret) = raw_secret.filter(|raw| *raw != secret)
-        && verifier
-            .verify_client_secret(&client.id, raw_secret, &client.secret_hash)
-            .await
-    {
-        return Ok(client);
-    }
-    Err(OAuthError::invalid_client()
-        .with_detail(format!("wrong secret for client {:?}", client.id)))
+    Err(OAuthError::invalid_client().with_detail(format!("wrong secret for client {:?}", client.id)))
+}
+
+/// Reads and checks client credentials for endpoints other than the token endpoint
+/// (introspection, revocation).
+pub async fn authenticate_request<S: Store>(
+    ctx: &crate::token_endpoint::Context<S>,
+    params: &Params,
+    authorization: Option<&str>,
+    now: i64,
+) -> Result<Client, OAuthError> {
+    let credentials = ClientCredentials::from_request(authorization, params)?;
+    authenticate(&ctx.store, &ctx.verifier, &credentials, now).await
 }
 
 #[cfg(test)]
@@ -184,49 +179,28 @@ mod tests {
         let creds = decode_basic(&basic("my%3Aapp:s%2Bc+r%25t:x")).unwrap();
         assert_eq!(creds.id, "my:app");
         assert_eq!(creds.secret, "s+c r%t:x");
-        assert_eq!(
-            creds.undecoded,
-            Some(("my%3Aapp".into(), "s%2Bc+r%25t:x".into()))
-        );
+        assert_eq!(creds.undecoded, Some(("my%3Aapp".into(), "s%2Bc+r%25t:x".into())));
     }
 
     #[test]
     fn raw_parts_that_are_not_form_encoding_are_kept_as_sent() {
         let creds = decode_basic(&basic("app:100%sure")).unwrap();
-        assert_eq!(
-            (creds.id.as_str(), creds.secret.as_str()),
-            ("app", "100%sure")
-        );
+        assert_eq!((creds.id.as_str(), creds.secret.as_str()), ("app", "100%sure"));
         assert_eq!(creds.undecoded, None);
     }
 
     #[test]
     fn accepts_plain_curl_style_and_missing_padding() {
-        assert_eq!(
-            decode_basic(&basic("trusted-app:secret")).unwrap().id,
-            "trusted-app"
-        );
+        assert_eq!(decode_basic(&basic("trusted-app:secret")).unwrap().id, "trusted-app");
         let unpadded = format!("Basic {}", STANDARD.encode("a:b").trim_end_matches('='));
         let creds = decode_basic(&unpadded).unwrap();
         assert_eq!((creds.id.as_str(), creds.secret.as_str()), ("a", "b"));
-        assert_eq!(
-            decode_basic(&format!("bAsIc {}", STANDARD.encode("a:")))
-                .unwrap()
-                .secret,
-            ""
-        );
+        assert_eq!(decode_basic(&format!("bAsIc {}", STANDARD.encode("a:"))).unwrap().secret, "");
     }
 
     #[test]
     fn rejects_malformed_headers() {
-        for header in [
-            "Basic",
-            "Basic !!!",
-            "Bearer abc",
-            &basic("no-colon"),
-            &basic(":secret"),
-            &basic("a:b\u{0}"),
-        ] {
+        for header in ["Basic", "Basic !!!", "Bearer abc", &basic("no-colon"), &basic(":secret"), &basic("a:b\u{0}")] {
             assert!(decode_basic(header).is_err(), "{header}");
         }
         let invalid_utf8 = format!("Basic {}", STANDARD.encode([0xff, b':', b'a']));

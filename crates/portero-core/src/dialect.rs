@@ -24,17 +24,11 @@ impl Dialect {
     pub fn envelope(action: &str) -> Result<Self, OAuthError> {
         let plain = !action.is_empty()
             && action.len() <= 64
-            && action
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b"_-.:".contains(&b));
+            && action.bytes().all(|b| b.is_ascii_alphanumeric() || b"_-.:".contains(&b));
         if plain {
-            Ok(Self::Envelope {
-                action: action.to_owned(),
-            })
+            Ok(Self::Envelope { action: action.to_owned() })
         } else {
-            Err(OAuthError::invalid_request(
-                "action must be a short word such as \"authorize\"",
-            ))
+            Err(OAuthError::invalid_request("action must be a short word such as \"authorize\""))
         }
     }
 }
@@ -50,38 +44,23 @@ impl ApiVersionRule {
     /// Parses `NAME=V1[,V2...]`.
     pub fn parse(spec: &str) -> Result<Self, String> {
         let (name, values) = spec.split_once('=').ok_or("expected NAME=V1[,V2...]")?;
-        let accepted: Vec<String> = values
-            .split(',')
-            .map(str::trim)
-            .filter(|v| !v.is_empty())
-            .map(str::to_owned)
-            .collect();
+        let accepted: Vec<String> =
+            values.split(',').map(str::trim).filter(|v| !v.is_empty()).map(str::to_owned).collect();
         let name = name.trim();
         if name.is_empty()
             || accepted.is_empty()
-            || !name
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+            || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
         {
             return Err("expected NAME=V1[,V2...] with a valid header name".into());
         }
-        Ok(Self {
-            header: name.to_owned(),
-            accepted,
-        })
+        Ok(Self { header: name.to_owned(), accepted })
     }
 
     pub fn check(&self, presented: Option<&str>) -> Result<(), OAuthError> {
         match presented {
             Some(value) if self.accepted.iter().any(|v| v == value.trim()) => Ok(()),
-            Some(_) => Err(OAuthError::invalid_request(format!(
-                "unsupported {} value",
-                self.header
-            ))),
-            None => Err(OAuthError::invalid_request(format!(
-                "the {} header is required",
-                self.header
-            ))),
+            Some(_) => Err(OAuthError::invalid_request(format!("unsupported {} value", self.header))),
+            None => Err(OAuthError::invalid_request(format!("the {} header is required", self.header))),
         }
     }
 }
@@ -120,12 +99,7 @@ fn message(locale: &str, outcome: Result<(), ErrorCode>) -> &'static str {
 }
 
 /// Wraps an RFC 6749 response body (success or error object) in the dialect's envelope.
-pub fn wrap(
-    dialect: &Dialect,
-    body: Map<String, Value>,
-    locale: &str,
-    outcome: Result<(), ErrorCode>,
-) -> Value {
+pub fn wrap(dialect: &Dialect, body: Map<String, Value>, locale: &str, outcome: Result<(), ErrorCode>) -> Value {
     let Dialect::Envelope { action } = dialect else {
         return Value::Object(body);
     };
@@ -164,17 +138,11 @@ mod tests {
         let ok = wrap(&dialect, Map::new(), "es_PE", Ok(()));
         assert_eq!(ok["success"], true);
         assert_eq!(ok["authorization"]["meta"]["status"]["code"], "00");
-        assert_eq!(
-            ok["authorization"]["meta"]["status"]["message_ilgn"][0]["value"],
-            "Access Token creado"
-        );
+        assert_eq!(ok["authorization"]["meta"]["status"]["message_ilgn"][0]["value"], "Access Token creado");
         let err = wrap(&dialect, Map::new(), "en_US", Err(ErrorCode::InvalidGrant));
         assert_eq!(err["success"], false);
         assert_eq!(err["authorization"]["meta"]["status"]["code"], "01");
-        assert_eq!(
-            err["authorization"]["meta"]["status"]["message_ilgn"][0]["locale"],
-            "en_US"
-        );
+        assert_eq!(err["authorization"]["meta"]["status"]["message_ilgn"][0]["locale"], "en_US");
         assert!(Dialect::envelope("<script>").is_err());
     }
 }

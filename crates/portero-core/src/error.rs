@@ -76,11 +76,7 @@ pub struct OAuthError {
 
 impl OAuthError {
     pub fn new(code: ErrorCode, description: impl Into<Cow<'static, str>>) -> Self {
-        Self {
-            code,
-            description: description.into(),
-            detail: None,
-        }
+        Self { code, description: description.into(), detail: None }
     }
 
     /// Adds a reason for the operator's log; never sent to the client.
@@ -126,11 +122,10 @@ impl std::error::Error for OAuthError {}
 impl From<crate::store::StoreError> for OAuthError {
     fn from(error: crate::store::StoreError) -> Self {
         match error {
-            crate::store::StoreError::Unavailable(detail) => Self::new(
-                ErrorCode::TemporarilyUnavailable,
-                "the service is temporarily unavailable",
-            )
-            .with_detail(detail),
+            crate::store::StoreError::Unavailable(detail) => {
+                Self::new(ErrorCode::TemporarilyUnavailable, "the service is temporarily unavailable")
+                    .with_detail(detail)
+            }
             other => Self::server_error(other.to_string()),
         }
     }

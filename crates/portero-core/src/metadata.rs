@@ -4,12 +4,23 @@ use serde_json::{Value, json};
 
 use crate::grant::GrantType;
 
+/// Where the endpoints are mounted, relative to the issuer.
+pub struct EndpointPaths<'a> {
+    pub token: &'a str,
+    pub introspection: &'a str,
+    pub revocation: &'a str,
+}
+
 /// The metadata document for `issuer`, whose token endpoint lives at `token_path`.
-pub fn document(issuer: &str, token_path: &str, signing_algs: &[&str]) -> Value {
+pub fn document(issuer: &str, paths: &EndpointPaths<'_>, signing_algs: &[&str]) -> Value {
     let base = issuer.trim_end_matches('/');
     json!({
         "issuer": issuer,
-        "token_endpoint": format!("{base}{token_path}"),
+        "token_endpoint": format!("{base}{}", paths.token),
+        "introspection_endpoint": format!("{base}{}", paths.introspection),
+        "revocation_endpoint": format!("{base}{}", paths.revocation),
+        "introspection_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
+        "revocation_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
         "jwks_uri": format!("{base}/.well-known/jwks.json"),
         "grant_types_supported": GrantType::ALL.iter().map(|g| g.as_str()).collect::<Vec<_>>(),
         "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],

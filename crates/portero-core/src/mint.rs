@@ -30,46 +30,19 @@ pub fn mint(
     now: i64,
 ) -> Result<Minted, OAuthError> {
     let ttl = client.token_ttl.unwrap_or(lifetimes.access_token);
-    let claims = AccessTokenClaims::new(
-        issuer,
-        &client.id,
-        authz,
-        uuid::Uuid::new_v4().to_string(),
-        now,
-        ttl,
-    );
-    let key = keys
-        .active(now)
-        .map_err(|e| OAuthError::server_error(e.to_string()))?;
-    let access_token = key
-        .sign_jwt(&claims)
-        .map_err(|e| OAuthError::server_error(e.to_string()))?;
+    let claims = AccessTokenClaims::new(issuer, &client.id, authz, uuid::Uuid::new_v4().to_string(), now, ttl);
+    let key = keys.active(now).map_err(|e| OAuthError::server_error(e.to_string()))?;
+    let access_token = key.sign_jwt(&claims).map_err(|e| OAuthError::server_error(e.to_string()))?;
     let refresh = match &authz.refresh {
         RefreshPlan::None => None,
-        RefreshPlan::NewFamily => Some(new_refresh_token(
-            client,
-            authz,
-            uuid::Uuid::now_v7().to_string(),
-            now + lifetimes.refresh_token,
-            now,
-        )),
-        RefreshPlan::Rotate {
-            family_id,
-            expires_at,
-            ..
-        } => Some(new_refresh_token(
-            client,
-            authz,
-            family_id.clone(),
-            *expires_at,
-            now,
-        )),
+        RefreshPlan::NewFamily => {
+            Some(new_refresh_token(client, authz, uuid::Uuid::now_v7().to_string(), now + lifetimes.refresh_token, now))
+        }
+        RefreshPlan::Rotate { family_id, expires_at, .. } => {
+            Some(new_refresh_token(client, authz, family_id.clone(), *expires_at, now))
+        }
     };
-    Ok(Minted {
-        access_token,
-        expires_in: ttl,
-        refresh,
-    })
+    Ok(Minted { access_token, expires_in: ttl, refresh })
 }
 
 fn new_refresh_token(

@@ -24,19 +24,16 @@ pub const KNOWN: &[&str] = &[
     "audience",
     "resource",
     "action",
+    "token",
+    "token_type_hint",
 ];
 
 /// RFC 8707 §2 allows `resource` more than once: one token for several resource servers.
 const REPEATABLE: &[&str] = &["resource"];
 
 /// Parameters that must never travel in a URL (RFC 6749 §2.3.1, §3.2 and RFC 9700 §2.4).
-pub const FORBIDDEN_IN_QUERY: &[&str] = &[
-    "client_secret",
-    "password",
-    "refresh_token",
-    "client_id",
-    "username",
-];
+pub const FORBIDDEN_IN_QUERY: &[&str] =
+    &["client_secret", "password", "refresh_token", "client_id", "username", "token"];
 
 /// Bounds on what a request may carry. The NetPay document's 15/20/20 characters for
 /// `grant_type`/`username`/`password` are expressed as `per_field` entries.
@@ -52,20 +49,13 @@ pub struct FieldLimits {
 
 impl Default for FieldLimits {
     fn default() -> Self {
-        Self {
-            default_max_chars: 2048,
-            per_field: HashMap::new(),
-            max_params: 64,
-        }
+        Self { default_max_chars: 2048, per_field: HashMap::new(), max_params: 64 }
     }
 }
 
 impl FieldLimits {
     fn max_chars(&self, name: &str) -> usize {
-        self.per_field
-            .get(name)
-            .copied()
-            .unwrap_or(self.default_max_chars)
+        self.per_field.get(name).copied().unwrap_or(self.default_max_chars)
     }
 }
 
@@ -94,8 +84,8 @@ impl Params {
 
     /// Parses an `application/json` body: one object whose known members are strings.
     pub fn from_json(body: &[u8], limits: &FieldLimits) -> Result<Self, OAuthError> {
-        let members: JsonMembers = serde_json::from_slice(body)
-            .map_err(|_| OAuthError::invalid_request("the body is not a JSON object"))?;
+        let members: JsonMembers =
+            serde_json::from_slice(body).map_err(|_| OAuthError::invalid_request("the body is not a JSON object"))?;
         if members.0.len() > limits.max_params {
             return Err(OAuthError::invalid_request("too many parameters"));
         }
@@ -105,9 +95,7 @@ impl Params {
                 serde_json::Value::String(text) => pairs.push((name, text)),
                 serde_json::Value::Null => {}
                 _ if KNOWN.contains(&name.as_str()) => {
-                    return Err(OAuthError::invalid_request(format!(
-                        "parameter {name} must be a string"
-                    )));
+                    return Err(OAuthError::invalid_request(format!("parameter {name} must be a string")));
                 }
                 _ => {}
             }
@@ -127,23 +115,17 @@ impl Params {
                 continue;
             }
             if value.chars().any(char::is_control) {
-                return Err(OAuthError::invalid_request(format!(
-                    "parameter {name} contains control characters"
-                )));
+                return Err(OAuthError::invalid_request(format!("parameter {name} contains control characters")));
             }
             if value.chars().count() > limits.max_chars(&name) {
-                return Err(OAuthError::invalid_request(format!(
-                    "parameter {name} is too long"
-                )));
+                return Err(OAuthError::invalid_request(format!("parameter {name} is too long")));
             }
             if value.is_empty() {
                 continue;
             }
             let repeated = kept.iter().any(|(seen, _)| *seen == name);
             if repeated && !REPEATABLE.contains(&name.as_str()) {
-                return Err(OAuthError::invalid_request(format!(
-                    "parameter {name} is repeated"
-                )));
+                return Err(OAuthError::invalid_request(format!("parameter {name} is repeated")));
             }
             kept.push((name, value));
         }
@@ -152,19 +134,12 @@ impl Params {
 
     /// The value of a non-repeatable parameter, if present and non-empty.
     pub fn get(&self, name: &str) -> Option<&str> {
-        self.pairs
-            .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, v)| v.as_str())
+        self.pairs.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str())
     }
 
     /// Every value of a repeatable parameter, in order.
     pub fn all(&self, name: &str) -> Vec<&str> {
-        self.pairs
-            .iter()
-            .filter(|(n, _)| n == name)
-            .map(|(_, v)| v.as_str())
-            .collect()
+        self.pairs.iter().filter(|(n, _)| n == name).map(|(_, v)| v.as_str()).collect()
     }
 
     pub fn contains(&self, name: &str) -> bool {
@@ -292,8 +267,7 @@ mod tests {
         assert!(Params::from_json(br#"{"grant_type":"a","grant_type":"b"}"#, &limits).is_err());
         assert!(Params::from_json(br#"{"grant_type":5}"#, &limits).is_err());
         assert!(Params::from_json(br#"[1]"#, &limits).is_err());
-        let p =
-            Params::from_json(br#"{"grant_type":"password","extra":{"a":[1]}}"#, &limits).unwrap();
+        let p = Params::from_json(br#"{"grant_type":"password","extra":{"a":[1]}}"#, &limits).unwrap();
         assert_eq!(p.get("grant_type"), Some("password"));
     }
 }

@@ -46,15 +46,11 @@ impl TokenRequest {
     /// Types the request: `invalid_request` for what is missing or malformed,
     /// `unsupported_grant_type` for a grant this server does not implement.
     pub fn parse(params: &Params, authorization: Option<&str>) -> Result<Self, OAuthError> {
-        let grant_type = params
-            .get("grant_type")
-            .ok_or_else(|| OAuthError::invalid_request("grant_type is missing"))?;
+        let grant_type =
+            params.get("grant_type").ok_or_else(|| OAuthError::invalid_request("grant_type is missing"))?;
         let grant_type = GrantType::parse(grant_type).ok_or_else(|| {
-            OAuthError::new(
-                ErrorCode::UnsupportedGrantType,
-                "the grant type is not supported",
-            )
-            .with_detail(format!("grant_type {grant_type:?}"))
+            OAuthError::new(ErrorCode::UnsupportedGrantType, "the grant type is not supported")
+                .with_detail(format!("grant_type {grant_type:?}"))
         })?;
         let client = ClientCredentials::from_request(authorization, params)?;
         let required = |name: &'static str| {
@@ -65,24 +61,17 @@ impl TokenRequest {
         };
         let grant = match grant_type {
             GrantType::ClientCredentials => Grant::ClientCredentials,
-            GrantType::Password => Grant::Password {
-                username: required("username")?.0,
-                password: required("password")?,
-            },
-            GrantType::RefreshToken => Grant::RefreshToken {
-                refresh_token: required("refresh_token")?,
-            },
+            GrantType::Password => {
+                Grant::Password { username: required("username")?.0, password: required("password")? }
+            }
+            GrantType::RefreshToken => Grant::RefreshToken { refresh_token: required("refresh_token")? },
         };
         Ok(Self {
             grant,
             client,
             scope: params.get("scope").map(str::to_owned),
             audience: params.get("audience").map(str::to_owned),
-            resources: params
-                .all("resource")
-                .into_iter()
-                .map(str::to_owned)
-                .collect(),
+            resources: params.all("resource").into_iter().map(str::to_owned).collect(),
         })
     }
 }
@@ -93,36 +82,22 @@ mod tests {
     use crate::params::FieldLimits;
 
     fn parse(body: &str) -> Result<TokenRequest, OAuthError> {
-        TokenRequest::parse(
-            &Params::from_form(body.as_bytes(), &FieldLimits::default()).unwrap(),
-            None,
-        )
+        TokenRequest::parse(&Params::from_form(body.as_bytes(), &FieldLimits::default()).unwrap(), None)
     }
 
     #[test]
     fn grant_type_errors() {
+        assert_eq!(parse("client_id=a").unwrap_err().code, ErrorCode::InvalidRequest);
         assert_eq!(
-            parse("client_id=a").unwrap_err().code,
-            ErrorCode::InvalidRequest
-        );
-        assert_eq!(
-            parse("grant_type=authorization_code&client_id=a")
-                .unwrap_err()
-                .code,
+            parse("grant_type=authorization_code&client_id=a").unwrap_err().code,
             ErrorCode::UnsupportedGrantType
         );
     }
 
     #[test]
     fn password_needs_username_and_password() {
-        assert_eq!(
-            parse("grant_type=password&client_id=a&username=u")
-                .unwrap_err()
-                .code,
-            ErrorCode::InvalidRequest
-        );
-        let request =
-            parse("grant_type=password&client_id=a&client_secret=s&username=u&password=p").unwrap();
+        assert_eq!(parse("grant_type=password&client_id=a&username=u").unwrap_err().code, ErrorCode::InvalidRequest);
+        let request = parse("grant_type=password&client_id=a&client_secret=s&username=u&password=p").unwrap();
         assert!(matches!(request.grant, Grant::Password { .. }));
         assert!(!format!("{request:?}").contains("=p"));
     }

@@ -8,10 +8,7 @@ pub const OFFLINE_ACCESS: &str = "offline_access";
 
 /// `scope-token = 1*NQCHAR`, NQCHAR = %x21 / %x23-5B / %x5D-7E.
 fn is_scope_token(token: &str) -> bool {
-    !token.is_empty()
-        && token
-            .bytes()
-            .all(|b| b == 0x21 || (0x23..=0x5B).contains(&b) || (0x5D..=0x7E).contains(&b))
+    !token.is_empty() && token.bytes().all(|b| b == 0x21 || (0x23..=0x5B).contains(&b) || (0x5D..=0x7E).contains(&b))
 }
 
 /// Splits a `scope` value into distinct tokens, in order.
@@ -19,9 +16,7 @@ pub fn parse(value: &str) -> Result<Vec<String>, OAuthError> {
     let mut scopes: Vec<String> = Vec::new();
     for token in value.split(' ').filter(|t| !t.is_empty()) {
         if !is_scope_token(token) {
-            return Err(OAuthError::invalid_scope(
-                "scope contains characters RFC 6749 §3.3 does not allow",
-            ));
+            return Err(OAuthError::invalid_scope("scope contains characters RFC 6749 §3.3 does not allow"));
         }
         if !scopes.iter().any(|s| s == token) {
             scopes.push(token.to_owned());
@@ -32,11 +27,7 @@ pub fn parse(value: &str) -> Result<Vec<String>, OAuthError> {
 
 /// The scopes to grant: what was asked for, if the client may have all of it; without a
 /// request, every scope the client may have except `offline_access` (RFC 6749 §3.3 default).
-pub fn resolve(
-    requested: Option<&str>,
-    allowed: &[String],
-    ignore_unknown: bool,
-) -> Result<Vec<String>, OAuthError> {
+pub fn resolve(requested: Option<&str>, allowed: &[String], ignore_unknown: bool) -> Result<Vec<String>, OAuthError> {
     let requested = match requested {
         Some(value) => parse(value)?,
         None => Vec::new(),
@@ -46,18 +37,12 @@ pub fn resolve(
         if allowed.contains(&scope) {
             granted.push(scope);
         } else if !ignore_unknown {
-            return Err(OAuthError::invalid_scope(
-                "the requested scope is not allowed for this client",
-            )
-            .with_detail(format!("scope {scope:?} not allowed")));
+            return Err(OAuthError::invalid_scope("the requested scope is not allowed for this client")
+                .with_detail(format!("scope {scope:?} not allowed")));
         }
     }
     if granted.is_empty() {
-        granted = allowed
-            .iter()
-            .filter(|s| *s != OFFLINE_ACCESS)
-            .cloned()
-            .collect();
+        granted = allowed.iter().filter(|s| *s != OFFLINE_ACCESS).cloned().collect();
     }
     Ok(granted)
 }
@@ -69,10 +54,8 @@ pub fn narrow(requested: Option<&str>, original: &[String]) -> Result<Vec<String
     };
     let requested = parse(value)?;
     if let Some(extra) = requested.iter().find(|s| !original.contains(s)) {
-        return Err(
-            OAuthError::invalid_scope("the requested scope exceeds the original grant")
-                .with_detail(format!("scope {extra:?} not in the original grant")),
-        );
+        return Err(OAuthError::invalid_scope("the requested scope exceeds the original grant")
+            .with_detail(format!("scope {extra:?} not in the original grant")));
     }
     Ok(requested)
 }
@@ -82,10 +65,7 @@ mod tests {
     use super::*;
 
     fn allowed() -> Vec<String> {
-        ["create:token", "post:charges", "offline_access"]
-            .iter()
-            .map(|s| s.to_string())
-            .collect()
+        ["create:token", "post:charges", "offline_access"].iter().map(|s| s.to_string()).collect()
     }
 
     #[test]
@@ -96,23 +76,14 @@ mod tests {
 
     #[test]
     fn default_excludes_offline_access() {
-        assert_eq!(
-            resolve(None, &allowed(), false).unwrap(),
-            vec!["create:token", "post:charges"]
-        );
+        assert_eq!(resolve(None, &allowed(), false).unwrap(), vec!["create:token", "post:charges"]);
     }
 
     #[test]
     fn unknown_scope_rejected_or_ignored() {
         assert!(resolve(Some("openid profile api"), &allowed(), false).is_err());
-        assert_eq!(
-            resolve(Some("openid post:charges"), &allowed(), true).unwrap(),
-            vec!["post:charges"]
-        );
-        assert_eq!(
-            resolve(Some("openid profile api"), &[], true).unwrap(),
-            Vec::<String>::new()
-        );
+        assert_eq!(resolve(Some("openid post:charges"), &allowed(), true).unwrap(), vec!["post:charges"]);
+        assert_eq!(resolve(Some("openid profile api"), &[], true).unwrap(), Vec::<String>::new());
     }
 
     #[test]

@@ -49,11 +49,7 @@ pub fn generate_client_secret() -> String {
 pub fn hash_generated_secret(secret: &str) -> String {
     let mut salt = [0u8; 16];
     fill_random(&mut salt);
-    format!(
-        "{S256_PREFIX}{}${}",
-        URL_SAFE_NO_PAD.encode(salt),
-        s256(&salt, secret)
-    )
+    format!("{S256_PREFIX}{}${}", URL_SAFE_NO_PAD.encode(salt), s256(&salt, secret))
 }
 
 fn s256(salt: &[u8], secret: &str) -> String {
@@ -92,9 +88,7 @@ pub fn verify_blocking(presented: &str, stored: &str) -> bool {
         let actual = s256(&salt, presented);
         return actual.as_bytes().ct_eq(expected.as_bytes()).into();
     }
-    argon2()
-        .verify_password(presented.as_bytes(), stored)
-        .is_ok()
+    argon2().verify_password(presented.as_bytes(), stored).is_ok()
 }
 
 /// A hash nobody's password matches, verified for unknown users so that "no such user" and
@@ -122,36 +116,22 @@ impl Verifier {
     pub fn new(parallelism: usize) -> Self {
         // Warm the dummy hash now so the first unknown-user login is not faster than the rest.
         let _ = dummy_password_hash();
-        Self {
-            permits: Arc::new(Semaphore::new(parallelism.max(1))),
-            client_cache: Arc::default(),
-        }
+        Self { permits: Arc::new(Semaphore::new(parallelism.max(1))), client_cache: Arc::default() }
     }
 
     /// Verifies a user's password; `None` means "no such user" and costs the same as a miss.
     pub async fn verify_password(&self, presented: &str, stored: Option<&str>) -> bool {
         let (presented, stored, known) = match stored {
             Some(hash) => (presented.to_owned(), hash.to_owned(), true),
-            None => (
-                presented.to_owned(),
-                dummy_password_hash().to_owned(),
-                false,
-            ),
+            None => (presented.to_owned(), dummy_password_hash().to_owned(), false),
         };
-        let matched = self
-            .run_blocking(move || verify_blocking(&presented, &stored))
-            .await;
+        let matched = self.run_blocking(move || verify_blocking(&presented, &stored)).await;
         matched && known
     }
 
     /// Verifies a client secret, answering from the cache when this exact secret was verified
     /// against this exact stored hash within the last few minutes.
-    pub async fn verify_client_secret(
-        &self,
-        client_id: &str,
-        presented: &str,
-        stored: &str,
-    ) -> bool {
+    pub async fn verify_client_secret(&self, client_id: &str, presented: &str, stored: &str) -> bool {
         if stored.starts_with(S256_PREFIX) {
             return verify_blocking(presented, stored);
         }
@@ -188,11 +168,7 @@ impl Verifier {
                 cache.clear();
             }
         }
-        let entry = CachedSecret {
-            stored_hash: stored.to_owned(),
-            presented_digest,
-            verified_at: Instant::now(),
-        };
+        let entry = CachedSecret { stored_hash: stored.to_owned(), presented_digest, verified_at: Instant::now() };
         cache.insert(client_id.to_owned(), entry);
     }
 

@@ -77,6 +77,14 @@ pub struct Client {
     /// Locale of the Pay-me envelope's messages, e.g. `es_PE`.
     pub locale: Option<String>,
     pub created_at: i64,
+    /// The secret replaced by the last rotation, accepted until `expires_at` (the overlap).
+    pub previous_secret: Option<PreviousSecret>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PreviousSecret {
+    pub hash: String,
+    pub expires_at: i64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -134,35 +142,32 @@ pub trait Store: Send + Sync + 'static {
     // Tenants
     fn create_tenant(&self, tenant: &Tenant) -> impl Future<Output = StoreResult<()>> + Send;
     /// A tenant by id or by name.
-    fn find_tenant(
-        &self,
-        id_or_name: &str,
-    ) -> impl Future<Output = StoreResult<Option<Tenant>>> + Send;
+    fn find_tenant(&self, id_or_name: &str) -> impl Future<Output = StoreResult<Option<Tenant>>> + Send;
     fn list_tenants(&self) -> impl Future<Output = StoreResult<Vec<Tenant>>> + Send;
 
     // Clients
     fn create_client(&self, client: &Client) -> impl Future<Output = StoreResult<()>> + Send;
     fn find_client(&self, id: &str) -> impl Future<Output = StoreResult<Option<Client>>> + Send;
     fn list_clients(&self) -> impl Future<Output = StoreResult<Vec<Client>>> + Send;
+    /// Replaces the secret hash, keeping the old one valid until `previous_expires_at`
+    /// (or not at all when `None`). `NotFound` for an unknown client.
+    fn rotate_client_secret(
+        &self,
+        id: &str,
+        new_hash: &str,
+        previous_expires_at: Option<i64>,
+    ) -> impl Future<Output = StoreResult<()>> + Send;
+    /// The longest access-token lifetime any client has (for key retirement).
+    fn max_client_token_ttl(&self) -> impl Future<Output = StoreResult<Option<i64>>> + Send;
 
     // Users
     fn create_user(&self, user: &User) -> impl Future<Output = StoreResult<()>> + Send;
     /// Users with this username in any of the given tenants.
-    fn find_users(
-        &self,
-        username: &str,
-        tenant_ids: &[String],
-    ) -> impl Future<Output = StoreResult<Vec<User>>> + Send;
+    fn find_users(&self, username: &str, tenant_ids: &[String]) -> impl Future<Output = StoreResult<Vec<User>>> + Send;
 
     // Refresh tokens
-    fn insert_refresh_token(
-        &self,
-        token: &RefreshTokenRecord,
-    ) -> impl Future<Output = StoreResult<()>> + Send;
-    fn find_refresh_token(
-        &self,
-        hash: &str,
-    ) -> impl Future<Output = StoreResult<Option<RefreshTokenRecord>>> + Send;
+    fn insert_refresh_token(&self, token: &RefreshTokenRecord) -> impl Future<Output = StoreResult<()>> + Send;
+    fn find_refresh_token(&self, hash: &str) -> impl Future<Output = StoreResult<Option<RefreshTokenRecord>>> + Send;
     /// Marks `old_hash` used and inserts `new` atomically, only if `old_hash` is still unused
     /// and unrevoked. Two concurrent callers: exactly one gets `Rotated`.
     fn rotate_refresh_token(
@@ -172,14 +177,25 @@ pub trait Store: Send + Sync + 'static {
         now: i64,
     ) -> impl Future<Output = StoreResult<Rotation>> + Send;
     /// Revokes every token of a family; returns how many were still live.
-    fn revoke_refresh_family(
+    fn revoke_refresh_family(&self, family_id: &str, now: i64) -> impl Future<Output = StoreResult<u64>> + Send;
+
+    // Access-token revocation (RFC 7009)
+    /// Records a revoked access token until it would have expired anyway.
+    fn revoke_access_token(
         &self,
-        family_id: &str,
+        jti: &str,
+        client_id: &str,
+        expires_at: i64,
         now: i64,
-    ) -> impl Future<Output = StoreResult<u64>> + Send;
+    ) -> impl Future<Output = StoreResult<()>> + Send;
+    fn is_access_token_revoked(&self, jti: &str) -> impl Future<Output = StoreResult<bool>> + Send;
+    /// Deletes revocations and refresh tokens past their expiry; returns how many rows went.
+    fn purge_expired(&self, now: i64) -> impl Future<Output = StoreResult<u64>> + Send;
 
     // Signing keys
     fn insert_key(&self, key: &StoredKey) -> impl Future<Output = StoreResult<()>> + Send;
     /// Every key, retired or not, oldest first.
     fn list_keys(&self) -> impl Future<Output = StoreResult<Vec<StoredKey>>> + Send;
+    /// Stops publishing a key (no unexpired token carries its kid any more).
+    fn retire_key(&self, kid: &str, now: i64) -> impl Future<Output = StoreResult<()>> + Send;
 }

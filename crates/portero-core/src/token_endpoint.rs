@@ -105,24 +105,15 @@ async fn run<S: Store>(
     }
     let request = TokenRequest::parse(&input.params, input.authorization.as_deref())?;
     outcome.grant_type = Some(request.grant.grant_type());
-    let client = client_auth::authenticate(&ctx.store, &ctx.verifier, &request.client).await?;
+    let client = client_auth::authenticate(&ctx.store, &ctx.verifier, &request.client, now).await?;
     outcome.client_id = Some(client.id.clone());
     if let Some(locale) = &client.locale {
         outcome.locale = locale.clone();
     }
     let authz = grant::handle(ctx, &client, request, now).await?;
-    let lifetimes = Lifetimes {
-        access_token: ctx.policy.access_token_ttl,
-        refresh_token: ctx.policy.refresh_token_ttl,
-    };
-    let minted = mint(
-        &ctx.keys.current(),
-        &ctx.policy.issuer,
-        &client,
-        &authz,
-        &lifetimes,
-        now,
-    )?;
+    let lifetimes =
+        Lifetimes { access_token: ctx.policy.access_token_ttl, refresh_token: ctx.policy.refresh_token_ttl };
+    let minted = mint(&ctx.keys.current(), &ctx.policy.issuer, &client, &authz, &lifetimes, now)?;
     store(ctx, &client, &authz, &minted, now).await?;
     tracing::info!(client_id = %client.id, grant = authz.grant_type.as_str(), sub = %authz.subject, "token issued");
     Ok(TokenResponse {
@@ -148,26 +139,15 @@ async fn store<S: Store>(
     match &authz.refresh {
         RefreshPlan::None => Ok(()),
         RefreshPlan::NewFamily => Ok(ctx.store.insert_refresh_token(record).await?),
-        RefreshPlan::Rotate {
-            old_hash,
-            family_id,
-            ..
-        } => {
-            match ctx
-                .store
-                .rotate_refresh_token(old_hash, record, now)
-                .await?
-            {
+        RefreshPlan::Rotate { old_hash, family_id, .. } => {
+            match ctx.store.rotate_refresh_token(old_hash, record, now).await? {
                 Rotation::Rotated => Ok(()),
                 Rotation::AlreadyUsed => {
                     // Lost a race with another redemption of the same token: treat as reuse.
                     let revoked = ctx.store.revoke_refresh_family(family_id, now).await?;
                     tracing::warn!(client_id = %client.id, family = %family_id, revoked, "concurrent refresh token reuse: family revoked");
-                    Err(OAuthError::new(
-                        ErrorCode::InvalidGrant,
-                        "the refresh token is invalid, expired or revoked",
-                    )
-                    .with_detail("refresh token already used"))
+                    Err(OAuthError::new(ErrorCode::InvalidGrant, "the refresh token is invalid, expired or revoked")
+                        .with_detail("refresh token already used"))
                 }
             }
         }

@@ -15,26 +15,22 @@ pub struct ServerConfig {
     pub token_paths: Vec<TokenPath>,
     /// Largest request body accepted on the token endpoint.
     pub max_body_bytes: usize,
+    /// Bearer token of the admin HTTP API; `None` (the default) leaves the API off.
+    pub admin_token: Option<String>,
 }
 
 /// The paths every Portero answers on: RFC-style, NetPay's (Spring) and Zertiban's.
-pub const DEFAULT_TOKEN_PATHS: [&str; 3] = [
-    "/oauth2/token",
-    "/oauth-service/oauth/token",
-    "/idp/oauth2/token",
-];
+pub const DEFAULT_TOKEN_PATHS: [&str; 3] = ["/oauth2/token", "/oauth-service/oauth/token", "/idp/oauth2/token"];
 
 impl Default for ServerConfig {
     fn default() -> Self {
         Self {
             token_paths: DEFAULT_TOKEN_PATHS
                 .iter()
-                .map(|p| TokenPath {
-                    path: (*p).to_owned(),
-                    limits: FieldLimits::default(),
-                })
+                .map(|p| TokenPath { path: (*p).to_owned(), limits: FieldLimits::default() })
                 .collect(),
             max_body_bytes: 16 * 1024,
+            admin_token: None,
         }
     }
 }

@@ -17,11 +17,7 @@ pub struct Rejected {
 
 impl From<OAuthError> for Rejected {
     fn from(error: OAuthError) -> Self {
-        Self {
-            error,
-            dialect: Dialect::Standard,
-            status_override: None,
-        }
+        Self { error, dialect: Dialect::Standard, status_override: None }
     }
 }
 
@@ -39,14 +35,7 @@ fn body_kind(headers: &HeaderMap, body_is_empty: bool) -> Result<BodyKind, OAuth
             Err(OAuthError::invalid_request("Content-Type is required"))
         };
     };
-    let mime = content_type
-        .to_str()
-        .unwrap_or("")
-        .split(';')
-        .next()
-        .unwrap_or("")
-        .trim()
-        .to_ascii_lowercase();
+    let mime = content_type.to_str().unwrap_or("").split(';').next().unwrap_or("").trim().to_ascii_lowercase();
     match mime.as_str() {
         "application/x-www-form-urlencoded" => Ok(BodyKind::Form),
         "application/json" => Ok(BodyKind::Json),
@@ -70,18 +59,13 @@ pub async fn token_input(
         None => Params::default(),
     };
     if let Some(name) = FORBIDDEN_IN_QUERY.iter().find(|name| query.contains(name)) {
-        return Err(OAuthError::invalid_request(format!(
-            "{name} must not be sent in the query string"
-        ))
-        .into());
+        return Err(OAuthError::invalid_request(format!("{name} must not be sent in the query string")).into());
     }
-    let bytes = axum::body::to_bytes(body, max_body_bytes)
-        .await
-        .map_err(|_| Rejected {
-            error: OAuthError::invalid_request("the request body is too large"),
-            dialect: Dialect::Standard,
-            status_override: Some(413),
-        })?;
+    let bytes = axum::body::to_bytes(body, max_body_bytes).await.map_err(|_| Rejected {
+        error: OAuthError::invalid_request("the request body is too large"),
+        dialect: Dialect::Standard,
+        status_override: Some(413),
+    })?;
     let (mut params, is_json) = match body_kind(&parts.headers, bytes.is_empty())? {
         BodyKind::Form => (Params::from_form(&bytes, limits)?, false),
         BodyKind::Json => (Params::from_json(&bytes, limits)?, true),
@@ -92,31 +76,18 @@ pub async fn token_input(
         Some(action) if is_json => Dialect::envelope(&action)?,
         _ => Dialect::Standard,
     };
-    let reject = |error: OAuthError| Rejected {
-        error,
-        dialect: dialect.clone(),
-        status_override: None,
-    };
+    let reject = |error: OAuthError| Rejected { error, dialect: dialect.clone(), status_override: None };
     if let Some(grant_type) = query.get("grant_type") {
         params.insert_if_absent("grant_type", grant_type);
     }
     let header_text = |name: &str| -> Result<Option<String>, Rejected> {
-        match parts
-            .headers
-            .get_all(name)
-            .iter()
-            .collect::<Vec<_>>()
-            .as_slice()
-        {
+        match parts.headers.get_all(name).iter().collect::<Vec<_>>().as_slice() {
             [] => Ok(None),
-            [value] => value.to_str().map(|v| Some(v.to_owned())).map_err(|_| {
-                reject(OAuthError::invalid_request(format!(
-                    "the {name} header is not valid text"
-                )))
-            }),
-            _ => Err(reject(OAuthError::invalid_request(format!(
-                "the {name} header is repeated"
-            )))),
+            [value] => value
+                .to_str()
+                .map(|v| Some(v.to_owned()))
+                .map_err(|_| reject(OAuthError::invalid_request(format!("the {name} header is not valid text")))),
+            _ => Err(reject(OAuthError::invalid_request(format!("the {name} header is repeated")))),
         }
     };
     let authorization = header_text(header::AUTHORIZATION.as_str())?;
@@ -124,18 +95,10 @@ pub async fn token_input(
         Some(name) => header_text(name)?,
         None => None,
     };
-    Ok(TokenInput {
-        params,
-        authorization,
-        dialect,
-        api_version,
-    })
+    Ok(TokenInput { params, authorization, dialect, api_version })
 }
 
 /// Whether an error code is the client's fault (logged at info) or ours (logged at error).
 pub fn is_server_side(code: ErrorCode) -> bool {
-    matches!(
-        code,
-        ErrorCode::ServerError | ErrorCode::TemporarilyUnavailable
-    )
+    matches!(code, ErrorCode::ServerError | ErrorCode::TemporarilyUnavailable)
 }

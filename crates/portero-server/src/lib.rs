@@ -3,6 +3,7 @@
 
 #![warn(clippy::unwrap_used)]
 
+pub mod admin;
 pub mod config;
 pub mod extract;
 pub mod respond;
@@ -23,54 +24,57 @@ use tower_http::trace::TraceLayer;
 pub use config::{ServerConfig, TokenPath};
 pub use state::{AppState, StartError, resolve_master_key};
 
+pub const INTROSPECTION_PATH: &str = "/oauth2/introspect";
+pub const REVOCATION_PATH: &str = "/oauth2/revoke";
+
 /// The whole HTTP surface.
 pub fn app(state: AppState) -> Router {
     let mut router = Router::new()
         .route("/.well-known/jwks.json", get(routes::metadata::jwks))
-        .route(
-            "/.well-known/oauth-authorization-server",
-            get(routes::metadata::authorization_server),
-        )
+        .route("/.well-known/oauth-authorization-server", get(routes::metadata::authorization_server))
+        .route(INTROSPECTION_PATH, post(routes::lifecycle::introspect))
+        .route(REVOCATION_PATH, post(routes::lifecycle::revoke))
+        .route("/admin/tenants", get(routes::admin::list_tenants).post(routes::admin::create_tenant))
+        .route("/admin/clients", get(routes::admin::list_clients).post(routes::admin::create_client))
+        .route("/admin/clients/{id}/secret", post(routes::admin::rotate_client_secret))
+        .route("/admin/users", post(routes::admin::create_user))
+        .route("/admin/keys", get(routes::admin::list_keys).post(routes::admin::rotate_key))
         .route("/healthz", get(routes::health::healthz))
         .route("/readyz", get(routes::health::readyz));
     for token_path in &state.config.token_paths {
         let limits = token_path.limits.clone();
-        router = router.route(
-            &token_path.path,
-            post(move |state, request| routes::token::token(state, limits.clone(), request)),
-        );
+        router = router
+            .route(&token_path.path, post(move |state, request| routes::token::token(state, limits.clone(), request)));
     }
     router
         .layer(CatchPanicLayer::new())
         .layer(TraceLayer::new_for_http())
-        .layer(SetSensitiveRequestHeadersLayer::new([
-            header::AUTHORIZATION,
-        ]))
+        .layer(SetSensitiveRequestHeadersLayer::new([header::AUTHORIZATION]))
         .with_state(state)
 }
 
 /// Serves `app(state)` on `listener` until `shutdown` resolves, then drains in-flight requests.
-/// Keys are re-read every `key_reload` so a rotation made by the CLI or another node shows up.
+/// Every `maintenance` interval the node re-reads the signing keys (a rotation made by the CLI
+/// or another node shows up without a restart), retires keys no live token can carry, and
+/// purges expired revocations and refresh tokens.
 pub async fn run(
     listener: TcpListener,
     state: AppState,
-    key_reload: Duration,
+    maintenance: Duration,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let reloader = state.clone();
-    let reload_task = tokio::spawn(async move {
-        let mut tick = tokio::time::interval(key_reload);
+    let maintainer = state.clone();
+    let maintenance_task = tokio::spawn(async move {
+        let mut tick = tokio::time::interval(maintenance);
         tick.tick().await;
         loop {
             tick.tick().await;
-            if let Err(error) = reloader.reload_keys().await {
-                tracing::warn!(%error, "could not reload signing keys; keeping the current ones");
+            if let Err(error) = maintainer.maintain(routes::token::unix_now()).await {
+                tracing::warn!(%error, "maintenance failed; will retry");
             }
         }
     });
-    let served = axum::serve(listener, app(state))
-        .with_graceful_shutdown(shutdown)
-        .await;
-    reload_task.abort();
+    let served = axum::serve(listener, app(state)).with_graceful_shutdown(shutdown).await;
+    maintenance_task.abort();
     served
 }

@@ -24,32 +24,19 @@ pub fn token(response: &TokenResponse, dialect: &Dialect, locale: &str) -> Respo
     no_store(Json(body).into_response())
 }
 
-pub fn error(
-    error: &OAuthError,
-    dialect: &Dialect,
-    locale: &str,
-    status_override: Option<u16>,
-) -> Response {
+pub fn error(error: &OAuthError, dialect: &Dialect, locale: &str, status_override: Option<u16>) -> Response {
     let mut body = Map::new();
     body.insert("error".into(), error.code.as_str().into());
-    body.insert(
-        "error_description".into(),
-        Value::String(error.description.to_string()),
-    );
+    body.insert("error_description".into(), Value::String(error.description.to_string()));
     let body = dialect::wrap(dialect, body, locale, Err(error.code));
     let status = status_override.unwrap_or_else(|| error.code.http_status());
     let status = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST);
     let mut response = (status, Json(body)).into_response();
     if status == StatusCode::UNAUTHORIZED {
-        response.headers_mut().insert(
-            header::WWW_AUTHENTICATE,
-            HeaderValue::from_static(BASIC_CHALLENGE),
-        );
+        response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static(BASIC_CHALLENGE));
     }
     if status == StatusCode::TOO_MANY_REQUESTS {
-        response
-            .headers_mut()
-            .insert(header::RETRY_AFTER, HeaderValue::from_static("60"));
+        response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("60"));
     }
     no_store(response)
 }

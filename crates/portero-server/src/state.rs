@@ -16,6 +16,15 @@ pub struct AppState {
     pub ctx: Arc<Context<Database>>,
     pub config: Arc<ServerConfig>,
     pub master_key: MasterKey,
+    /// SHA-256 of the admin API's bearer token; `None` keeps the admin API off.
+    pub admin_token_digest: Option<[u8; 32]>,
+}
+
+/// SHA-256 of a value, for constant-time comparison of equal-length digests.
+pub fn digest(value: &str) -> [u8; 32] {
+    let mut out = [0u8; 32];
+    out.copy_from_slice(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, value.as_bytes()).as_ref());
+    out
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -25,10 +34,7 @@ pub enum StartError {
     #[error(transparent)]
     Key(#[from] KeyError),
     #[error("master key file {path}: {source}")]
-    KeyFile {
-        path: String,
-        source: std::io::Error,
-    },
+    KeyFile { path: String, source: std::io::Error },
 }
 
 impl AppState {
@@ -43,38 +49,48 @@ impl AppState {
         now: i64,
     ) -> Result<Self, StartError> {
         let keys = KeyRing::new(load_or_create_keys(&db, &master_key, first_alg, now).await?);
-        let parallelism = std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(2);
-        let ctx = Context {
-            store: db,
-            keys,
-            policy,
-            verifier: Verifier::new(parallelism),
-        };
-        Ok(Self {
-            ctx: Arc::new(ctx),
-            config: Arc::new(config),
-            master_key,
-        })
+        let parallelism = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
+        let ctx = Context { store: db, keys, policy, verifier: Verifier::new(parallelism) };
+        let admin_token_digest = config.admin_token.as_deref().map(digest);
+        Ok(Self { ctx: Arc::new(ctx), config: Arc::new(config), master_key, admin_token_digest })
     }
 
-    /// Re-reads the keys from the database, so a rotation done elsewhere shows without a restart.
+    /// Re-reads the keys from the database when the published set changed, so a rotation done
+    /// elsewhere shows without a restart. Cheap when nothing changed: one small query.
     pub async fn reload_keys(&self) -> Result<(), StartError> {
         let stored = self.ctx.store.list_keys().await?;
-        self.ctx
-            .keys
-            .replace(KeySet::load(&stored, &self.master_key)?);
+        let mut stored_kids: Vec<&str> =
+            stored.iter().filter(|k| k.retired_at.is_none()).map(|k| k.kid.as_str()).collect();
+        let current = self.ctx.keys.current();
+        let mut current_kids = current.kids();
+        stored_kids.sort_unstable();
+        current_kids.sort_unstable();
+        if stored_kids != current_kids {
+            self.ctx.keys.replace(KeySet::load(&stored, &self.master_key)?);
+            tracing::info!(keys = stored_kids.len(), "signing keys reloaded");
+        }
+        Ok(())
+    }
+
+    /// Periodic upkeep: reload keys, retire superseded ones, purge what has expired.
+    pub async fn maintain(&self, now: i64) -> Result<(), StartError> {
+        self.reload_keys().await?;
+        let store = &self.ctx.store;
+        let longest_ttl = store.max_client_token_ttl().await?.unwrap_or(0).max(self.ctx.policy.access_token_ttl);
+        let retirable = self.ctx.keys.current().retirable(now, longest_ttl);
+        for kid in &retirable {
+            store.retire_key(kid, now).await?;
+            tracing::info!(%kid, "signing key retired: no unexpired token carries it");
+        }
+        if !retirable.is_empty() {
+            self.reload_keys().await?;
+        }
+        store.purge_expired(now).await?;
         Ok(())
     }
 }
 
-async fn load_or_create_keys(
-    db: &Database,
-    master: &MasterKey,
-    alg: Alg,
-    now: i64,
-) -> Result<KeySet, StartError> {
+async fn load_or_create_keys(db: &Database, master: &MasterKey, alg: Alg, now: i64) -> Result<KeySet, StartError> {
     let set = KeySet::load(&db.list_keys().await?, master)?;
     if set.active(now).is_ok() {
         return Ok(set);
@@ -91,17 +107,11 @@ async fn load_or_create_keys(
 
 /// The master key: from `PORTERO_MASTER_KEY` when given, else from `key_file`, which is
 /// created (mode 0600) with a random key on first use.
-pub fn resolve_master_key(
-    from_env: Option<&str>,
-    key_file: &Path,
-) -> Result<MasterKey, StartError> {
+pub fn resolve_master_key(from_env: Option<&str>, key_file: &Path) -> Result<MasterKey, StartError> {
     if let Some(text) = from_env {
         return Ok(MasterKey::parse(text)?);
     }
-    let io_err = |source| StartError::KeyFile {
-        path: key_file.display().to_string(),
-        source,
-    };
+    let io_err = |source| StartError::KeyFile { path: key_file.display().to_string(), source };
     match std::fs::read_to_string(key_file) {
         Ok(text) => Ok(MasterKey::parse(&text)?),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {

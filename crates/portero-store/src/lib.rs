@@ -15,9 +15,7 @@ use portero_core::store::{
     Client, RefreshTokenRecord, Rotation, Store, StoreError, StoreResult, StoredKey, Tenant, User,
 };
 use sqlx::postgres::{PgPool, PgPoolOptions};
-use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
-};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
 
 use rows::{ClientRow, KeyRow, RefreshRow, TenantRow, UserRow, join};
 
@@ -70,9 +68,7 @@ impl Database {
                 .map_err(map_err)?;
             Self::Postgres(pool)
         } else {
-            return Err(StoreError::Other(
-                "the database URL must start with sqlite: or postgres:".into(),
-            ));
+            return Err(StoreError::Other("the database URL must start with sqlite: or postgres:".into()));
         };
         db.migrate().await?;
         Ok(db)
@@ -85,11 +81,7 @@ impl Database {
 
     /// Answers whether the database responds (for readiness checks).
     pub async fn ping(&self) -> StoreResult<()> {
-        with_pool!(self, |pool| sqlx::query("SELECT 1")
-            .execute(pool)
-            .await
-            .map(|_| ())
-            .map_err(map_err))
+        with_pool!(self, |pool| sqlx::query("SELECT 1").execute(pool).await.map(|_| ()).map_err(map_err))
     }
 
     pub async fn close(&self) {
@@ -99,16 +91,11 @@ impl Database {
 
 fn map_err(error: sqlx::Error) -> StoreError {
     match &error {
-        sqlx::Error::PoolTimedOut
-        | sqlx::Error::PoolClosed
-        | sqlx::Error::Io(_)
-        | sqlx::Error::Tls(_) => StoreError::Unavailable(error.to_string()),
-        sqlx::Error::Database(db) if db.is_unique_violation() => {
-            StoreError::Conflict(db.message().to_owned())
+        sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) | sqlx::Error::Tls(_) => {
+            StoreError::Unavailable(error.to_string())
         }
-        sqlx::Error::Database(db) if db.is_foreign_key_violation() => {
-            StoreError::NotFound(db.message().to_owned())
-        }
+        sqlx::Error::Database(db) if db.is_unique_violation() => StoreError::Conflict(db.message().to_owned()),
+        sqlx::Error::Database(db) if db.is_foreign_key_violation() => StoreError::NotFound(db.message().to_owned()),
         _ => StoreError::Other(error.to_string()),
     }
 }
@@ -141,7 +128,7 @@ macro_rules! insert_refresh {
 macro_rules! client_columns {
     () => {
         "id, secret_hash, grants, scopes, audiences, tenants, token_ttl, refresh_policy, \
-         ignore_unknown_scopes, locale, created_at"
+         ignore_unknown_scopes, locale, created_at, previous_secret_hash, previous_secret_expires_at"
     };
 }
 
@@ -160,20 +147,16 @@ impl Store for Database {
 
     async fn find_tenant(&self, id_or_name: &str) -> StoreResult<Option<Tenant>> {
         let sql = "SELECT id, name, created_at FROM tenants WHERE id = $1 OR name = $1 ORDER BY id = $1 DESC LIMIT 1";
-        let row = with_pool!(self, |pool| sqlx::query_as::<_, TenantRow>(sql)
-            .bind(id_or_name)
-            .fetch_optional(pool)
-            .await)
-        .map_err(map_err)?;
+        let row =
+            with_pool!(self, |pool| sqlx::query_as::<_, TenantRow>(sql).bind(id_or_name).fetch_optional(pool).await)
+                .map_err(map_err)?;
         Ok(row.map(Into::into))
     }
 
     async fn list_tenants(&self) -> StoreResult<Vec<Tenant>> {
         let sql = "SELECT id, name, created_at FROM tenants ORDER BY name";
-        let rows = with_pool!(self, |pool| sqlx::query_as::<_, TenantRow>(sql)
-            .fetch_all(pool)
-            .await)
-        .map_err(map_err)?;
+        let rows =
+            with_pool!(self, |pool| sqlx::query_as::<_, TenantRow>(sql).fetch_all(pool).await).map_err(map_err)?;
         Ok(rows.into_iter().map(Into::into).collect())
     }
 
@@ -181,7 +164,7 @@ impl Store for Database {
         let sql = concat!(
             "INSERT INTO clients (",
             client_columns!(),
-            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
+            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
         );
         let grants: Vec<&str> = client.grants.iter().map(|g| g.as_str()).collect();
         with_pool!(self, |pool| sqlx::query(sql)
@@ -196,6 +179,8 @@ impl Store for Database {
             .bind(client.ignore_unknown_scopes)
             .bind(&client.locale)
             .bind(client.created_at)
+            .bind(client.previous_secret.as_ref().map(|p| &p.hash))
+            .bind(client.previous_secret.as_ref().map(|p| p.expires_at))
             .execute(pool)
             .await
             .map(|_| ()))
@@ -204,21 +189,45 @@ impl Store for Database {
 
     async fn find_client(&self, id: &str) -> StoreResult<Option<Client>> {
         let sql = concat!("SELECT ", client_columns!(), " FROM clients WHERE id = $1");
-        let row = with_pool!(self, |pool| sqlx::query_as::<_, ClientRow>(sql)
-            .bind(id)
-            .fetch_optional(pool)
-            .await)
-        .map_err(map_err)?;
+        let row = with_pool!(self, |pool| sqlx::query_as::<_, ClientRow>(sql).bind(id).fetch_optional(pool).await)
+            .map_err(map_err)?;
         row.map(TryInto::try_into).transpose()
     }
 
     async fn list_clients(&self) -> StoreResult<Vec<Client>> {
         let sql = concat!("SELECT ", client_columns!(), " FROM clients ORDER BY id");
-        let rows = with_pool!(self, |pool| sqlx::query_as::<_, ClientRow>(sql)
-            .fetch_all(pool)
-            .await)
-        .map_err(map_err)?;
+        let rows =
+            with_pool!(self, |pool| sqlx::query_as::<_, ClientRow>(sql).fetch_all(pool).await).map_err(map_err)?;
         rows.into_iter().map(TryInto::try_into).collect()
+    }
+
+    async fn rotate_client_secret(
+        &self,
+        id: &str,
+        new_hash: &str,
+        previous_expires_at: Option<i64>,
+    ) -> StoreResult<()> {
+        // The outgoing hash moves to `previous_secret_hash` in the same statement, so two
+        // concurrent rotations cannot both keep the same old secret alive.
+        let sql = "UPDATE clients SET previous_secret_hash = CASE WHEN $3 IS NULL THEN NULL ELSE secret_hash END, \
+                   previous_secret_expires_at = $3, secret_hash = $2 WHERE id = $1";
+        let updated = with_pool!(self, |pool| sqlx::query(sql)
+            .bind(id)
+            .bind(new_hash)
+            .bind(previous_expires_at)
+            .execute(pool)
+            .await
+            .map(|d| d.rows_affected()))
+        .map_err(map_err)?;
+        if updated == 0 {
+            return Err(StoreError::NotFound(format!("client {id:?}")));
+        }
+        Ok(())
+    }
+
+    async fn max_client_token_ttl(&self) -> StoreResult<Option<i64>> {
+        let sql = "SELECT MAX(token_ttl) FROM clients";
+        with_pool!(self, |pool| sqlx::query_scalar::<_, Option<i64>>(sql).fetch_one(pool).await).map_err(map_err)
     }
 
     async fn create_user(&self, user: &User) -> StoreResult<()> {
@@ -238,72 +247,46 @@ impl Store for Database {
     async fn find_users(&self, username: &str, tenant_ids: &[String]) -> StoreResult<Vec<User>> {
         // One row per tenant at most (UNIQUE (tenant_id, username)); the tenant filter is done
         // here rather than with a variable-length IN list.
-        let sql = "SELECT id, tenant_id, username, password_hash, created_at FROM users WHERE username = $1 ORDER BY id";
-        let rows = with_pool!(self, |pool| sqlx::query_as::<_, UserRow>(sql)
-            .bind(username)
-            .fetch_all(pool)
-            .await)
-        .map_err(map_err)?;
-        Ok(rows
-            .into_iter()
-            .map(User::from)
-            .filter(|u| tenant_ids.contains(&u.tenant_id))
-            .collect())
+        let sql =
+            "SELECT id, tenant_id, username, password_hash, created_at FROM users WHERE username = $1 ORDER BY id";
+        let rows = with_pool!(self, |pool| sqlx::query_as::<_, UserRow>(sql).bind(username).fetch_all(pool).await)
+            .map_err(map_err)?;
+        Ok(rows.into_iter().map(User::from).filter(|u| tenant_ids.contains(&u.tenant_id)).collect())
     }
 
     async fn insert_refresh_token(&self, token: &RefreshTokenRecord) -> StoreResult<()> {
-        with_pool!(self, |pool| insert_refresh!(token)
-            .execute(pool)
-            .await
-            .map(|_| ()))
-        .map_err(map_err)
+        with_pool!(self, |pool| insert_refresh!(token).execute(pool).await.map(|_| ())).map_err(map_err)
     }
 
     async fn find_refresh_token(&self, hash: &str) -> StoreResult<Option<RefreshTokenRecord>> {
         let sql = "SELECT hash, family_id, client_id, subject, user_id, tenants, scopes, audiences, auth_time, \
                    created_at, expires_at, used_at, revoked_at FROM refresh_tokens WHERE hash = $1";
-        let row = with_pool!(self, |pool| sqlx::query_as::<_, RefreshRow>(sql)
-            .bind(hash)
-            .fetch_optional(pool)
-            .await)
-        .map_err(map_err)?;
+        let row = with_pool!(self, |pool| sqlx::query_as::<_, RefreshRow>(sql).bind(hash).fetch_optional(pool).await)
+            .map_err(map_err)?;
         Ok(row.map(Into::into))
     }
 
-    async fn rotate_refresh_token(
-        &self,
-        old_hash: &str,
-        new: &RefreshTokenRecord,
-        now: i64,
-    ) -> StoreResult<Rotation> {
+    async fn rotate_refresh_token(&self, old_hash: &str, new: &RefreshTokenRecord, now: i64) -> StoreResult<Rotation> {
         // The conditional UPDATE is the lock: of two concurrent redemptions (on any node), the
         // second finds `used_at` set and changes nothing. The new token is inserted in the same
         // transaction, so a crash leaves either both changes or neither.
-        let mark_used = "UPDATE refresh_tokens SET used_at = $1 WHERE hash = $2 AND used_at IS NULL AND revoked_at IS NULL";
+        let mark_used =
+            "UPDATE refresh_tokens SET used_at = $1 WHERE hash = $2 AND used_at IS NULL AND revoked_at IS NULL";
         with_pool!(self, |pool| {
             let mut tx = pool.begin().await.map_err(map_err)?;
-            let marked = sqlx::query(mark_used)
-                .bind(now)
-                .bind(old_hash)
-                .execute(&mut *tx)
-                .await
-                .map_err(map_err)?;
+            let marked = sqlx::query(mark_used).bind(now).bind(old_hash).execute(&mut *tx).await.map_err(map_err)?;
             if marked.rows_affected() != 1 {
                 tx.rollback().await.map_err(map_err)?;
                 return Ok(Rotation::AlreadyUsed);
             }
-            insert_refresh!(new)
-                .execute(&mut *tx)
-                .await
-                .map_err(map_err)?;
+            insert_refresh!(new).execute(&mut *tx).await.map_err(map_err)?;
             tx.commit().await.map_err(map_err)?;
             Ok(Rotation::Rotated)
         })
     }
 
     async fn revoke_refresh_family(&self, family_id: &str, now: i64) -> StoreResult<u64> {
-        let sql =
-            "UPDATE refresh_tokens SET revoked_at = $1 WHERE family_id = $2 AND revoked_at IS NULL";
+        let sql = "UPDATE refresh_tokens SET revoked_at = $1 WHERE family_id = $2 AND revoked_at IS NULL";
         with_pool!(self, |pool| sqlx::query(sql)
             .bind(now)
             .bind(family_id)
@@ -311,6 +294,40 @@ impl Store for Database {
             .await
             .map(|d| d.rows_affected()))
         .map_err(map_err)
+    }
+
+    async fn revoke_access_token(&self, jti: &str, client_id: &str, expires_at: i64, now: i64) -> StoreResult<()> {
+        // Revoking twice is not an error (RFC 7009 §2.2: the answer is the same).
+        let sql = "INSERT INTO revoked_access_tokens (jti, client_id, expires_at, revoked_at) VALUES ($1, $2, $3, $4) \
+                   ON CONFLICT (jti) DO NOTHING";
+        with_pool!(self, |pool| sqlx::query(sql)
+            .bind(jti)
+            .bind(client_id)
+            .bind(expires_at)
+            .bind(now)
+            .execute(pool)
+            .await
+            .map(|_| ()))
+        .map_err(map_err)
+    }
+
+    async fn is_access_token_revoked(&self, jti: &str) -> StoreResult<bool> {
+        let sql = "SELECT COUNT(*) FROM revoked_access_tokens WHERE jti = $1";
+        let count = with_pool!(self, |pool| sqlx::query_scalar::<_, i64>(sql).bind(jti).fetch_one(pool).await)
+            .map_err(map_err)?;
+        Ok(count > 0)
+    }
+
+    async fn purge_expired(&self, now: i64) -> StoreResult<u64> {
+        let revocations = "DELETE FROM revoked_access_tokens WHERE expires_at < $1";
+        let refresh = "DELETE FROM refresh_tokens WHERE expires_at < $1";
+        let mut purged = 0;
+        for sql in [revocations, refresh] {
+            purged +=
+                with_pool!(self, |pool| sqlx::query(sql).bind(now).execute(pool).await.map(|d| d.rows_affected()))
+                    .map_err(map_err)?;
+        }
+        Ok(purged)
     }
 
     async fn insert_key(&self, key: &StoredKey) -> StoreResult<()> {
@@ -332,10 +349,12 @@ impl Store for Database {
     async fn list_keys(&self) -> StoreResult<Vec<StoredKey>> {
         let sql = "SELECT kid, alg, sealed_private_key, created_at, activate_at, retired_at FROM signing_keys \
                    ORDER BY created_at, kid";
-        let rows = with_pool!(self, |pool| sqlx::query_as::<_, KeyRow>(sql)
-            .fetch_all(pool)
-            .await)
-        .map_err(map_err)?;
+        let rows = with_pool!(self, |pool| sqlx::query_as::<_, KeyRow>(sql).fetch_all(pool).await).map_err(map_err)?;
         Ok(rows.into_iter().map(Into::into).collect())
+    }
+
+    async fn retire_key(&self, kid: &str, now: i64) -> StoreResult<()> {
+        let sql = "UPDATE signing_keys SET retired_at = $1 WHERE kid = $2 AND retired_at IS NULL";
+        with_pool!(self, |pool| sqlx::query(sql).bind(now).bind(kid).execute(pool).await.map(|_| ())).map_err(map_err)
     }
 }

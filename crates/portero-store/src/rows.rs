@@ -2,7 +2,7 @@
 
 use portero_core::grant::GrantType;
 use portero_core::store::{
-    Client, RefreshPolicy, RefreshTokenRecord, StoreError, StoredKey, Tenant, User,
+    Client, PreviousSecret, RefreshPolicy, RefreshTokenRecord, StoreError, StoredKey, Tenant, User,
 };
 
 /// Lists are stored space-separated.
@@ -11,11 +11,7 @@ pub(crate) fn join(values: &[String]) -> String {
 }
 
 fn split(value: &str) -> Vec<String> {
-    value
-        .split(' ')
-        .filter(|v| !v.is_empty())
-        .map(str::to_owned)
-        .collect()
+    value.split(' ').filter(|v| !v.is_empty()).map(str::to_owned).collect()
 }
 
 #[derive(sqlx::FromRow)]
@@ -27,11 +23,7 @@ pub(crate) struct TenantRow {
 
 impl From<TenantRow> for Tenant {
     fn from(row: TenantRow) -> Self {
-        Self {
-            id: row.id,
-            name: row.name,
-            created_at: row.created_at,
-        }
+        Self { id: row.id, name: row.name, created_at: row.created_at }
     }
 }
 
@@ -48,20 +40,20 @@ pub(crate) struct ClientRow {
     ignore_unknown_scopes: bool,
     locale: Option<String>,
     created_at: i64,
+    previous_secret_hash: Option<String>,
+    previous_secret_expires_at: Option<i64>,
 }
 
 impl TryFrom<ClientRow> for Client {
     type Error = StoreError;
 
     fn try_from(row: ClientRow) -> Result<Self, StoreError> {
-        let corrupt =
-            |what: &str| StoreError::Other(format!("client {:?} has an invalid {what}", row.id));
+        let corrupt = |what: &str| StoreError::Other(format!("client {:?} has an invalid {what}", row.id));
         let grants = split(&row.grants)
             .iter()
             .map(|g| GrantType::parse(g).ok_or_else(|| corrupt("grant type")))
             .collect::<Result<Vec<_>, _>>()?;
-        let refresh_policy =
-            RefreshPolicy::parse(&row.refresh_policy).ok_or_else(|| corrupt("refresh policy"))?;
+        let refresh_policy = RefreshPolicy::parse(&row.refresh_policy).ok_or_else(|| corrupt("refresh policy"))?;
         Ok(Self {
             grants,
             refresh_policy,
@@ -74,6 +66,10 @@ impl TryFrom<ClientRow> for Client {
             ignore_unknown_scopes: row.ignore_unknown_scopes,
             locale: row.locale,
             created_at: row.created_at,
+            previous_secret: match (row.previous_secret_hash, row.previous_secret_expires_at) {
+                (Some(hash), Some(expires_at)) => Some(PreviousSecret { hash, expires_at }),
+                _ => None,
+            },
         })
     }
 }

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use portero_core::grant::GrantType;
 use portero_core::store::{
-    Client, RefreshPolicy, RefreshTokenRecord, Rotation, Store, StoreError, StoredKey, Tenant, User,
+    Client, PreviousSecret, RefreshPolicy, RefreshTokenRecord, Rotation, Store, StoreError, StoredKey, Tenant, User,
 };
 use portero_store::Database;
 
@@ -20,11 +20,7 @@ impl TestDb {
     async fn sqlite() -> Self {
         let dir = tempfile::tempdir().unwrap();
         let url = format!("sqlite://{}", dir.path().join("portero.db").display());
-        Self {
-            db: Database::connect(&url).await.unwrap(),
-            _dir: Some(dir),
-            pg_admin: None,
-        }
+        Self { db: Database::connect(&url).await.unwrap(), _dir: Some(dir), pg_admin: None }
     }
 
     async fn postgres() -> Option<Self> {
@@ -39,26 +35,17 @@ impl TestDb {
         };
         let name = format!(
             "portero_test_{}",
-            portero_core::secret::random_token(9)
-                .to_ascii_lowercase()
-                .replace(['-', '_'], "x")
+            portero_core::secret::random_token(9).to_ascii_lowercase().replace(['-', '_'], "x")
         );
         let admin = Database::connect(&base).await.unwrap();
         if let Database::Postgres(pool) = &admin {
-            sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-                .execute(pool)
-                .await
-                .unwrap();
+            sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).execute(pool).await.unwrap();
         }
         let url = match base.rsplit_once('/') {
             Some((prefix, _)) => format!("{prefix}/{name}"),
             None => panic!("PORTERO_TEST_POSTGRES_URL must name a database"),
         };
-        Some(Self {
-            db: Database::connect(&url).await.unwrap(),
-            _dir: None,
-            pg_admin: Some((base, name)),
-        })
+        Some(Self { db: Database::connect(&url).await.unwrap(), _dir: None, pg_admin: Some((base, name)) })
     }
 
     async fn cleanup(self) {
@@ -67,10 +54,7 @@ impl TestDb {
             && let Database::Postgres(pool) = Database::connect(&base).await.unwrap()
         {
             let drop = format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)");
-            sqlx::query(sqlx::AssertSqlSafe(drop))
-                .execute(&pool)
-                .await
-                .unwrap();
+            sqlx::query(sqlx::AssertSqlSafe(drop)).execute(&pool).await.unwrap();
         }
     }
 }
@@ -109,6 +93,7 @@ fn client(id: &str, tenants: Vec<String>) -> Client {
         ignore_unknown_scopes: true,
         locale: Some("es_PE".into()),
         created_at: 1,
+        previous_secret: None,
     }
 }
 
@@ -131,22 +116,12 @@ fn refresh(hash: &str, family: &str) -> RefreshTokenRecord {
 }
 
 async fn tenants_round_trip(db: &Database) {
-    let tenant = Tenant {
-        id: "0b6f0c1e-0000-4000-8000-000000000001".into(),
-        name: "acme".into(),
-        created_at: 5,
-    };
+    let tenant = Tenant { id: "0b6f0c1e-0000-4000-8000-000000000001".into(), name: "acme".into(), created_at: 5 };
     db.create_tenant(&tenant).await.unwrap();
     assert_eq!(db.find_tenant("acme").await.unwrap(), Some(tenant.clone()));
-    assert_eq!(
-        db.find_tenant(&tenant.id).await.unwrap(),
-        Some(tenant.clone())
-    );
+    assert_eq!(db.find_tenant(&tenant.id).await.unwrap(), Some(tenant.clone()));
     assert_eq!(db.find_tenant("nope").await.unwrap(), None);
-    assert!(matches!(
-        db.create_tenant(&tenant).await,
-        Err(StoreError::Conflict(_))
-    ));
+    assert!(matches!(db.create_tenant(&tenant).await, Err(StoreError::Conflict(_))));
     assert_eq!(db.list_tenants().await.unwrap(), vec![tenant]);
 }
 conformance!(tenants, tenants_round_trip);
@@ -156,10 +131,7 @@ async fn clients_round_trip(db: &Database) {
     db.create_client(&c).await.unwrap();
     assert_eq!(db.find_client("payme").await.unwrap(), Some(c.clone()));
     assert_eq!(db.find_client("PAYME").await.unwrap(), None);
-    assert!(matches!(
-        db.create_client(&c).await,
-        Err(StoreError::Conflict(_))
-    ));
+    assert!(matches!(db.create_client(&c).await, Err(StoreError::Conflict(_))));
     let mut plain = client("zertiban", vec![]);
     plain.token_ttl = None;
     plain.locale = None;
@@ -171,13 +143,7 @@ conformance!(clients, clients_round_trip);
 
 async fn users_by_tenant(db: &Database) {
     for (id, name) in [("t1", "one"), ("t2", "two")] {
-        db.create_tenant(&Tenant {
-            id: id.into(),
-            name: name.into(),
-            created_at: 0,
-        })
-        .await
-        .unwrap();
+        db.create_tenant(&Tenant { id: id.into(), name: name.into(), created_at: 0 }).await.unwrap();
     }
     let user = |id: &str, tenant: &str| User {
         id: id.into(),
@@ -188,88 +154,36 @@ async fn users_by_tenant(db: &Database) {
     };
     db.create_user(&user("u1", "t1")).await.unwrap();
     db.create_user(&user("u2", "t2")).await.unwrap();
-    assert!(matches!(
-        db.create_user(&user("u3", "t1")).await,
-        Err(StoreError::Conflict(_))
-    ));
+    assert!(matches!(db.create_user(&user("u3", "t1")).await, Err(StoreError::Conflict(_))));
     assert!(db.create_user(&user("u4", "missing-tenant")).await.is_err());
-    let found = db
-        .find_users("commerce@email.com", &["t2".into()])
-        .await
-        .unwrap();
+    let found = db.find_users("commerce@email.com", &["t2".into()]).await.unwrap();
     assert_eq!(found, vec![user("u2", "t2")]);
-    assert!(
-        db.find_users("commerce@email.com", &[])
-            .await
-            .unwrap()
-            .is_empty()
-    );
-    assert!(
-        db.find_users("other", &["t1".into()])
-            .await
-            .unwrap()
-            .is_empty()
-    );
+    assert!(db.find_users("commerce@email.com", &[]).await.unwrap().is_empty());
+    assert!(db.find_users("other", &["t1".into()]).await.unwrap().is_empty());
 }
 conformance!(users, users_by_tenant);
 
 async fn refresh_rotation_once(db: &Database) {
     db.insert_refresh_token(&refresh("h1", "f1")).await.unwrap();
-    assert_eq!(
-        db.find_refresh_token("h1").await.unwrap(),
-        Some(refresh("h1", "f1"))
-    );
-    assert_eq!(
-        db.rotate_refresh_token("h1", &refresh("h2", "f1"), 20)
-            .await
-            .unwrap(),
-        Rotation::Rotated
-    );
-    assert_eq!(
-        db.rotate_refresh_token("h1", &refresh("h3", "f1"), 21)
-            .await
-            .unwrap(),
-        Rotation::AlreadyUsed
-    );
-    assert_eq!(
-        db.find_refresh_token("h1").await.unwrap().unwrap().used_at,
-        Some(20)
-    );
-    assert!(
-        db.find_refresh_token("h3").await.unwrap().is_none(),
-        "a lost rotation writes nothing"
-    );
+    assert_eq!(db.find_refresh_token("h1").await.unwrap(), Some(refresh("h1", "f1")));
+    assert_eq!(db.rotate_refresh_token("h1", &refresh("h2", "f1"), 20).await.unwrap(), Rotation::Rotated);
+    assert_eq!(db.rotate_refresh_token("h1", &refresh("h3", "f1"), 21).await.unwrap(), Rotation::AlreadyUsed);
+    assert_eq!(db.find_refresh_token("h1").await.unwrap().unwrap().used_at, Some(20));
+    assert!(db.find_refresh_token("h3").await.unwrap().is_none(), "a lost rotation writes nothing");
     assert_eq!(db.revoke_refresh_family("f1", 30).await.unwrap(), 2);
     assert_eq!(db.revoke_refresh_family("f1", 31).await.unwrap(), 0);
-    assert_eq!(
-        db.find_refresh_token("h2")
-            .await
-            .unwrap()
-            .unwrap()
-            .revoked_at,
-        Some(30)
-    );
-    assert_eq!(
-        db.rotate_refresh_token("h2", &refresh("h4", "f1"), 40)
-            .await
-            .unwrap(),
-        Rotation::AlreadyUsed
-    );
+    assert_eq!(db.find_refresh_token("h2").await.unwrap().unwrap().revoked_at, Some(30));
+    assert_eq!(db.rotate_refresh_token("h2", &refresh("h4", "f1"), 40).await.unwrap(), Rotation::AlreadyUsed);
 }
 conformance!(refresh_rotation, refresh_rotation_once);
 
 async fn concurrent_rotation_has_one_winner(db: &Database) {
-    db.insert_refresh_token(&refresh("race", "f2"))
-        .await
-        .unwrap();
+    db.insert_refresh_token(&refresh("race", "f2")).await.unwrap();
     let db = Arc::new(db.clone());
     let tasks: Vec<_> = (0..20)
         .map(|i| {
             let db = db.clone();
-            tokio::spawn(async move {
-                db.rotate_refresh_token("race", &refresh(&format!("new{i}"), "f2"), 50)
-                    .await
-            })
+            tokio::spawn(async move { db.rotate_refresh_token("race", &refresh(&format!("new{i}"), "f2"), 50).await })
         })
         .collect();
     let mut rotated = 0;
@@ -293,10 +207,49 @@ async fn keys_round_trip(db: &Database) {
     };
     db.insert_key(&key("b", 2)).await.unwrap();
     db.insert_key(&key("a", 1)).await.unwrap();
-    assert_eq!(
-        db.list_keys().await.unwrap(),
-        vec![key("a", 1), key("b", 2)]
-    );
+    assert_eq!(db.list_keys().await.unwrap(), vec![key("a", 1), key("b", 2)]);
     assert!(db.ping().await.is_ok());
 }
 conformance!(keys, keys_round_trip);
+
+async fn secret_rotation_keeps_the_previous_hash(db: &Database) {
+    db.create_client(&client("payme", vec![])).await.unwrap();
+    db.rotate_client_secret("payme", "$s256$new$hash", Some(500)).await.unwrap();
+    let rotated = db.find_client("payme").await.unwrap().unwrap();
+    assert_eq!(rotated.secret_hash, "$s256$new$hash");
+    assert_eq!(rotated.previous_secret, Some(PreviousSecret { hash: "$s256$x$y".into(), expires_at: 500 }));
+    db.rotate_client_secret("payme", "$s256$newer$hash", None).await.unwrap();
+    assert_eq!(db.find_client("payme").await.unwrap().unwrap().previous_secret, None);
+    assert!(matches!(db.rotate_client_secret("nobody", "h", None).await, Err(StoreError::NotFound(_))));
+    assert_eq!(db.max_client_token_ttl().await.unwrap(), Some(86_400));
+}
+conformance!(secret_rotation, secret_rotation_keeps_the_previous_hash);
+
+async fn access_token_revocation_and_purge(db: &Database) {
+    assert!(!db.is_access_token_revoked("jti-1").await.unwrap());
+    db.revoke_access_token("jti-1", "payme", 100, 10).await.unwrap();
+    db.revoke_access_token("jti-1", "payme", 100, 11).await.unwrap();
+    assert!(db.is_access_token_revoked("jti-1").await.unwrap());
+    db.insert_refresh_token(&refresh("old", "f9")).await.unwrap();
+    assert_eq!(db.purge_expired(99).await.unwrap(), 0);
+    assert_eq!(db.purge_expired(2_000).await.unwrap(), 2, "the revocation and the expired refresh token");
+    assert!(!db.is_access_token_revoked("jti-1").await.unwrap());
+    assert!(db.find_refresh_token("old").await.unwrap().is_none());
+}
+conformance!(revocation, access_token_revocation_and_purge);
+
+async fn keys_retire(db: &Database) {
+    let key = StoredKey {
+        kid: "k".into(),
+        alg: "ES256".into(),
+        sealed_private_key: "sealed".into(),
+        created_at: 1,
+        activate_at: 1,
+        retired_at: None,
+    };
+    db.insert_key(&key).await.unwrap();
+    db.retire_key("k", 9).await.unwrap();
+    db.retire_key("k", 10).await.unwrap();
+    assert_eq!(db.list_keys().await.unwrap()[0].retired_at, Some(9));
+}
+conformance!(key_retirement, keys_retire);

@@ -27,6 +27,8 @@ pub struct FileConfig {
     pub default_locale: Option<String>,
     pub max_body_bytes: Option<usize>,
     pub key_reload_seconds: Option<u64>,
+    /// Bearer token of the admin HTTP API (prefer `PORTERO_ADMIN_TOKEN`); unset keeps it off.
+    pub admin_token: Option<String>,
     /// Limits for every token path: `default_max_chars`, `max_params`, and per-parameter caps.
     #[serde(default)]
     pub limits: LimitsConfig,
@@ -57,8 +59,7 @@ impl FileConfig {
         let Some(path) = path else {
             return Ok(Self::default());
         };
-        let text =
-            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
         toml::from_str(&text).with_context(|| format!("in {}", path.display()))
     }
 
@@ -71,18 +72,12 @@ impl FileConfig {
         }
         for extra in &self.token_path {
             if !extra.path.starts_with('/') || extra.path.contains(['{', '}', '*']) {
-                bail!(
-                    "token_path {:?} must be a plain path starting with /",
-                    extra.path
-                );
+                bail!("token_path {:?} must be a plain path starting with /", extra.path);
             }
             let limits = extra.limits.apply(base.clone());
             match config.token_paths.iter_mut().find(|p| p.path == extra.path) {
                 Some(existing) => existing.limits = limits,
-                None => config.token_paths.push(TokenPath {
-                    path: extra.path.clone(),
-                    limits,
-                }),
+                None => config.token_paths.push(TokenPath { path: extra.path.clone(), limits }),
             }
         }
         if let Some(max) = self.max_body_bytes {
@@ -100,18 +95,14 @@ impl LimitsConfig {
         if let Some(max) = self.max_params {
             limits.max_params = max;
         }
-        limits
-            .per_field
-            .extend(self.fields.iter().map(|(k, v)| (k.clone(), *v)));
+        limits.per_field.extend(self.fields.iter().map(|(k, v)| (k.clone(), *v)));
         limits
     }
 }
 
 /// The database URL from flag/env, else the file, else the default.
 pub fn database_url(flag: Option<&str>, file: &FileConfig) -> String {
-    flag.map(str::to_owned)
-        .or_else(|| file.database_url.clone())
-        .unwrap_or_else(|| DEFAULT_DATABASE_URL.to_owned())
+    flag.map(str::to_owned).or_else(|| file.database_url.clone()).unwrap_or_else(|| DEFAULT_DATABASE_URL.to_owned())
 }
 
 /// Where the master key file lives when none is named: beside the SQLite file, else `./portero.key`.
@@ -121,9 +112,7 @@ pub fn default_master_key_file(database_url: &str) -> PathBuf {
         .or_else(|| database_url.strip_prefix("sqlite:"))
         .map(|rest| rest.split('?').next().unwrap_or(rest));
     match sqlite_path {
-        Some(path) if !path.is_empty() && path != ":memory:" => {
-            PathBuf::from(format!("{path}.key"))
-        }
+        Some(path) if !path.is_empty() && path != ":memory:" => PathBuf::from(format!("{path}.key")),
         _ => PathBuf::from("portero.key"),
     }
 }

@@ -21,11 +21,7 @@ impl Drop for Serve {
 }
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
 fn portero(dir: &Path, args: &[&str], stdin: Option<&str>) -> Output {
@@ -40,23 +36,14 @@ fn portero(dir: &Path, args: &[&str], stdin: Option<&str>) -> Output {
         .spawn()
         .unwrap();
     if let Some(input) = stdin {
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(input.as_bytes())
-            .unwrap();
+        child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
     }
     drop(child.stdin.take());
     child.wait_with_output().unwrap()
 }
 
 fn ok(output: Output) -> String {
-    assert!(
-        output.status.success(),
-        "failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    assert!(output.status.success(), "failed: {}", String::from_utf8_lossy(&output.stderr));
     String::from_utf8(output.stdout).unwrap().trim().to_owned()
 }
 
@@ -77,10 +64,7 @@ fn serve(dir: &Path, extra: &[&str]) -> Serve {
     let base = format!("http://{listen}");
     let started = Instant::now();
     while std::net::TcpStream::connect(&listen).is_err() {
-        assert!(
-            started.elapsed() < Duration::from_secs(30),
-            "portero serve did not start"
-        );
+        assert!(started.elapsed() < Duration::from_secs(30), "portero serve did not start");
         std::thread::sleep(Duration::from_millis(50));
     }
     Serve { child, base }
@@ -89,12 +73,7 @@ fn serve(dir: &Path, extra: &[&str]) -> Serve {
 fn claims(token: &str) -> serde_json::Value {
     use base64::Engine;
     let payload = token.split('.').nth(1).unwrap();
-    serde_json::from_slice(
-        &base64::engine::general_purpose::URL_SAFE_NO_PAD
-            .decode(payload)
-            .unwrap(),
-    )
-    .unwrap()
+    serde_json::from_slice(&base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload).unwrap()).unwrap()
 }
 
 #[test]
@@ -109,23 +88,10 @@ fn serve_admin_and_token_in_every_dialect() {
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
-        assert_eq!(
-            std::fs::metadata(&key_file).unwrap().permissions().mode() & 0o777,
-            0o600
-        );
+        assert_eq!(std::fs::metadata(&key_file).unwrap().permissions().mode() & 0o777, 0o600);
     }
 
-    let tenant = ok(portero(
-        d,
-        &[
-            "tenant",
-            "create",
-            "acme",
-            "--id",
-            "0f8fad5b-d9cb-469f-a165-70867728950e",
-        ],
-        None,
-    ));
+    let tenant = ok(portero(d, &["tenant", "create", "acme", "--id", "0f8fad5b-d9cb-469f-a165-70867728950e"], None));
     assert_eq!(tenant, "0f8fad5b-d9cb-469f-a165-70867728950e");
     let generated = ok(portero(
         d,
@@ -171,35 +137,15 @@ fn serve_admin_and_token_in_every_dialect() {
         ],
         None,
     ));
-    let user_id = ok(portero(
-        d,
-        &[
-            "user",
-            "create",
-            "--tenant",
-            "acme",
-            "--username",
-            "commerce@email.com",
-        ],
-        Some("123456\n"),
-    ));
+    let user_id =
+        ok(portero(d, &["user", "create", "--tenant", "acme", "--username", "commerce@email.com"], Some("123456\n")));
     assert_eq!(user_id.len(), 36);
 
     let url = format!("{}/oauth2/token", server.base);
     for dialect in ["basic", "post", "query"] {
         let token = ok(portero(
             d,
-            &[
-                "token",
-                "--url",
-                &url,
-                "--client-id",
-                "zertiban",
-                "--client-secret",
-                &generated,
-                "--dialect",
-                dialect,
-            ],
+            &["token", "--url", &url, "--client-id", "zertiban", "--client-secret", &generated, "--dialect", dialect],
             None,
         ));
         let c = claims(&token);
@@ -234,36 +180,16 @@ fn serve_admin_and_token_in_every_dialect() {
     ));
     let body: serde_json::Value = serde_json::from_str(&response).unwrap();
     assert_eq!(body["success"], true);
-    assert_eq!(
-        body["authorization"]["meta"]["status"]["message_ilgn"][0]["value"],
-        "Access Token created"
-    );
+    assert_eq!(body["authorization"]["meta"]["status"]["message_ilgn"][0]["value"], "Access Token created");
     assert!(body["refresh_token"].is_string());
-    assert_eq!(
-        claims(body["access_token"].as_str().unwrap())["sub"],
-        user_id
-    );
+    assert_eq!(claims(body["access_token"].as_str().unwrap())["sub"], user_id);
 
     // A wrong secret: the command fails and says why, without echoing the secret.
-    let failed = portero(
-        d,
-        &[
-            "token",
-            "--url",
-            &url,
-            "--client-id",
-            "zertiban",
-            "--client-secret",
-            "nope-secret",
-        ],
-        None,
-    );
+    let failed =
+        portero(d, &["token", "--url", &url, "--client-id", "zertiban", "--client-secret", "nope-secret"], None);
     assert!(!failed.status.success());
     let stderr = String::from_utf8_lossy(&failed.stderr);
-    assert!(
-        stderr.contains("invalid_client") && !stderr.contains("nope-secret"),
-        "{stderr}"
-    );
+    assert!(stderr.contains("invalid_client") && !stderr.contains("nope-secret"), "{stderr}");
 
     let listing = ok(portero(d, &["client", "list"], None));
     assert!(listing.contains("zertiban") && !listing.contains(&generated));
@@ -274,74 +200,35 @@ fn serve_admin_and_token_in_every_dialect() {
 fn key_rotation_is_published_then_used() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    std::fs::write(
-        d.join("portero.toml"),
-        "key_reload_seconds = 1\nsigning_alg = \"ES256\"\n",
-    )
-    .unwrap();
+    std::fs::write(d.join("portero.toml"), "key_reload_seconds = 1\nsigning_alg = \"ES256\"\n").unwrap();
     let server = serve(d, &["--config", "portero.toml"]);
-    let secret = ok(portero(
-        d,
-        &[
-            "client",
-            "create",
-            "--id",
-            "svc",
-            "--grants",
-            "client_credentials",
-        ],
-        None,
-    ));
+    let secret = ok(portero(d, &["client", "create", "--id", "svc", "--grants", "client_credentials"], None));
     let url = format!("{}/oauth2/token", server.base);
     let kid_of = |token: &str| {
         use base64::Engine;
         let header = token.split('.').next().unwrap();
-        let header: serde_json::Value = serde_json::from_slice(
-            &base64::engine::general_purpose::URL_SAFE_NO_PAD
-                .decode(header)
-                .unwrap(),
-        )
-        .unwrap();
+        let header: serde_json::Value =
+            serde_json::from_slice(&base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(header).unwrap()).unwrap();
         header["kid"].as_str().unwrap().to_owned()
     };
-    let token_args = [
-        "token",
-        "--url",
-        &url,
-        "--client-id",
-        "svc",
-        "--client-secret",
-        &secret,
-    ];
+    let token_args = ["token", "--url", &url, "--client-id", "svc", "--client-secret", &secret];
     let first_kid = kid_of(&ok(portero(d, &token_args, None)));
     let listed = ok(portero(d, &["keys", "list"], None));
     assert!(listed.contains(&first_kid) && listed.contains("ES256"));
 
-    let new_kid = ok(portero(
-        d,
-        &["keys", "rotate", "--alg", "EdDSA", "--publish-delay", "0"],
-        None,
-    ));
+    let new_kid = ok(portero(d, &["keys", "rotate", "--alg", "EdDSA", "--publish-delay", "0"], None));
     let started = Instant::now();
     loop {
         let kid = kid_of(&ok(portero(d, &token_args, None)));
         if kid == new_kid {
             break;
         }
-        assert!(
-            started.elapsed() < Duration::from_secs(15),
-            "the rotated key was never used"
-        );
+        assert!(started.elapsed() < Duration::from_secs(15), "the rotated key was never used");
         std::thread::sleep(Duration::from_millis(200));
     }
-    let jwks = ok(Command::new("curl")
-        .args(["-sS", &format!("{}/.well-known/jwks.json", server.base)])
-        .output()
-        .unwrap());
-    assert!(
-        jwks.contains(&first_kid) && jwks.contains(&new_kid),
-        "old and new keys stay published"
-    );
+    let jwks =
+        ok(Command::new("curl").args(["-sS", &format!("{}/.well-known/jwks.json", server.base)]).output().unwrap());
+    assert!(jwks.contains(&first_kid) && jwks.contains(&new_kid), "old and new keys stay published");
 }
 
 #[test]
@@ -349,47 +236,15 @@ fn bad_flags_give_clear_errors() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let cases: [(&[&str], &str); 6] = [
+        (&["client", "create", "--id", "x", "--grants", "implicit"], "unknown grant"),
+        (&["client", "create", "--id", "x", "--grants", "password", "--tenant", "nope"], "no tenant"),
         (
-            &["client", "create", "--id", "x", "--grants", "implicit"],
-            "unknown grant",
+            &["client", "create", "--id", "x", "--grants", "password", "--refresh-tokens", "sometimes"],
+            "refresh tokens must be",
         ),
-        (
-            &[
-                "client", "create", "--id", "x", "--grants", "password", "--tenant", "nope",
-            ],
-            "no tenant",
-        ),
-        (
-            &[
-                "client",
-                "create",
-                "--id",
-                "x",
-                "--grants",
-                "password",
-                "--refresh-tokens",
-                "sometimes",
-            ],
-            "--refresh-tokens",
-        ),
-        (
-            &[
-                "client",
-                "create",
-                "--id",
-                "x",
-                "--grants",
-                "password",
-                "--token-ttl",
-                "0",
-            ],
-            "--token-ttl",
-        ),
+        (&["client", "create", "--id", "x", "--grants", "password", "--token-ttl", "0"], "token ttl"),
         (&["tenant", "create", "acme", "--id", "not-a-uuid"], "UUID"),
-        (
-            &["keys", "rotate", "--alg", "HS256"],
-            "unknown signing algorithm",
-        ),
+        (&["keys", "rotate", "--alg", "HS256"], "unknown signing algorithm"),
     ];
     for (args, expected) in cases {
         let output = portero(d, args, None);
@@ -400,10 +255,6 @@ fn bad_flags_give_clear_errors() {
     ok(portero(d, &["tenant", "create", "acme"], None));
     let duplicate = portero(d, &["tenant", "create", "acme"], None);
     assert!(String::from_utf8_lossy(&duplicate.stderr).contains("already exists"));
-    let empty_password = portero(
-        d,
-        &["user", "create", "--tenant", "acme", "--username", "u"],
-        Some("\n"),
-    );
+    let empty_password = portero(d, &["user", "create", "--tenant", "acme", "--username", "u"], Some("\n"));
     assert!(String::from_utf8_lossy(&empty_password.stderr).contains("empty"));
 }

@@ -69,37 +69,16 @@ pub async fn handle<S: Store>(
 ) -> Result<Authorization, OAuthError> {
     let grant_type = request.grant.grant_type();
     if !client.grants.contains(&grant_type) {
-        return Err(OAuthError::new(
-            ErrorCode::UnauthorizedClient,
-            "the client may not use this grant type",
-        )
-        .with_detail(format!(
-            "client {:?} lacks {}",
-            client.id,
-            grant_type.as_str()
-        )));
+        return Err(OAuthError::new(ErrorCode::UnauthorizedClient, "the client may not use this grant type")
+            .with_detail(format!("client {:?} lacks {}", client.id, grant_type.as_str())));
     }
     match request.grant {
-        Grant::ClientCredentials => {
-            client_credentials::handle(ctx, client, &request_target(&request), now)
-        }
-        Grant::Password {
-            ref username,
-            ref password,
-        } => {
-            password::handle(
-                ctx,
-                client,
-                username,
-                &password.0,
-                &request_target(&request),
-                now,
-            )
-            .await
+        Grant::ClientCredentials => client_credentials::handle(ctx, client, &request_target(&request), now),
+        Grant::Password { ref username, ref password } => {
+            password::handle(ctx, client, username, &password.0, &request_target(&request), now).await
         }
         Grant::RefreshToken { ref refresh_token } => {
-            refresh_token::handle(ctx, client, &refresh_token.0, request.scope.as_deref(), now)
-                .await
+            refresh_token::handle(ctx, client, &refresh_token.0, request.scope.as_deref(), now).await
         }
     }
 }
@@ -121,15 +100,9 @@ fn request_target(request: &TokenRequest) -> Target<'_> {
 
 impl Target<'_> {
     /// Scopes and audiences for a new grant, checked against the client's allow-lists.
-    pub(crate) fn resolve(
-        &self,
-        client: &Client,
-        issuer: &str,
-    ) -> Result<(Vec<String>, Vec<String>), OAuthError> {
-        let scopes =
-            crate::scope::resolve(self.scope, &client.scopes, client.ignore_unknown_scopes)?;
-        let audiences =
-            crate::audience::resolve(self.audience, &self.resources, &client.audiences, issuer)?;
+    pub(crate) fn resolve(&self, client: &Client, issuer: &str) -> Result<(Vec<String>, Vec<String>), OAuthError> {
+        let scopes = crate::scope::resolve(self.scope, &client.scopes, client.ignore_unknown_scopes)?;
+        let audiences = crate::audience::resolve(self.audience, &self.resources, &client.audiences, issuer)?;
         Ok((scopes, audiences))
     }
 }
@@ -143,9 +116,7 @@ pub(crate) fn refresh_plan(client: &Client, scopes: &[String]) -> RefreshPlan {
     }
     match client.refresh_policy {
         RefreshPolicy::Always => RefreshPlan::NewFamily,
-        RefreshPolicy::OfflineAccess
-            if scopes.iter().any(|s| s == crate::scope::OFFLINE_ACCESS) =>
-        {
+        RefreshPolicy::OfflineAccess if scopes.iter().any(|s| s == crate::scope::OFFLINE_ACCESS) => {
             RefreshPlan::NewFamily
         }
         _ => RefreshPlan::None,

@@ -15,22 +15,15 @@ pub(super) async fn handle<S: Store>(
     now: i64,
 ) -> Result<Authorization, OAuthError> {
     let (scopes, audiences) = target.resolve(client, &ctx.policy.issuer)?;
-    let candidates = if client.tenants.is_empty() {
-        Vec::new()
-    } else {
-        ctx.store.find_users(username, &client.tenants).await?
-    };
+    let candidates =
+        if client.tenants.is_empty() { Vec::new() } else { ctx.store.find_users(username, &client.tenants).await? };
     let mut user = None;
     if candidates.is_empty() {
         ctx.verifier.verify_password(password, None).await;
     }
     // The same username may exist in several of the client's tenants; the password decides.
     for candidate in candidates {
-        if ctx
-            .verifier
-            .verify_password(password, Some(&candidate.password_hash))
-            .await
-        {
+        if ctx.verifier.verify_password(password, Some(&candidate.password_hash)).await {
             user = Some(candidate);
             break;
         }

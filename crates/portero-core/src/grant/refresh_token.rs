@@ -20,19 +20,15 @@ pub(super) async fn handle<S: Store>(
         return Err(invalid().with_detail("unknown refresh token"));
     };
     if record.client_id != client.id {
-        return Err(invalid().with_detail(format!(
-            "refresh token of {:?} presented by {:?}",
-            record.client_id, client.id
-        )));
+        return Err(
+            invalid().with_detail(format!("refresh token of {:?} presented by {:?}", record.client_id, client.id))
+        );
     }
     if record.revoked_at.is_some() {
         return Err(invalid().with_detail("revoked refresh token"));
     }
     if record.used_at.is_some() {
-        let revoked = ctx
-            .store
-            .revoke_refresh_family(&record.family_id, now)
-            .await?;
+        let revoked = ctx.store.revoke_refresh_family(&record.family_id, now).await?;
         tracing::warn!(client_id = %client.id, family = %record.family_id, revoked, "refresh token reuse: family revoked");
         return Err(invalid().with_detail("reused refresh token; family revoked"));
     }
@@ -40,12 +36,7 @@ pub(super) async fn handle<S: Store>(
         return Err(invalid().with_detail("expired refresh token"));
     }
     // Scopes the client lost since the grant are not renewed.
-    let still_allowed: Vec<String> = record
-        .scopes
-        .iter()
-        .filter(|s| client.scopes.contains(s))
-        .cloned()
-        .collect();
+    let still_allowed: Vec<String> = record.scopes.iter().filter(|s| client.scopes.contains(s)).cloned().collect();
     let scopes = crate::scope::narrow(scope, &still_allowed)?;
     Ok(Authorization {
         grant_type: GrantType::RefreshToken,
@@ -55,10 +46,6 @@ pub(super) async fn handle<S: Store>(
         scopes,
         audiences: record.audiences,
         auth_time: record.auth_time,
-        refresh: RefreshPlan::Rotate {
-            old_hash: hash,
-            family_id: record.family_id,
-            expires_at: record.expires_at,
-        },
+        refresh: RefreshPlan::Rotate { old_hash: hash, family_id: record.family_id, expires_at: record.expires_at },
     })
 }

@@ -76,12 +76,7 @@ pub struct SigningKey {
 
 impl SigningKey {
     /// Generates a key and its stored (sealed) form.
-    pub fn generate(
-        alg: Alg,
-        master: &MasterKey,
-        now: i64,
-        activate_at: i64,
-    ) -> Result<StoredKey, KeyError> {
+    pub fn generate(alg: Alg, master: &MasterKey, now: i64, activate_at: i64) -> Result<StoredKey, KeyError> {
         let der = Signer::generate_pkcs8(alg)?;
         let kid = Signer::from_pkcs8(alg, &der)?.thumbprint();
         Ok(StoredKey {
@@ -114,8 +109,7 @@ impl SigningKey {
     /// A compact JWS (RFC 7515 §7.1) over the JSON of `claims`.
     pub fn sign_jwt(&self, claims: &impl Serialize) -> Result<String, KeyError> {
         let payload = serde_json::to_vec(claims).map_err(|_| KeyError::Sign)?;
-        let mut token =
-            String::with_capacity(self.encoded_header.len() + payload.len() * 4 / 3 + 400);
+        let mut token = String::with_capacity(self.encoded_header.len() + payload.len() * 4 / 3 + 400);
         token.push_str(&self.encoded_header);
         token.push('.');
         URL_SAFE_NO_PAD.encode_string(payload, &mut token);
@@ -129,11 +123,7 @@ impl SigningKey {
 /// When a key added now should start signing: after `delay`, and strictly after every existing
 /// key's activation, so the newest rotation always wins even within one second.
 pub fn next_activation(existing: &[StoredKey], now: i64, delay: i64) -> i64 {
-    let latest = existing
-        .iter()
-        .filter(|k| k.retired_at.is_none())
-        .map(|k| k.activate_at)
-        .max();
+    let latest = existing.iter().filter(|k| k.retired_at.is_none()).map(|k| k.activate_at).max();
     match latest {
         Some(latest) => (now + delay).max(latest + 1),
         None => now + delay,
@@ -160,16 +150,52 @@ impl KeySet {
 
     /// The key that signs at `now`: the latest activated.
     pub fn active(&self, now: i64) -> Result<&SigningKey, KeyError> {
-        self.keys
-            .iter()
-            .rev()
-            .find(|k| k.activate_at <= now)
-            .ok_or(KeyError::NoActiveKey)
+        self.keys.iter().rev().find(|k| k.activate_at <= now).ok_or(KeyError::NoActiveKey)
     }
 
     /// The JWKS document (RFC 7517 §5).
     pub fn jwks(&self) -> Value {
         json!({ "keys": self.keys.iter().map(|k| k.jwk.clone()).collect::<Vec<_>>() })
+    }
+
+    /// Verifies one of our own compact JWS access tokens and returns its claims. The header must
+    /// name a published key and that key's algorithm (no `none`, no algorithm confusion).
+    pub fn verify(&self, token: &str) -> Option<Value> {
+        let mut parts = token.split('.');
+        let (header, payload, signature) = (parts.next()?, parts.next()?, parts.next()?);
+        if parts.next().is_some() || token.len() > 16 * 1024 {
+            return None;
+        }
+        let header: Value = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(header).ok()?).ok()?;
+        let kid = header.get("kid")?.as_str()?;
+        let key = self.keys.iter().find(|k| k.kid == kid)?;
+        if header.get("alg")?.as_str()? != key.alg.as_str() || header.get("typ")?.as_str()? != "at+jwt" {
+            return None;
+        }
+        let signature = URL_SAFE_NO_PAD.decode(signature).ok()?;
+        let signed = &token[..header_len(token)?];
+        if !key.signer.verify(signed.as_bytes(), &signature) {
+            return None;
+        }
+        serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).ok()?).ok()
+    }
+
+    /// The keys that may be retired at `now`: superseded by a key that has been signing for
+    /// longer than `max_token_ttl`, so no unexpired token carries their kid.
+    pub fn retirable(&self, now: i64, max_token_ttl: i64) -> Vec<String> {
+        let mut retirable = Vec::new();
+        for (i, key) in self.keys.iter().enumerate() {
+            let superseded_at = self.keys[i + 1..].iter().map(|k| k.activate_at).filter(|at| *at <= now).min();
+            if superseded_at.is_some_and(|at| at + max_token_ttl < now) {
+                retirable.push(key.kid.clone());
+            }
+        }
+        retirable
+    }
+
+    /// `kid`s of the loaded keys, to tell whether the stored set changed.
+    pub fn kids(&self) -> Vec<&str> {
+        self.keys.iter().map(|k| k.kid.as_str()).collect()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -183,6 +209,13 @@ impl KeySet {
         algs.dedup();
         algs
     }
+}
+
+/// Length of `header.payload` in a compact JWS.
+fn header_len(token: &str) -> Option<usize> {
+    let first = token.find('.')?;
+    let second = token[first + 1..].find('.')?;
+    Some(first + 1 + second)
 }
 
 /// The current key set, swapped whole when keys change, read without blocking signers for long.
@@ -229,8 +262,7 @@ mod tests {
         let mut validation = Validation::new(header.alg);
         validation.set_audience(&["a"]);
         validation.set_issuer(&["i"]);
-        let decoded =
-            decode::<Value>(&token, &DecodingKey::from_jwk(jwk).unwrap(), &validation).unwrap();
+        let decoded = decode::<Value>(&token, &DecodingKey::from_jwk(jwk).unwrap(), &validation).unwrap();
         assert_eq!(decoded.claims["sub"], "c");
     }
 
@@ -247,6 +279,35 @@ mod tests {
     #[test]
     fn eddsa_verifies_independently() {
         verify_with_jsonwebtoken(Alg::EdDsa);
+    }
+
+    #[test]
+    fn verifies_own_tokens_and_rejects_tampering() {
+        let master = MasterKey::generate();
+        let stored = SigningKey::generate(Alg::Es256, &master, 0, 0).unwrap();
+        let set = KeySet::load(&[stored], &master).unwrap();
+        let token = set.active(1).unwrap().sign_jwt(&json!({ "sub": "x" })).unwrap();
+        assert_eq!(set.verify(&token).unwrap()["sub"], "x");
+        let mut tampered = token.clone();
+        tampered.push('A');
+        assert!(set.verify(&tampered).is_none());
+        let (head, rest) = token.split_once('.').unwrap();
+        let none_header = URL_SAFE_NO_PAD.encode(r#"{"alg":"none","typ":"at+jwt"}"#);
+        assert!(set.verify(&format!("{none_header}.{rest}")).is_none());
+        assert!(set.verify(head).is_none());
+        let other = KeySet::load(&[SigningKey::generate(Alg::Es256, &master, 0, 0).unwrap()], &master).unwrap();
+        assert!(other.verify(&token).is_none());
+    }
+
+    #[test]
+    fn superseded_keys_retire_after_the_longest_token_lifetime() {
+        let master = MasterKey::generate();
+        let old = SigningKey::generate(Alg::EdDsa, &master, 0, 0).unwrap();
+        let new = SigningKey::generate(Alg::EdDsa, &master, 100, 200).unwrap();
+        let set = KeySet::load(&[old.clone(), new], &master).unwrap();
+        assert!(set.retirable(150, 60).is_empty(), "the new key is not signing yet");
+        assert!(set.retirable(250, 60).is_empty(), "tokens of the old key may still be valid");
+        assert_eq!(set.retirable(261, 60), vec![old.kid]);
     }
 
     #[test]

@@ -49,8 +49,7 @@ impl MasterKey {
     }
 
     fn aead(&self) -> LessSafeKey {
-        let unbound =
-            UnboundKey::new(&AES_256_GCM, &self.0).expect("a 32-byte AES-256 key is valid"); // ok: fixed length
+        let unbound = UnboundKey::new(&AES_256_GCM, &self.0).expect("a 32-byte AES-256 key is valid"); // ok: fixed length
         LessSafeKey::new(unbound)
     }
 
@@ -60,11 +59,7 @@ impl MasterKey {
         fill_random(&mut nonce);
         let mut buffer = plaintext.to_vec();
         self.aead()
-            .seal_in_place_append_tag(
-                Nonce::assume_unique_for_key(nonce),
-                Aad::from(kid.as_bytes()),
-                &mut buffer,
-            )
+            .seal_in_place_append_tag(Nonce::assume_unique_for_key(nonce), Aad::from(kid.as_bytes()), &mut buffer)
             .expect("AES-GCM sealing of a small buffer cannot fail"); // ok: only fails past 64 GiB
         let mut out = nonce.to_vec();
         out.extend_from_slice(&buffer);
@@ -73,19 +68,15 @@ impl MasterKey {
 
     /// Decrypts what [`seal`](Self::seal) produced for the same `kid`.
     pub fn open(&self, kid: &str, sealed: &str) -> Result<Vec<u8>, KeyError> {
-        let bytes = URL_SAFE_NO_PAD
-            .decode(sealed)
-            .map_err(|_| KeyError::Unseal)?;
+        let bytes = URL_SAFE_NO_PAD.decode(sealed).map_err(|_| KeyError::Unseal)?;
         if bytes.len() < NONCE_LEN {
             return Err(KeyError::Unseal);
         }
         let (nonce, ciphertext) = bytes.split_at(NONCE_LEN);
         let nonce = Nonce::try_assume_unique_for_key(nonce).map_err(|_| KeyError::Unseal)?;
         let mut buffer = ciphertext.to_vec();
-        let plain = self
-            .aead()
-            .open_in_place(nonce, Aad::from(kid.as_bytes()), &mut buffer)
-            .map_err(|_| KeyError::Unseal)?;
+        let plain =
+            self.aead().open_in_place(nonce, Aad::from(kid.as_bytes()), &mut buffer).map_err(|_| KeyError::Unseal)?;
         Ok(plain.to_vec())
     }
 }

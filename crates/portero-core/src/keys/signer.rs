@@ -5,8 +5,7 @@ use aws_lc_rs::encoding::AsDer;
 use aws_lc_rs::rand::SystemRandom;
 use aws_lc_rs::rsa::KeySize;
 use aws_lc_rs::signature::{
-    ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, Ed25519KeyPair, KeyPair, RSA_PKCS1_SHA256,
-    RsaKeyPair,
+    ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, Ed25519KeyPair, KeyPair, RSA_PKCS1_SHA256, RsaKeyPair,
 };
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -28,21 +27,14 @@ impl Signer {
         let rng = SystemRandom::new();
         let der = match alg {
             Alg::Rs256 => {
-                let pair =
-                    RsaKeyPair::generate(KeySize::Rsa2048).map_err(|_| KeyError::Generate)?;
-                pair.as_der()
-                    .map_err(|_| KeyError::Generate)?
-                    .as_ref()
-                    .to_vec()
+                let pair = RsaKeyPair::generate(KeySize::Rsa2048).map_err(|_| KeyError::Generate)?;
+                pair.as_der().map_err(|_| KeyError::Generate)?.as_ref().to_vec()
             }
             Alg::Es256 => EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng)
                 .map_err(|_| KeyError::Generate)?
                 .as_ref()
                 .to_vec(),
-            Alg::EdDsa => Ed25519KeyPair::generate_pkcs8(&rng)
-                .map_err(|_| KeyError::Generate)?
-                .as_ref()
-                .to_vec(),
+            Alg::EdDsa => Ed25519KeyPair::generate_pkcs8(&rng).map_err(|_| KeyError::Generate)?.as_ref().to_vec(),
         };
         Ok(der)
     }
@@ -51,12 +43,9 @@ impl Signer {
         Ok(match alg {
             Alg::Rs256 => Self::Rs256(RsaKeyPair::from_pkcs8(der).map_err(|_| KeyError::Parse)?),
             Alg::Es256 => Self::Es256(
-                EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, der)
-                    .map_err(|_| KeyError::Parse)?,
+                EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, der).map_err(|_| KeyError::Parse)?,
             ),
-            Alg::EdDsa => {
-                Self::EdDsa(Ed25519KeyPair::from_pkcs8(der).map_err(|_| KeyError::Parse)?)
-            }
+            Alg::EdDsa => Self::EdDsa(Ed25519KeyPair::from_pkcs8(der).map_err(|_| KeyError::Parse)?),
         })
     }
 
@@ -65,21 +54,30 @@ impl Signer {
         match self {
             Self::Rs256(pair) => {
                 let mut signature = vec![0u8; pair.public_modulus_len()];
-                pair.sign(
-                    &RSA_PKCS1_SHA256,
-                    &SystemRandom::new(),
-                    message,
-                    &mut signature,
-                )
-                .map_err(|_| KeyError::Sign)?;
+                pair.sign(&RSA_PKCS1_SHA256, &SystemRandom::new(), message, &mut signature)
+                    .map_err(|_| KeyError::Sign)?;
                 Ok(signature)
             }
-            Self::Es256(pair) => Ok(pair
-                .sign(&SystemRandom::new(), message)
-                .map_err(|_| KeyError::Sign)?
-                .as_ref()
-                .to_vec()),
+            Self::Es256(pair) => {
+                Ok(pair.sign(&SystemRandom::new(), message).map_err(|_| KeyError::Sign)?.as_ref().to_vec())
+            }
             Self::EdDsa(pair) => Ok(pair.sign(message).as_ref().to_vec()),
+        }
+    }
+
+    /// Checks a signature made by this key pair, with the public half only.
+    pub fn verify(&self, message: &[u8], signature: &[u8]) -> bool {
+        use aws_lc_rs::signature::{ECDSA_P256_SHA256_FIXED, ED25519, RSA_PKCS1_2048_8192_SHA256, UnparsedPublicKey};
+        match self {
+            Self::Rs256(pair) => UnparsedPublicKey::new(&RSA_PKCS1_2048_8192_SHA256, pair.public_key().as_ref())
+                .verify(message, signature)
+                .is_ok(),
+            Self::Es256(pair) => UnparsedPublicKey::new(&ECDSA_P256_SHA256_FIXED, pair.public_key().as_ref())
+                .verify(message, signature)
+                .is_ok(),
+            Self::EdDsa(pair) => {
+                UnparsedPublicKey::new(&ED25519, pair.public_key().as_ref()).verify(message, signature).is_ok()
+            }
         }
     }
 

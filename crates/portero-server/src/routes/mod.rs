@@ -1,3 +1,5 @@
+pub mod admin;
 pub mod health;
+pub mod lifecycle;
 pub mod metadata;
 pub mod token;

@@ -14,33 +14,15 @@ use crate::respond;
 use crate::state::AppState;
 
 pub fn unix_now() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
 }
 
-pub async fn token(
-    State(state): State<AppState>,
-    limits: FieldLimits,
-    request: Request<Body>,
-) -> Response {
+pub async fn token(State(state): State<AppState>, limits: FieldLimits, request: Request<Body>) -> Response {
     let policy = &state.ctx.policy;
     let version_header = policy.api_version.as_ref().map(|rule| rule.header.as_str());
-    let input = match token_input(
-        request,
-        &limits,
-        state.config.max_body_bytes,
-        version_header,
-    )
-    .await
-    {
+    let input = match token_input(request, &limits, state.config.max_body_bytes, version_header).await {
         Ok(input) => input,
-        Err(Rejected {
-            error,
-            dialect,
-            status_override,
-        }) => {
+        Err(Rejected { error, dialect, status_override }) => {
             tracing::info!(error = %error, "token request rejected");
             return respond::error(&error, &dialect, &policy.default_locale, status_override);
         }

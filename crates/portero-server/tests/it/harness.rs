@@ -57,6 +57,7 @@ pub fn base_client(id: &str, secret_hash: String, grants: &[GrantType]) -> Clien
         ignore_unknown_scopes: false,
         locale: None,
         created_at: 0,
+        previous_secret: None,
     }
 }
 
@@ -79,62 +80,22 @@ impl Server {
             issuer: base.clone(),
             access_token_ttl: 3600,
             refresh_token_ttl: 30 * 86_400,
-            api_version: Some(
-                ApiVersionRule::parse(&format!("ALG-API-VERSION={API_VERSION}")).unwrap(),
-            ),
+            api_version: Some(ApiVersionRule::parse(&format!("ALG-API-VERSION={API_VERSION}")).unwrap()),
             default_locale: "es_PE".into(),
         };
         let mut config = ServerConfig::default();
         let mut netpay = FieldLimits::default();
-        netpay.per_field.extend([
-            ("grant_type".into(), 15),
-            ("username".into(), 20),
-            ("password".into(), 20),
-        ]);
-        config
-            .token_paths
-            .retain(|p| p.path != "/oauth-service/oauth/token");
-        config.token_paths.push(TokenPath {
-            path: "/oauth-service/oauth/token".into(),
-            limits: netpay,
-        });
-        config.token_paths.push(TokenPath {
-            path: "/custom/token".into(),
-            limits: FieldLimits::default(),
-        });
-        let state = AppState::build(
-            db.clone(),
-            MasterKey::generate(),
-            policy,
-            config,
-            alg,
-            now(),
-        )
-        .await
-        .unwrap();
+        netpay.per_field.extend([("grant_type".into(), 15), ("username".into(), 20), ("password".into(), 20)]);
+        config.token_paths.retain(|p| p.path != "/oauth-service/oauth/token");
+        config.token_paths.push(TokenPath { path: "/oauth-service/oauth/token".into(), limits: netpay });
+        config.token_paths.push(TokenPath { path: "/custom/token".into(), limits: FieldLimits::default() });
+        let state = AppState::build(db.clone(), MasterKey::generate(), policy, config, alg, now()).await.unwrap();
         let (zertiban_secret, nequi_secret) = provision(&db).await;
         tokio::spawn(async move {
-            portero_server::run(
-                listener,
-                state,
-                Duration::from_secs(1),
-                std::future::pending(),
-            )
-            .await
-            .unwrap();
+            portero_server::run(listener, state, Duration::from_secs(1), std::future::pending()).await.unwrap();
         });
-        let http = reqwest::Client::builder()
-            .timeout(Duration::from_secs(30))
-            .build()
-            .unwrap();
-        Self {
-            base,
-            db,
-            http,
-            zertiban_secret,
-            nequi_secret,
-            _dir: dir,
-        }
+        let http = reqwest::Client::builder().timeout(Duration::from_secs(30)).build().unwrap();
+        Self { base, db, http, zertiban_secret, nequi_secret, _dir: dir }
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -143,15 +104,8 @@ impl Server {
 
     /// Verifies a token with jsonwebtoken against the served JWKS, as a resource server would.
     pub async fn verify(&self, token: &str, audience: &str) -> Value {
-        let jwks: JwkSet = self
-            .http
-            .get(self.url("/.well-known/jwks.json"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let jwks: JwkSet =
+            self.http.get(self.url("/.well-known/jwks.json")).send().await.unwrap().json().await.unwrap();
         let header = decode_header(token).unwrap();
         assert_eq!(header.typ.as_deref(), Some("at+jwt"), "RFC 9068 §2.1 typ");
         let kid = header.kid.expect("tokens carry a kid");
@@ -160,9 +114,7 @@ impl Server {
         validation.set_audience(&[audience]);
         validation.set_issuer(&[&self.base]);
         validation.set_required_spec_claims(&["exp", "iat", "iss", "aud", "sub", "jti"]);
-        decode::<Value>(token, &DecodingKey::from_jwk(jwk).unwrap(), &validation)
-            .unwrap()
-            .claims
+        decode::<Value>(token, &DecodingKey::from_jwk(jwk).unwrap(), &validation).unwrap().claims
     }
 
     pub async fn post_form(
@@ -201,8 +153,7 @@ pub async fn send(request: reqwest::RequestBuilder) -> (u16, reqwest::header::He
     let status = response.status().as_u16();
     let headers = response.headers().clone();
     let text = response.text().await.unwrap();
-    let body =
-        serde_json::from_str(&text).unwrap_or_else(|_| panic!("not JSON ({status}): {text}"));
+    let body = serde_json::from_str(&text).unwrap_or_else(|_| panic!("not JSON ({status}): {text}"));
     (status, headers, body)
 }
 
@@ -211,38 +162,24 @@ pub fn basic_header(id: &str, secret: &str) -> String {
     let encode = |s: &str| {
         s.bytes()
             .map(|b| match b {
-                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'*' => {
-                    (b as char).to_string()
-                }
+                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'*' => (b as char).to_string(),
                 b' ' => "+".into(),
                 other => format!("%{other:02X}"),
             })
             .collect::<String>()
     };
     let raw = format!("{}:{}", encode(id), encode(secret));
-    format!(
-        "Basic {}",
-        base64::engine::general_purpose::STANDARD.encode(raw)
-    )
+    format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(raw))
 }
 
 pub fn now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64
 }
 
 /// The four seed providers' setups; returns the generated Zertiban and Nequi secrets.
 async fn provision(db: &Database) -> (String, String) {
     for (id, name) in [(TENANT_ID, "acme"), (OTHER_TENANT_ID, "other")] {
-        db.create_tenant(&Tenant {
-            id: id.into(),
-            name: name.into(),
-            created_at: 0,
-        })
-        .await
-        .unwrap();
+        db.create_tenant(&Tenant { id: id.into(), name: name.into(), created_at: 0 }).await.unwrap();
     }
     let user = |tenant: &str, username: &str, password: &str| User {
         id: uuid_like(username, tenant),
@@ -251,29 +188,17 @@ async fn provision(db: &Database) -> (String, String) {
         password_hash: hash_password(password),
         created_at: 0,
     };
-    db.create_user(&user(TENANT_ID, NETPAY_USER, NETPAY_PASSWORD))
-        .await
-        .unwrap();
-    db.create_user(&user(TENANT_ID, PAYME_USER, PAYME_PASSWORD))
-        .await
-        .unwrap();
-    db.create_user(&user(OTHER_TENANT_ID, "outsider", "outsider-pass"))
-        .await
-        .unwrap();
+    db.create_user(&user(TENANT_ID, NETPAY_USER, NETPAY_PASSWORD)).await.unwrap();
+    db.create_user(&user(TENANT_ID, PAYME_USER, PAYME_PASSWORD)).await.unwrap();
+    db.create_user(&user(OTHER_TENANT_ID, "outsider", "outsider-pass")).await.unwrap();
 
-    let mut netpay = base_client(
-        NETPAY_CLIENT,
-        hash_password(NETPAY_SECRET),
-        &[GrantType::Password, GrantType::RefreshToken],
-    );
+    let mut netpay =
+        base_client(NETPAY_CLIENT, hash_password(NETPAY_SECRET), &[GrantType::Password, GrantType::RefreshToken]);
     netpay.scopes = words("sale reprint cancel");
     db.create_client(&netpay).await.unwrap();
 
-    let mut payme = base_client(
-        PAYME_CLIENT,
-        hash_password(PAYME_SECRET),
-        &[GrantType::Password, GrantType::RefreshToken],
-    );
+    let mut payme =
+        base_client(PAYME_CLIENT, hash_password(PAYME_SECRET), &[GrantType::Password, GrantType::RefreshToken]);
     payme.scopes = words("create:token post:charges delete:charges offline_access");
     payme.audiences = vec![PAYME_AUDIENCE.into(), "https://api.alignet.io".into()];
     payme.token_ttl = Some(86_400);
@@ -282,22 +207,15 @@ async fn provision(db: &Database) -> (String, String) {
     db.create_client(&payme).await.unwrap();
 
     let zertiban_secret = portero_core::secret::generate_client_secret();
-    let mut zertiban = base_client(
-        ZERTIBAN_CLIENT,
-        hash_generated_secret(&zertiban_secret),
-        &[GrantType::ClientCredentials],
-    );
+    let mut zertiban =
+        base_client(ZERTIBAN_CLIENT, hash_generated_secret(&zertiban_secret), &[GrantType::ClientCredentials]);
     zertiban.token_ttl = Some(300);
     zertiban.scopes = words("payments");
     zertiban.ignore_unknown_scopes = true;
     db.create_client(&zertiban).await.unwrap();
 
     let nequi_secret = portero_core::secret::generate_client_secret();
-    let mut nequi = base_client(
-        NEQUI_CLIENT,
-        hash_generated_secret(&nequi_secret),
-        &[GrantType::ClientCredentials],
-    );
+    let mut nequi = base_client(NEQUI_CLIENT, hash_generated_secret(&nequi_secret), &[GrantType::ClientCredentials]);
     nequi.scopes = words("other/other");
     db.create_client(&nequi).await.unwrap();
     (zertiban_secret, nequi_secret)

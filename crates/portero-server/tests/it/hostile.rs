@@ -24,16 +24,8 @@ const FORM: Option<&str> = Some("application/x-www-form-urlencoded");
 
 fn assert_rfc_4xx((status, body): (u16, serde_json::Value), label: &str) {
     assert!((400..500).contains(&status), "{label}: status {status}");
-    let code = body["error"]
-        .as_str()
-        .unwrap_or_else(|| panic!("{label}: no error member in {body}"));
-    let known = [
-        "invalid_request",
-        "invalid_client",
-        "invalid_grant",
-        "unsupported_grant_type",
-        "invalid_scope",
-    ];
+    let code = body["error"].as_str().unwrap_or_else(|| panic!("{label}: no error member in {body}"));
+    let known = ["invalid_request", "invalid_client", "invalid_grant", "unsupported_grant_type", "invalid_scope"];
     assert!(known.contains(&code), "{label}: {code}");
 }
 
@@ -41,103 +33,28 @@ fn assert_rfc_4xx((status, body): (u16, serde_json::Value), label: &str) {
 async fn malformed_requests_get_rfc_errors() {
     let server = Server::start().await;
     let cc = b"grant_type=client_credentials".to_vec();
-    assert_rfc_4xx(
-        raw(&server, FORM, None, vec![b'a'; 1024 * 1024]).await,
-        "1 MiB body",
-    );
-    assert_rfc_4xx(
-        raw(&server, FORM, None, b"grant_type=%FF%FE".to_vec()).await,
-        "invalid UTF-8 escape",
-    );
-    assert_rfc_4xx(
-        raw(&server, FORM, None, vec![b'g', 0xff, b'=', 0xfe]).await,
-        "invalid UTF-8 bytes",
-    );
-    assert_rfc_4xx(
-        raw(
-            &server,
-            FORM,
-            None,
-            b"grant_type=client%00_credentials".to_vec(),
-        )
-        .await,
-        "NUL byte",
-    );
-    assert_rfc_4xx(
-        raw(&server, Some("text/plain"), None, cc.clone()).await,
-        "text/plain",
-    );
-    assert_rfc_4xx(
-        raw(
-            &server,
-            Some("multipart/form-data; boundary=x"),
-            None,
-            cc.clone(),
-        )
-        .await,
-        "multipart",
-    );
-    assert_rfc_4xx(
-        raw(&server, None, None, cc.clone()).await,
-        "no content type",
-    );
-    assert_rfc_4xx(
-        raw(
-            &server,
-            Some("application/json"),
-            None,
-            b"{\"grant_type\":".to_vec(),
-        )
-        .await,
-        "truncated JSON",
-    );
-    assert_rfc_4xx(
-        raw(&server, Some("application/json"), None, b"[\"a\"]".to_vec()).await,
-        "JSON array",
-    );
+    assert_rfc_4xx(raw(&server, FORM, None, vec![b'a'; 1024 * 1024]).await, "1 MiB body");
+    assert_rfc_4xx(raw(&server, FORM, None, b"grant_type=%FF%FE".to_vec()).await, "invalid UTF-8 escape");
+    assert_rfc_4xx(raw(&server, FORM, None, vec![b'g', 0xff, b'=', 0xfe]).await, "invalid UTF-8 bytes");
+    assert_rfc_4xx(raw(&server, FORM, None, b"grant_type=client%00_credentials".to_vec()).await, "NUL byte");
+    assert_rfc_4xx(raw(&server, Some("text/plain"), None, cc.clone()).await, "text/plain");
+    assert_rfc_4xx(raw(&server, Some("multipart/form-data; boundary=x"), None, cc.clone()).await, "multipart");
+    assert_rfc_4xx(raw(&server, None, None, cc.clone()).await, "no content type");
+    assert_rfc_4xx(raw(&server, Some("application/json"), None, b"{\"grant_type\":".to_vec()).await, "truncated JSON");
+    assert_rfc_4xx(raw(&server, Some("application/json"), None, b"[\"a\"]".to_vec()).await, "JSON array");
     let deep = format!("{{\"x\":{}{}}}", "[".repeat(5000), "]".repeat(5000));
+    assert_rfc_4xx(raw(&server, Some("application/json"), None, deep.into_bytes()).await, "deep JSON");
+    let many = (0..5000).map(|i| format!("p{i}=v")).collect::<Vec<_>>().join("&");
+    assert_rfc_4xx(raw(&server, FORM, None, many.into_bytes()).await, "many parameters");
     assert_rfc_4xx(
-        raw(&server, Some("application/json"), None, deep.into_bytes()).await,
-        "deep JSON",
-    );
-    let many = (0..5000)
-        .map(|i| format!("p{i}=v"))
-        .collect::<Vec<_>>()
-        .join("&");
-    assert_rfc_4xx(
-        raw(&server, FORM, None, many.into_bytes()).await,
-        "many parameters",
-    );
-    assert_rfc_4xx(
-        raw(
-            &server,
-            FORM,
-            None,
-            b"grant_type=password&grant_type=client_credentials".to_vec(),
-        )
-        .await,
+        raw(&server, FORM, None, b"grant_type=password&grant_type=client_credentials".to_vec()).await,
         "duplicates",
     );
     let json_dupes = br#"{"grant_type":"client_credentials","grant_type":"password"}"#.to_vec();
-    assert_rfc_4xx(
-        raw(&server, Some("application/json"), None, json_dupes).await,
-        "JSON duplicates",
-    );
+    assert_rfc_4xx(raw(&server, Some("application/json"), None, json_dupes).await, "JSON duplicates");
     let long = format!("grant_type={}", "x".repeat(5000));
-    assert_rfc_4xx(
-        raw(&server, FORM, None, long.into_bytes()).await,
-        "oversized field",
-    );
-    assert!(
-        server
-            .http
-            .get(server.url("/healthz"))
-            .send()
-            .await
-            .unwrap()
-            .status()
-            .is_success()
-    );
+    assert_rfc_4xx(raw(&server, FORM, None, long.into_bytes()).await, "oversized field");
+    assert!(server.http.get(server.url("/healthz")).send().await.unwrap().status().is_success());
 }
 
 #[tokio::test]
@@ -157,29 +74,14 @@ async fn bad_basic_headers_get_rfc_errors() {
     }
     let huge = format!("Basic {}", "A".repeat(6000));
     assert_rfc_4xx(raw(&server, FORM, Some(&huge), cc()).await, "huge Basic");
-    assert!(
-        server
-            .http
-            .get(server.url("/healthz"))
-            .send()
-            .await
-            .unwrap()
-            .status()
-            .is_success()
-    );
+    assert!(server.http.get(server.url("/healthz")).send().await.unwrap().status().is_success());
 }
 
 #[tokio::test]
 async fn echoed_action_is_restricted() {
     let server = Server::start().await;
-    let body =
-        serde_json::json!({ "action": "<script>\r\nX: y", "grant_type": "client_credentials" });
-    let (status, _, answer) = server
-        .post_json("/oauth2/token", &[("ALG-API-VERSION", API_VERSION)], &body)
-        .await;
-    assert_eq!(
-        (status, answer["error"].as_str()),
-        (400, Some("invalid_request"))
-    );
+    let body = serde_json::json!({ "action": "<script>\r\nX: y", "grant_type": "client_credentials" });
+    let (status, _, answer) = server.post_json("/oauth2/token", &[("ALG-API-VERSION", API_VERSION)], &body).await;
+    assert_eq!((status, answer["error"].as_str()), (400, Some("invalid_request")));
     assert!(!answer.to_string().contains("<script>"));
 }

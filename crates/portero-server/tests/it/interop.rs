@@ -3,8 +3,7 @@
 
 use oauth2::basic::BasicClient;
 use oauth2::{
-    AuthType, ClientId, ClientSecret, ResourceOwnerPassword, ResourceOwnerUsername, Scope,
-    TokenResponse, TokenUrl,
+    AuthType, ClientId, ClientSecret, ResourceOwnerPassword, ResourceOwnerUsername, Scope, TokenResponse, TokenUrl,
 };
 
 use crate::harness::*;
@@ -13,12 +12,7 @@ use crate::harness::*;
 async fn http_client(request: oauth2::HttpRequest) -> Result<oauth2::HttpResponse, reqwest::Error> {
     let client = reqwest::Client::new();
     let (parts, body) = request.into_parts();
-    let response = client
-        .request(parts.method, parts.uri.to_string())
-        .headers(parts.headers)
-        .body(body)
-        .send()
-        .await?;
+    let response = client.request(parts.method, parts.uri.to_string()).headers(parts.headers).body(body).send().await?;
     let mut builder = http::Response::builder().status(response.status());
     for (name, value) in response.headers() {
         builder = builder.header(name, value);
@@ -40,13 +34,8 @@ async fn oauth2_crate_client_credentials_basic_and_body() {
             .request_async(&http_client)
             .await
             .unwrap();
-        assert_eq!(
-            token.expires_in(),
-            Some(std::time::Duration::from_secs(300))
-        );
-        let claims = server
-            .verify(token.access_token().secret(), &server.base)
-            .await;
+        assert_eq!(token.expires_in(), Some(std::time::Duration::from_secs(300)));
+        let claims = server.verify(token.access_token().secret(), &server.base).await;
         assert_eq!(claims["scope"], "payments");
     }
 }
@@ -60,27 +49,11 @@ async fn oauth2_crate_password_and_refresh_with_encoded_basic() {
         .set_token_uri(TokenUrl::new(server.url("/oauth-service/oauth/token")).unwrap());
     let username = ResourceOwnerUsername::new(NETPAY_USER.into());
     let password = ResourceOwnerPassword::new(NETPAY_PASSWORD.into());
-    let token = client
-        .exchange_password(&username, &password)
-        .request_async(&http_client)
-        .await
-        .unwrap();
+    let token = client.exchange_password(&username, &password).request_async(&http_client).await.unwrap();
     let refresh = token.refresh_token().expect("a refresh token").clone();
-    let renewed = client
-        .exchange_refresh_token(&refresh)
-        .request_async(&http_client)
-        .await
-        .unwrap();
+    let renewed = client.exchange_refresh_token(&refresh).request_async(&http_client).await.unwrap();
     assert_ne!(renewed.refresh_token().unwrap().secret(), refresh.secret());
-    server
-        .verify(renewed.access_token().secret(), &server.base)
-        .await;
+    server.verify(renewed.access_token().secret(), &server.base).await;
     // The old refresh token is spent.
-    assert!(
-        client
-            .exchange_refresh_token(&refresh)
-            .request_async(&http_client)
-            .await
-            .is_err()
-    );
+    assert!(client.exchange_refresh_token(&refresh).request_async(&http_client).await.is_err());
 }

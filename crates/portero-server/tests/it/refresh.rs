@@ -29,23 +29,14 @@ async fn rotation_and_reuse_detection() {
     assert_eq!(status, 200, "{second}");
     let rt2 = second["refresh_token"].as_str().unwrap();
     assert_ne!(rt1, rt2, "refresh tokens rotate on every use");
-    let claims = server
-        .verify(second["access_token"].as_str().unwrap(), &server.base)
-        .await;
+    let claims = server.verify(second["access_token"].as_str().unwrap(), &server.base).await;
     assert_eq!(claims["sub"], "user-merchant01-0f8fad5b");
 
     // The rotated token again: reuse. It fails, and so does the family's live token.
     let (status, reuse) = redeem(&server, rt1, "").await;
-    assert_eq!(
-        (status, reuse["error"].as_str()),
-        (400, Some("invalid_grant"))
-    );
+    assert_eq!((status, reuse["error"].as_str()), (400, Some("invalid_grant")));
     let (status, after) = redeem(&server, rt2, "").await;
-    assert_eq!(
-        (status, after["error"].as_str()),
-        (400, Some("invalid_grant")),
-        "the family is revoked"
-    );
+    assert_eq!((status, after["error"].as_str()), (400, Some("invalid_grant")), "the family is revoked");
 }
 
 #[tokio::test]
@@ -63,24 +54,11 @@ async fn refresh_token_is_stored_only_as_a_hash() {
 async fn scope_may_narrow_but_not_widen() {
     let server = Server::start().await;
     let tokens = login(&server).await;
-    let (status, narrowed) = redeem(
-        &server,
-        tokens["refresh_token"].as_str().unwrap(),
-        "&scope=sale",
-    )
-    .await;
+    let (status, narrowed) = redeem(&server, tokens["refresh_token"].as_str().unwrap(), "&scope=sale").await;
     assert_eq!(status, 200, "{narrowed}");
     assert_eq!(narrowed["scope"], "sale");
-    let (status, widened) = redeem(
-        &server,
-        narrowed["refresh_token"].as_str().unwrap(),
-        "&scope=sale%20admin",
-    )
-    .await;
-    assert_eq!(
-        (status, widened["error"].as_str()),
-        (400, Some("invalid_scope"))
-    );
+    let (status, widened) = redeem(&server, narrowed["refresh_token"].as_str().unwrap(), "&scope=sale%20admin").await;
+    assert_eq!((status, widened["error"].as_str()), (400, Some("invalid_scope")));
 }
 
 #[tokio::test]
@@ -94,10 +72,7 @@ async fn another_clients_refresh_token_is_invalid_grant() {
         "refresh_token": tokens["refresh_token"],
     });
     let (status, _, answer) = server.post_json("/oauth2/token", &[], &body).await;
-    assert_eq!(
-        (status, answer["error"].as_str()),
-        (400, Some("invalid_grant"))
-    );
+    assert_eq!((status, answer["error"].as_str()), (400, Some("invalid_grant")));
     // ...and the rightful owner can still use it.
     let (status, _) = redeem(&server, tokens["refresh_token"].as_str().unwrap(), "").await;
     assert_eq!(status, 200);

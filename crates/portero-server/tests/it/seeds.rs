@@ -9,10 +9,7 @@ use crate::harness::*;
 async fn run(program: &str, args: Vec<String>) -> Option<(bool, String, String)> {
     let program = program.to_owned();
     tokio::task::spawn_blocking(move || {
-        let output = std::process::Command::new(&program)
-            .args(&args)
-            .output()
-            .ok()?;
+        let output = std::process::Command::new(&program).args(&args).output().ok()?;
         Some((
             output.status.success(),
             String::from_utf8_lossy(&output.stdout).into_owned(),
@@ -32,19 +29,8 @@ async fn curl(args: &[&str]) -> Value {
 }
 
 fn assert_claims_common(claims: &Value, client_id: &str) {
-    for name in [
-        "iss",
-        "sub",
-        "aud",
-        "exp",
-        "iat",
-        "jti",
-        "client_id",
-        "token_use",
-        "version",
-        "auth_time",
-        "tenants",
-    ] {
+    for name in ["iss", "sub", "aud", "exp", "iat", "jti", "client_id", "token_use", "version", "auth_time", "tenants"]
+    {
         assert!(claims.get(name).is_some(), "claim {name} missing: {claims}");
     }
     assert_eq!(claims["client_id"], client_id);
@@ -59,29 +45,13 @@ async fn netpay_password_grant_with_curl_basic() {
     let url = server.url("/oauth-service/oauth/token");
     let user = format!("{NETPAY_CLIENT}:{NETPAY_SECRET}");
     let body = format!("grant_type=password&username={NETPAY_USER}&password={NETPAY_PASSWORD}");
-    let response = curl(&[
-        "-X",
-        "POST",
-        &url,
-        "-H",
-        "Content-Type: application/x-www-form-urlencoded",
-        "-u",
-        &user,
-        "-d",
-        &body,
-    ])
-    .await;
+    let response =
+        curl(&["-X", "POST", &url, "-H", "Content-Type: application/x-www-form-urlencoded", "-u", &user, "-d", &body])
+            .await;
     assert_eq!(response["token_type"], "Bearer");
     assert_eq!(response["expires_in"], 3600);
-    assert!(
-        response["refresh_token"]
-            .as_str()
-            .is_some_and(|t| t.len() >= 43),
-        "{response}"
-    );
-    let claims = server
-        .verify(response["access_token"].as_str().unwrap(), &server.base)
-        .await;
+    assert!(response["refresh_token"].as_str().is_some_and(|t| t.len() >= 43), "{response}");
+    let claims = server.verify(response["access_token"].as_str().unwrap(), &server.base).await;
     assert_claims_common(&claims, NETPAY_CLIENT);
     assert_eq!(claims["sub"], "user-merchant01-0f8fad5b");
     assert_eq!(claims["tenants"], json!([TENANT_ID]));
@@ -95,30 +65,13 @@ async fn netpay_field_limits_apply_on_its_path() {
     let long_user = "u".repeat(21);
     let body = format!("grant_type=password&username={long_user}&password=x");
     let basic = Some((NETPAY_CLIENT, NETPAY_SECRET));
-    let (status, _, error) = server
-        .post_form("/oauth-service/oauth/token", basic, &body)
-        .await;
-    assert_eq!(
-        (status, error["error"].as_str()),
-        (400, Some("invalid_request"))
-    );
+    let (status, _, error) = server.post_form("/oauth-service/oauth/token", basic, &body).await;
+    assert_eq!((status, error["error"].as_str()), (400, Some("invalid_request")));
     let (status, _, error) = server.post_form("/oauth2/token", basic, &body).await;
-    assert_eq!(
-        (status, error["error"].as_str()),
-        (400, Some("invalid_grant"))
-    );
-    let (status, _, error) = server
-        .post_form(
-            "/oauth-service/oauth/token",
-            basic,
-            "grant_type=client_credentials",
-        )
-        .await;
-    assert_eq!(
-        (status, error["error"].as_str()),
-        (400, Some("invalid_request")),
-        "18 > 15 characters"
-    );
+    assert_eq!((status, error["error"].as_str()), (400, Some("invalid_grant")));
+    let (status, _, error) =
+        server.post_form("/oauth-service/oauth/token", basic, "grant_type=client_credentials").await;
+    assert_eq!((status, error["error"].as_str()), (400, Some("invalid_request")), "18 > 15 characters");
 }
 
 fn payme_request(scope: &str) -> Value {
@@ -141,11 +94,7 @@ const VERSION_HEADER: (&str, &str) = ("ALG-API-VERSION", API_VERSION);
 async fn payme_authorize_then_refresh() {
     let server = Server::start().await;
     let (status, headers, body) = server
-        .post_json(
-            "/oauth2/token",
-            &[VERSION_HEADER],
-            &payme_request("create:token post:charges offline_access"),
-        )
+        .post_json("/oauth2/token", &[VERSION_HEADER], &payme_request("create:token post:charges offline_access"))
         .await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(headers["cache-control"], "no-store");
@@ -156,13 +105,8 @@ async fn payme_authorize_then_refresh() {
     assert_eq!(body["scope"], "create:token post:charges offline_access");
     let status_obj = &body["authorization"]["meta"]["status"];
     assert_eq!(status_obj["code"], "00");
-    assert_eq!(
-        status_obj["message_ilgn"],
-        json!([{ "locale": "es_PE", "value": "Access Token creado" }])
-    );
-    let claims = server
-        .verify(body["access_token"].as_str().unwrap(), PAYME_AUDIENCE)
-        .await;
+    assert_eq!(status_obj["message_ilgn"], json!([{ "locale": "es_PE", "value": "Access Token creado" }]));
+    let claims = server.verify(body["access_token"].as_str().unwrap(), PAYME_AUDIENCE).await;
     assert_claims_common(&claims, PAYME_CLIENT);
     assert_eq!(claims["aud"], PAYME_AUDIENCE);
 
@@ -174,16 +118,12 @@ async fn payme_authorize_then_refresh() {
         "client_secret": PAYME_SECRET,
         "refresh_token": body["refresh_token"],
     });
-    let (status, _, renewed) = server
-        .post_json("/oauth2/token", &[VERSION_HEADER], &refresh)
-        .await;
+    let (status, _, renewed) = server.post_json("/oauth2/token", &[VERSION_HEADER], &refresh).await;
     assert_eq!(status, 200, "{renewed}");
     assert_eq!(renewed["action"], "refresh");
     assert_eq!(renewed["success"], true);
     assert_ne!(renewed["refresh_token"], body["refresh_token"]);
-    let renewed_claims = server
-        .verify(renewed["access_token"].as_str().unwrap(), PAYME_AUDIENCE)
-        .await;
+    let renewed_claims = server.verify(renewed["access_token"].as_str().unwrap(), PAYME_AUDIENCE).await;
     assert_eq!(renewed_claims["sub"], claims["sub"]);
     assert_eq!(renewed_claims["auth_time"], claims["auth_time"]);
 }
@@ -191,13 +131,7 @@ async fn payme_authorize_then_refresh() {
 #[tokio::test]
 async fn payme_refresh_token_only_with_offline_access() {
     let server = Server::start().await;
-    let (status, _, body) = server
-        .post_json(
-            "/oauth2/token",
-            &[VERSION_HEADER],
-            &payme_request("post:charges"),
-        )
-        .await;
+    let (status, _, body) = server.post_json("/oauth2/token", &[VERSION_HEADER], &payme_request("post:charges")).await;
     assert_eq!(status, 200);
     assert!(body.get("refresh_token").is_none(), "{body}");
 }
@@ -206,9 +140,7 @@ async fn payme_refresh_token_only_with_offline_access() {
 async fn payme_api_version_header_is_required_for_the_envelope_only() {
     let server = Server::start().await;
     for headers in [&[][..], &[("ALG-API-VERSION", "1")][..]] {
-        let (status, headers, body) = server
-            .post_json("/oauth2/token", headers, &payme_request("post:charges"))
-            .await;
+        let (status, headers, body) = server.post_json("/oauth2/token", headers, &payme_request("post:charges")).await;
         assert_eq!(status, 400);
         assert_eq!(headers["cache-control"], "no-store");
         assert_eq!(body["error"], "invalid_request");
@@ -229,20 +161,13 @@ async fn payme_errors_carry_the_envelope() {
     let server = Server::start().await;
     let mut bad = payme_request("post:charges");
     bad["password"] = json!("wrong");
-    let (status, _, body) = server
-        .post_json("/oauth2/token", &[VERSION_HEADER], &bad)
-        .await;
+    let (status, _, body) = server.post_json("/oauth2/token", &[VERSION_HEADER], &bad).await;
     assert_eq!(status, 400);
     assert_eq!(body["error"], "invalid_grant");
     assert_eq!(body["success"], false);
-    assert_eq!(
-        body["authorization"]["meta"]["status"]["message_ilgn"][0]["locale"],
-        "es_PE"
-    );
+    assert_eq!(body["authorization"]["meta"]["status"]["message_ilgn"][0]["locale"], "es_PE");
     bad["client_secret"] = json!("wrong");
-    let (status, headers, body) = server
-        .post_json("/oauth2/token", &[VERSION_HEADER], &bad)
-        .await;
+    let (status, headers, body) = server.post_json("/oauth2/token", &[VERSION_HEADER], &bad).await;
     assert_eq!(status, 401);
     assert!(headers.contains_key("www-authenticate"));
     assert_eq!(body["error"], "invalid_client");
@@ -255,15 +180,7 @@ async fn zertiban_client_credentials_with_curl_and_old_scope() {
     let server = Server::start().await;
     let url = server.url("/idp/oauth2/token");
     let user = format!("{ZERTIBAN_CLIENT}:{}", server.zertiban_secret);
-    let base_args = [
-        "-X",
-        "POST",
-        &url,
-        "-H",
-        "Content-Type: application/x-www-form-urlencoded",
-        "-u",
-        &user,
-    ];
+    let base_args = ["-X", "POST", &url, "-H", "Content-Type: application/x-www-form-urlencoded", "-u", &user];
     let mut args = base_args.to_vec();
     args.extend(["--data-urlencode", "grant_type=client_credentials"]);
     let response = curl(&args).await;
@@ -274,15 +191,8 @@ async fn zertiban_client_credentials_with_curl_and_old_scope() {
     let claims = server.verify(token, &server.base).await;
     assert_claims_common(&claims, ZERTIBAN_CLIENT);
     assert_eq!(claims["sub"], ZERTIBAN_CLIENT);
-    assert_eq!(
-        claims["tenants"],
-        json!([TENANT_ID]),
-        "x-tenant-id must be checkable against the token"
-    );
-    assert_eq!(
-        claims["exp"].as_i64().unwrap() - claims["iat"].as_i64().unwrap(),
-        300
-    );
+    assert_eq!(claims["tenants"], json!([TENANT_ID]), "x-tenant-id must be checkable against the token");
+    assert_eq!(claims["exp"].as_i64().unwrap() - claims["iat"].as_i64().unwrap(), 300);
 
     args.extend(["--data-urlencode", "scope=openid profile api"]);
     let old_style = curl(&args).await;
@@ -301,9 +211,7 @@ token = r.json()["access_token"]
 expires_in = r.json()["expires_in"]
 print(expires_in)
 "#;
-    let has_requests = run("python3", vec!["-c".into(), "import requests".into()])
-        .await
-        .is_some_and(|(ok, ..)| ok);
+    let has_requests = run("python3", vec!["-c".into(), "import requests".into()]).await.is_some_and(|(ok, ..)| ok);
     if !has_requests {
         // Written to stderr directly: the test harness captures eprintln!, and a skip must be seen.
         use std::io::Write as _;
@@ -331,16 +239,8 @@ async fn nequi_grant_type_in_query_string() {
     let server = Server::start().await;
     let url = server.url("/oauth2/token?grant_type=client_credentials");
     let user = format!("{NEQUI_CLIENT}:{}", server.nequi_secret);
-    let response = curl(&[
-        "-X",
-        "POST",
-        &url,
-        "-H",
-        "Content-Type: application/x-www-form-urlencoded",
-        "-u",
-        &user,
-    ])
-    .await;
+    let response =
+        curl(&["-X", "POST", &url, "-H", "Content-Type: application/x-www-form-urlencoded", "-u", &user]).await;
     assert_eq!(response["expires_in"], 3600);
     assert_eq!(response["token_type"], "Bearer");
     let token = response["access_token"].as_str().unwrap();
@@ -358,13 +258,8 @@ async fn nequi_grant_type_in_query_string() {
 async fn every_token_path_answers() {
     let server = Server::start().await;
     for path in ["/oauth2/token", "/idp/oauth2/token", "/custom/token"] {
-        let (status, _, body) = server
-            .post_form(
-                path,
-                Some((NEQUI_CLIENT, &server.nequi_secret)),
-                "grant_type=client_credentials",
-            )
-            .await;
+        let (status, _, body) =
+            server.post_form(path, Some((NEQUI_CLIENT, &server.nequi_secret)), "grant_type=client_credentials").await;
         assert_eq!(status, 200, "{path}: {body}");
     }
 }
@@ -372,17 +267,11 @@ async fn every_token_path_answers() {
 /// ES256 and EdDSA keys are selectable and verify independently.
 #[tokio::test]
 async fn es256_and_eddsa_tokens_verify() {
-    for (alg, expected) in [
-        (Alg::Es256, jsonwebtoken::Algorithm::ES256),
-        (Alg::EdDsa, jsonwebtoken::Algorithm::EdDSA),
-    ] {
+    for (alg, expected) in [(Alg::Es256, jsonwebtoken::Algorithm::ES256), (Alg::EdDsa, jsonwebtoken::Algorithm::EdDSA)]
+    {
         let server = Server::start_with(alg).await;
         let (status, _, body) = server
-            .post_form(
-                "/oauth2/token",
-                Some((NEQUI_CLIENT, &server.nequi_secret)),
-                "grant_type=client_credentials",
-            )
+            .post_form("/oauth2/token", Some((NEQUI_CLIENT, &server.nequi_secret)), "grant_type=client_credentials")
             .await;
         assert_eq!(status, 200);
         let token = body["access_token"].as_str().unwrap();
@@ -406,19 +295,8 @@ async fn metadata_and_jwks_documents() {
     assert_eq!(metadata["issuer"], server.base);
     assert_eq!(metadata["token_endpoint"], server.url("/oauth2/token"));
     assert_eq!(metadata["jwks_uri"], server.url("/.well-known/jwks.json"));
-    assert_eq!(
-        metadata["grant_types_supported"],
-        json!(["client_credentials", "password", "refresh_token"])
-    );
-    let jwks: Value = server
-        .http
-        .get(server.url("/.well-known/jwks.json"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    assert_eq!(metadata["grant_types_supported"], json!(["client_credentials", "password", "refresh_token"]));
+    let jwks: Value = server.http.get(server.url("/.well-known/jwks.json")).send().await.unwrap().json().await.unwrap();
     let key = &jwks["keys"][0];
     assert_eq!(key["kty"], "RSA");
     assert_eq!(key["use"], "sig");

@@ -3,12 +3,11 @@
 
 use std::io::BufRead;
 
-use anyhow::{Context as _, bail};
+use anyhow::Context as _;
 use clap::{Args, Subcommand};
-use portero_core::grant::GrantType;
-use portero_core::keys::{Alg, MasterKey, SigningKey, next_activation};
-use portero_core::secret::{generate_client_secret, hash_generated_secret, hash_password};
-use portero_core::store::{Client, RefreshPolicy, Store, StoreError, Tenant, User};
+use portero_core::keys::MasterKey;
+use portero_core::store::Store;
+use portero_server::admin::{self, NewClient};
 use portero_server::resolve_master_key;
 use portero_server::routes::token::unix_now;
 use portero_store::Database;
@@ -33,6 +32,14 @@ pub enum TenantCommand {
 pub enum ClientCommand {
     /// Create a client. Prints the generated secret once when --secret is not given.
     Create(Box<ClientCreate>),
+    /// Give a client a new generated secret (printed once); the old one keeps working during the overlap.
+    RotateSecret {
+        #[arg(long)]
+        id: String,
+        /// How long the old secret keeps working: 90s, 15m, 24h, 7d (default 24h).
+        #[arg(long, default_value = "24h")]
+        overlap: String,
+    },
     /// List clients (never their secrets).
     List,
 }
@@ -100,51 +107,23 @@ pub enum KeysCommand {
 async fn open(global: &Global) -> anyhow::Result<(Database, String)> {
     let file = FileConfig::load(global.config.as_deref())?;
     let url = settings::database_url(global.database_url.as_deref(), &file);
-    let db = Database::connect(&url)
-        .await
-        .context("opening the database")?;
+    let db = Database::connect(&url).await.context("opening the database")?;
     Ok((db, url))
 }
 
 /// The master key, as `serve` resolves it.
 pub fn master_key(global: &Global, database_url: &str) -> anyhow::Result<MasterKey> {
-    let from_env = std::env::var("PORTERO_MASTER_KEY")
-        .ok()
-        .filter(|v| !v.is_empty());
-    let file = global
-        .master_key_file
-        .clone()
-        .unwrap_or_else(|| settings::default_master_key_file(database_url));
+    let from_env = std::env::var("PORTERO_MASTER_KEY").ok().filter(|v| !v.is_empty());
+    let file = global.master_key_file.clone().unwrap_or_else(|| settings::default_master_key_file(database_url));
     Ok(resolve_master_key(from_env.as_deref(), &file)?)
-}
-
-fn conflict(what: &str) -> impl FnOnce(StoreError) -> anyhow::Error + '_ {
-    move |error| match error {
-        StoreError::Conflict(_) => anyhow::anyhow!("{what} already exists"),
-        other => other.into(),
-    }
 }
 
 pub async fn tenant(global: &Global, command: TenantCommand) -> anyhow::Result<()> {
     let (db, _) = open(global).await?;
     match command {
         TenantCommand::Create { name, id } => {
-            let id = match id {
-                Some(id) => uuid::Uuid::parse_str(&id)
-                    .context("--id must be a UUID")?
-                    .to_string(),
-                None => uuid::Uuid::new_v4().to_string(),
-            };
-            check_word("tenant name", &name)?;
-            let tenant = Tenant {
-                id: id.clone(),
-                name,
-                created_at: unix_now(),
-            };
-            db.create_tenant(&tenant)
-                .await
-                .map_err(conflict("a tenant with this id or name"))?;
-            println!("{id}");
+            let tenant = admin::create_tenant(&db, &name, id.as_deref(), unix_now()).await?;
+            println!("{}", tenant.id);
         }
         TenantCommand::List => {
             for tenant in db.list_tenants().await? {
@@ -155,21 +134,37 @@ pub async fn tenant(global: &Global, command: TenantCommand) -> anyhow::Result<(
     Ok(())
 }
 
-/// Names that end up in space-separated lists must be one printable word.
-fn check_word(what: &str, value: &str) -> anyhow::Result<()> {
-    if value.is_empty()
-        || value.len() > 255
-        || value.chars().any(|c| c.is_whitespace() || c.is_control())
-    {
-        bail!("{what} must be 1 to 255 characters without spaces");
-    }
-    Ok(())
-}
-
 pub async fn client(global: &Global, command: ClientCommand) -> anyhow::Result<()> {
     let (db, _) = open(global).await?;
     match command {
-        ClientCommand::Create(args) => create_client(&db, *args).await,
+        ClientCommand::Create(args) => {
+            let args = *args;
+            let new = NewClient {
+                id: args.id,
+                secret: args.secret,
+                grants: args.grants,
+                scopes: args.scopes,
+                audiences: args.audiences,
+                tenants: args.tenants,
+                token_ttl: args.token_ttl,
+                refresh_tokens: Some(args.refresh_tokens),
+                ignore_unknown_scopes: args.ignore_unknown_scopes,
+                locale: args.locale,
+            };
+            match admin::create_client(&db, new, unix_now()).await? {
+                (client, Some(secret)) => {
+                    eprintln!("created client {}; its secret is shown once, below:", client.id);
+                    println!("{secret}");
+                }
+                (client, None) => eprintln!("created client {}", client.id),
+            }
+        }
+        ClientCommand::RotateSecret { id, overlap } => {
+            let overlap = admin::parse_duration(&overlap)?;
+            let secret = admin::rotate_client_secret(&db, &id, overlap, unix_now()).await?;
+            eprintln!("new secret for client {id}, shown once below; the old one works for {overlap} more seconds");
+            println!("{secret}");
+        }
         ClientCommand::List => {
             for c in db.list_clients().await? {
                 let grants: Vec<&str> = c.grants.iter().map(|g| g.as_str()).collect();
@@ -184,91 +179,7 @@ pub async fn client(global: &Global, command: ClientCommand) -> anyhow::Result<(
                     c.refresh_policy.as_str()
                 );
             }
-            Ok(())
         }
-    }
-}
-
-async fn create_client(db: &Database, args: ClientCreate) -> anyhow::Result<()> {
-    check_word("--id", &args.id)?;
-    if args.id.contains(':') {
-        bail!("--id must not contain ':' (it could not travel in a Basic header)");
-    }
-    let grants = args
-        .grants
-        .iter()
-        .map(|g| {
-            GrantType::parse(g.trim()).with_context(|| {
-                format!("unknown grant {g:?}: use client_credentials, password, refresh_token")
-            })
-        })
-        .collect::<anyhow::Result<Vec<_>>>()?;
-    let scopes = portero_core::scope::parse(&args.scopes)
-        .map_err(|e| anyhow::anyhow!("--scopes: {}", e.description))?;
-    for audience in &args.audiences {
-        check_word("--audience", audience)?;
-    }
-    let mut tenants = Vec::new();
-    for t in &args.tenants {
-        let tenant = db
-            .find_tenant(t)
-            .await?
-            .with_context(|| format!("no tenant {t:?}: create it first"))?;
-        tenants.push(tenant.id);
-    }
-    if let Some(ttl) = args.token_ttl {
-        anyhow::ensure!(
-            (1..=30 * 86_400).contains(&ttl),
-            "--token-ttl must be between 1 and 2592000 seconds"
-        );
-    }
-    let refresh_policy = RefreshPolicy::parse(&args.refresh_tokens)
-        .context("--refresh-tokens must be always, offline_access or never")?;
-    if let Some(locale) = &args.locale {
-        let ok = (2..=16).contains(&locale.len())
-            && locale
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
-        anyhow::ensure!(ok, "--locale must look like es_PE or en-US");
-    }
-    let (secret_hash, generated) = match &args.secret {
-        Some(secret) => {
-            anyhow::ensure!(
-                !secret.is_empty() && secret.len() <= 512,
-                "--secret must be 1 to 512 characters"
-            );
-            (hash_password(secret), None)
-        }
-        None => {
-            let secret = generate_client_secret();
-            (hash_generated_secret(&secret), Some(secret))
-        }
-    };
-    let client = Client {
-        id: args.id,
-        secret_hash,
-        grants,
-        scopes,
-        audiences: args.audiences,
-        tenants,
-        token_ttl: args.token_ttl,
-        refresh_policy,
-        ignore_unknown_scopes: args.ignore_unknown_scopes,
-        locale: args.locale,
-        created_at: unix_now(),
-    };
-    db.create_client(&client)
-        .await
-        .map_err(conflict("a client with this id"))?;
-    match generated {
-        Some(secret) => {
-            eprintln!(
-                "created client {}; its secret is shown once, below:",
-                client.id
-            );
-            println!("{secret}");
-        }
-        None => eprintln!("created client {}", client.id),
     }
     Ok(())
 }
@@ -276,35 +187,11 @@ async fn create_client(db: &Database, args: ClientCreate) -> anyhow::Result<()> 
 pub async fn user(global: &Global, command: UserCommand) -> anyhow::Result<()> {
     let (db, _) = open(global).await?;
     let UserCommand::Create { tenant, username } = command;
-    check_word("--username", &username)?;
-    let tenant = db
-        .find_tenant(&tenant)
-        .await?
-        .with_context(|| format!("no tenant {tenant:?}"))?;
     let mut password = String::new();
-    std::io::stdin()
-        .lock()
-        .read_line(&mut password)
-        .context("reading the password from standard input")?;
+    std::io::stdin().lock().read_line(&mut password).context("reading the password from standard input")?;
     let password = password.trim_end_matches(['\r', '\n']);
-    anyhow::ensure!(
-        !password.is_empty(),
-        "the password (read from standard input) is empty"
-    );
-    anyhow::ensure!(
-        password.len() <= 1024,
-        "the password is longer than 1024 bytes"
-    );
-    let user = User {
-        id: uuid::Uuid::new_v4().to_string(),
-        tenant_id: tenant.id,
-        username,
-        password_hash: hash_password(password),
-        created_at: unix_now(),
-    };
-    db.create_user(&user)
-        .await
-        .map_err(conflict("a user with this username in this tenant"))?;
+    anyhow::ensure!(!password.is_empty(), "the password (read from standard input) is empty");
+    let user = admin::create_user(&db, &tenant, &username, password, unix_now()).await?;
     println!("{}", user.id);
     Ok(())
 }
@@ -327,12 +214,7 @@ pub async fn keys(global: &Global, command: KeysCommand) -> anyhow::Result<()> {
             }
         }
         KeysCommand::Rotate { alg, publish_delay } => {
-            anyhow::ensure!(publish_delay >= 0, "--publish-delay must not be negative");
-            let alg = Alg::parse(&alg)?;
-            let master = master_key(global, &url)?;
-            let activate_at = next_activation(&db.list_keys().await?, now, publish_delay);
-            let key = SigningKey::generate(alg, &master, now, activate_at)?;
-            db.insert_key(&key).await?;
+            let key = admin::rotate_key(&db, &master_key(global, &url)?, &alg, publish_delay, now).await?;
             println!("{}", key.kid);
             eprintln!(
                 "published key {} ({}); it signs from {} (in {} s)",

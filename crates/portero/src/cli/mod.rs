@@ -7,11 +7,7 @@ mod token;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 #[derive(Debug, Parser)]
-#[command(
-    name = "portero",
-    version,
-    about = "Portero: an OAuth 2.0 token service for API platforms"
-)]
+#[command(name = "portero", version, about = "Portero: an OAuth 2.0 token service for API platforms")]
 pub struct Cli {
     #[command(flatten)]
     pub global: Global,
@@ -69,9 +65,7 @@ pub fn init_logging(cli: &Cli) {
     };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
     match cli.global.log_format {
         LogFormat::Text => builder.init(),
         LogFormat::Json => builder.json().init(),

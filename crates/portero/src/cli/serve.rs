@@ -36,56 +36,36 @@ pub struct ServeArgs {
 
 pub async fn run(global: &Global, args: ServeArgs) -> anyhow::Result<()> {
     let file = FileConfig::load(global.config.as_deref())?;
-    let listen = args
-        .listen
-        .or(file.listen.clone())
-        .unwrap_or_else(|| settings::DEFAULT_LISTEN.to_owned());
+    let listen = args.listen.or(file.listen.clone()).unwrap_or_else(|| settings::DEFAULT_LISTEN.to_owned());
     let database_url = settings::database_url(global.database_url.as_deref(), &file);
-    let issuer = args
-        .issuer
-        .or(file.issuer.clone())
-        .unwrap_or_else(|| format!("http://{listen}"));
+    let issuer = args.issuer.or(file.issuer.clone()).unwrap_or_else(|| format!("http://{listen}"));
     let api_version = args
         .api_version_header
         .or(file.api_version_header.clone())
-        .map(|spec| {
-            ApiVersionRule::parse(&spec).map_err(|e| anyhow::anyhow!("--api-version-header: {e}"))
-        })
+        .map(|spec| ApiVersionRule::parse(&spec).map_err(|e| anyhow::anyhow!("--api-version-header: {e}")))
         .transpose()?;
-    let alg = Alg::parse(
-        args.signing_alg
-            .as_deref()
-            .or(file.signing_alg.as_deref())
-            .unwrap_or("RS256"),
-    )?;
-    let access_token_ttl = args
-        .access_token_ttl
-        .or(file.access_token_ttl)
-        .unwrap_or(3600);
-    anyhow::ensure!(
-        (1..=30 * 86_400).contains(&access_token_ttl),
-        "the access-token lifetime must be 1 s to 30 days"
-    );
+    let alg = Alg::parse(args.signing_alg.as_deref().or(file.signing_alg.as_deref()).unwrap_or("RS256"))?;
+    let access_token_ttl = args.access_token_ttl.or(file.access_token_ttl).unwrap_or(3600);
+    anyhow::ensure!((1..=30 * 86_400).contains(&access_token_ttl), "the access-token lifetime must be 1 s to 30 days");
     let policy = Policy {
         issuer,
         access_token_ttl,
         refresh_token_ttl: file.refresh_token_ttl.unwrap_or(30 * 86_400),
         api_version,
-        default_locale: file
-            .default_locale
-            .clone()
-            .unwrap_or_else(|| DEFAULT_LOCALE.to_owned()),
+        default_locale: file.default_locale.clone().unwrap_or_else(|| DEFAULT_LOCALE.to_owned()),
     };
-    let server_config = file.server_config()?;
+    let mut server_config = file.server_config()?;
+    server_config.admin_token =
+        std::env::var("PORTERO_ADMIN_TOKEN").ok().or(file.admin_token.clone()).filter(|t| !t.is_empty());
+    if let Some(token) = &server_config.admin_token {
+        anyhow::ensure!(token.len() >= 24, "PORTERO_ADMIN_TOKEN must be at least 24 characters");
+        tracing::info!("the admin API is on at /admin");
+    }
 
-    let db = Database::connect(&database_url)
-        .await
-        .with_context(|| "opening the database")?;
+    let db = Database::connect(&database_url).await.with_context(|| "opening the database")?;
     let master_key = super::admin::master_key(global, &database_url)?;
     let state = AppState::build(db, master_key, policy, server_config, alg, unix_now()).await?;
-    let listener = TcpListener::bind(&listen)
-        .await
-        .with_context(|| format!("listening on {listen}"))?;
+    let listener = TcpListener::bind(&listen).await.with_context(|| format!("listening on {listen}"))?;
     let local = listener.local_addr()?;
     tracing::info!(address = %local, issuer = %state.ctx.policy.issuer, "portero is serving");
     if !local.ip().is_loopback() {

@@ -51,9 +51,7 @@ fn form_encode(value: &str) -> String {
     let mut out = String::with_capacity(value.len());
     for byte in value.bytes() {
         match byte {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'*' => {
-                out.push(byte as char)
-            }
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'*' => out.push(byte as char),
             b' ' => out.push('+'),
             other => out.push_str(&format!("%{other:02X}")),
         }
@@ -64,20 +62,11 @@ fn form_encode(value: &str) -> String {
 pub async fn run(args: TokenArgs) -> anyhow::Result<()> {
     let mut params: Vec<(&str, String)> = vec![("grant_type", args.grant.clone())];
     if args.grant == "password" {
-        let username = args
-            .username
-            .clone()
-            .context("--username is required for the password grant")?;
+        let username = args.username.clone().context("--username is required for the password grant")?;
         let mut password = String::new();
-        std::io::stdin()
-            .lock()
-            .read_line(&mut password)
-            .context("reading the password from standard input")?;
+        std::io::stdin().lock().read_line(&mut password).context("reading the password from standard input")?;
         params.push(("username", username));
-        params.push((
-            "password",
-            password.trim_end_matches(['\r', '\n']).to_owned(),
-        ));
+        params.push(("password", password.trim_end_matches(['\r', '\n']).to_owned()));
     }
     if let Some(scope) = &args.scope {
         params.push(("scope", scope.clone()));
@@ -85,33 +74,22 @@ pub async fn run(args: TokenArgs) -> anyhow::Result<()> {
     if let Some(audience) = &args.audience {
         params.push(("audience", audience.clone()));
     }
-    let http = reqwest::Client::builder()
-        .timeout(std::time::Duration::from_secs(30))
-        .build()?;
+    let http = reqwest::Client::builder().timeout(std::time::Duration::from_secs(30)).build()?;
     let basic = || {
         use base64::Engine;
-        let raw = format!(
-            "{}:{}",
-            form_encode(&args.client_id),
-            form_encode(&args.client_secret)
-        );
-        format!(
-            "Basic {}",
-            base64::engine::general_purpose::STANDARD.encode(raw)
-        )
+        let raw = format!("{}:{}", form_encode(&args.client_id), form_encode(&args.client_secret));
+        format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(raw))
     };
     let mut request = match args.dialect {
-        Dialect::Basic => http
-            .post(&args.url)
-            .header("Authorization", basic())
-            .form(&params),
+        Dialect::Basic => http.post(&args.url).header("Authorization", basic()).form(&params),
         Dialect::Post => {
             params.push(("client_id", args.client_id.clone()));
             params.push(("client_secret", args.client_secret.clone()));
             http.post(&args.url).form(&params)
         }
         Dialect::Json => {
-            let mut body = json!({ "action": "authorize", "client_id": args.client_id, "client_secret": args.client_secret });
+            let mut body =
+                json!({ "action": "authorize", "client_id": args.client_id, "client_secret": args.client_secret });
             for (name, value) in &params {
                 body[*name] = Value::String(value.clone());
             }
@@ -119,36 +97,23 @@ pub async fn run(args: TokenArgs) -> anyhow::Result<()> {
         }
         Dialect::Query => {
             let grant = params.remove(0).1;
-            http.post(&args.url)
-                .query(&[("grant_type", grant)])
-                .header("Authorization", basic())
-                .form(&params)
+            http.post(&args.url).query(&[("grant_type", grant)]).header("Authorization", basic()).form(&params)
         }
     };
     for header in &args.headers {
-        let (name, value) = header
-            .split_once('=')
-            .context("--header must be NAME=VALUE")?;
+        let (name, value) = header.split_once('=').context("--header must be NAME=VALUE")?;
         request = request.header(name, value);
     }
-    let response = request
-        .send()
-        .await
-        .with_context(|| format!("POST {}", args.url))?;
+    let response = request.send().await.with_context(|| format!("POST {}", args.url))?;
     let status = response.status();
-    let body: Value = response
-        .json()
-        .await
-        .context("the token endpoint did not answer with JSON")?;
+    let body: Value = response.json().await.context("the token endpoint did not answer with JSON")?;
     if !status.is_success() {
         bail!("{status}: {body}");
     }
     if args.json {
         println!("{body}");
     } else {
-        let token = body["access_token"]
-            .as_str()
-            .context("the response has no access_token")?;
+        let token = body["access_token"].as_str().context("the response has no access_token")?;
         println!("{token}");
     }
     Ok(())

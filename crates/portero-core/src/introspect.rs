@@ -1,0 +1,82 @@
+//! RFC 7662 token introspection, for any authenticated client (resource servers are clients).
+//! Access tokens are checked by signature, issuer, expiry and the revocation list; refresh
+//! tokens by their stored record, and only for the client they were issued to.
+
+use serde_json::{Map, Value, json};
+
+use crate::client_auth::authenticate_request;
+use crate::error::OAuthError;
+use crate::params::Params;
+use crate::secret::sha256_b64;
+use crate::store::Store;
+use crate::token_endpoint::Context;
+
+/// The introspection answer for `token` (RFC 7662 §2.2); `{"active": false}` for anything not
+/// currently valid, whatever the reason.
+pub async fn introspect<S: Store>(
+    ctx: &Context<S>,
+    params: &Params,
+    authorization: Option<&str>,
+    now: i64,
+) -> Result<Value, OAuthError> {
+    let client = authenticate_request(ctx, params, authorization, now).await?;
+    let token = params.get("token").ok_or_else(|| OAuthError::invalid_request("token is missing"))?;
+    if let Some(claims) = active_access_token(ctx, token, now).await? {
+        let mut answer = Map::new();
+        answer.insert("active".into(), true.into());
+        answer.insert("token_type".into(), "Bearer".into());
+        for name in ["scope", "client_id", "sub", "aud", "iss", "exp", "iat", "jti", "tenants", "auth_time"] {
+            if let Some(value) = claims.get(name) {
+                answer.insert(name.into(), value.clone());
+            }
+        }
+        return Ok(Value::Object(answer));
+    }
+    let Some(record) = ctx.store.find_refresh_token(&sha256_b64(token.as_bytes())).await? else {
+        return Ok(inactive());
+    };
+    let live = record.used_at.is_none() && record.revoked_at.is_none() && record.expires_at > now;
+    if !live || record.client_id != client.id {
+        return Ok(inactive());
+    }
+    Ok(json!({
+        "active": true,
+        "token_type": "refresh_token",
+        "client_id": record.client_id,
+        "sub": record.subject,
+        "scope": record.scopes.join(" "),
+        "exp": record.expires_at,
+        "iat": record.created_at,
+        "iss": ctx.policy.issuer,
+    }))
+}
+
+fn inactive() -> Value {
+    json!({ "active": false })
+}
+
+/// The claims of a valid, unexpired, unrevoked access token we issued.
+pub(crate) async fn active_access_token<S: Store>(
+    ctx: &Context<S>,
+    token: &str,
+    now: i64,
+) -> Result<Option<Value>, OAuthError> {
+    let Some(claims) = signed_access_token(ctx, token) else {
+        return Ok(None);
+    };
+    let unexpired = claims.get("exp").and_then(Value::as_i64).is_some_and(|exp| exp > now);
+    if !unexpired {
+        return Ok(None);
+    }
+    let jti = claims.get("jti").and_then(Value::as_str).unwrap_or_default();
+    if ctx.store.is_access_token_revoked(jti).await? {
+        return Ok(None);
+    }
+    Ok(Some(claims))
+}
+
+/// The claims of an access token signed by one of our keys for our issuer, expired or not.
+pub(crate) fn signed_access_token<S: Store>(ctx: &Context<S>, token: &str) -> Option<Value> {
+    let claims = ctx.keys.current().verify(token)?;
+    (claims.get("iss")?.as_str()? == ctx.policy.issuer).then_some(claims)
+}

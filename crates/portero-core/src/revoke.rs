@@ -1,0 +1,48 @@
+//! RFC 7009 token revocation. A refresh token takes its whole family with it; an access token
+//! is listed by `jti` until it would have expired anyway, so introspection on every node sees it.
+
+use serde_json::Value;
+
+use crate::client_auth::authenticate_request;
+use crate::error::{ErrorCode, OAuthError};
+use crate::introspect::signed_access_token;
+use crate::params::Params;
+use crate::secret::sha256_b64;
+use crate::store::Store;
+use crate::token_endpoint::Context;
+
+/// Revokes `token` if the authenticated client owns it. Unknown or invalid tokens are not an
+/// error (RFC 7009 §2.2); another client's token is refused (§2.1).
+pub async fn revoke<S: Store>(
+    ctx: &Context<S>,
+    params: &Params,
+    authorization: Option<&str>,
+    now: i64,
+) -> Result<(), OAuthError> {
+    let client = authenticate_request(ctx, params, authorization, now).await?;
+    let token = params.get("token").ok_or_else(|| OAuthError::invalid_request("token is missing"))?;
+    let not_yours = || {
+        OAuthError::new(ErrorCode::UnauthorizedClient, "the token was not issued to this client")
+            .with_detail(format!("client {:?} tried to revoke another client's token", client.id))
+    };
+    if let Some(claims) = signed_access_token(ctx, token) {
+        if claims.get("client_id").and_then(Value::as_str) != Some(client.id.as_str()) {
+            return Err(not_yours());
+        }
+        let exp = claims.get("exp").and_then(Value::as_i64).unwrap_or(0);
+        let jti = claims.get("jti").and_then(Value::as_str).unwrap_or_default();
+        if exp > now && !jti.is_empty() {
+            ctx.store.revoke_access_token(jti, &client.id, exp, now).await?;
+            tracing::info!(client_id = %client.id, jti, "access token revoked");
+        }
+        return Ok(());
+    }
+    if let Some(record) = ctx.store.find_refresh_token(&sha256_b64(token.as_bytes())).await? {
+        if record.client_id != client.id {
+            return Err(not_yours());
+        }
+        let revoked = ctx.store.revoke_refresh_family(&record.family_id, now).await?;
+        tracing::info!(client_id = %client.id, family = %record.family_id, revoked, "refresh token family revoked");
+    }
+    Ok(())
+}

@@ -1,0 +1,53 @@
+//! RFC 7662 introspection and RFC 7009 revocation.
+
+use axum::Json;
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::Request;
+use axum::response::{IntoResponse, Response};
+use portero_core::dialect::Dialect;
+use portero_core::error::OAuthError;
+use portero_core::token_endpoint::TokenInput;
+
+use crate::extract::{Rejected, token_input};
+use crate::respond;
+use crate::routes::token::unix_now;
+use crate::state::AppState;
+
+async fn read(state: &AppState, request: Request<Body>) -> Result<TokenInput, Response> {
+    let limits = portero_core::params::FieldLimits::default();
+    token_input(request, &limits, state.config.max_body_bytes, None).await.map_err(
+        |Rejected { error, status_override, .. }| {
+            respond::error(&error, &Dialect::Standard, &state.ctx.policy.default_locale, status_override)
+        },
+    )
+}
+
+fn refused(state: &AppState, error: &OAuthError) -> Response {
+    tracing::info!(error = %error, "request refused");
+    respond::error(error, &Dialect::Standard, &state.ctx.policy.default_locale, None)
+}
+
+pub async fn introspect(State(state): State<AppState>, request: Request<Body>) -> Response {
+    let input = match read(&state, request).await {
+        Ok(input) => input,
+        Err(response) => return response,
+    };
+    let answer =
+        portero_core::introspect::introspect(&state.ctx, &input.params, input.authorization.as_deref(), unix_now());
+    match answer.await {
+        Ok(body) => respond::no_store(Json(body).into_response()),
+        Err(error) => refused(&state, &error),
+    }
+}
+
+pub async fn revoke(State(state): State<AppState>, request: Request<Body>) -> Response {
+    let input = match read(&state, request).await {
+        Ok(input) => input,
+        Err(response) => return response,
+    };
+    match portero_core::revoke::revoke(&state.ctx, &input.params, input.authorization.as_deref(), unix_now()).await {
+        Ok(()) => respond::no_store(().into_response()),
+        Err(error) => refused(&state, &error),
+    }
+}
