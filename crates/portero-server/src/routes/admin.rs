@@ -42,10 +42,29 @@ impl IntoResponse for AdminError {
     }
 }
 
+/// Why an admin request was refused before reaching the admin service.
+enum Refused {
+    Disabled,
+    Unauthorized,
+    BadJson(String),
+}
+
+impl IntoResponse for Refused {
+    fn into_response(self) -> Response {
+        match self {
+            Self::Disabled => problem(StatusCode::NOT_FOUND, "not_found", "the admin API is disabled"),
+            Self::Unauthorized => problem(StatusCode::UNAUTHORIZED, "invalid_token", "a valid admin token is required"),
+            Self::BadJson(why) => {
+                problem(StatusCode::BAD_REQUEST, "invalid_request", format!("invalid JSON body: {why}"))
+            }
+        }
+    }
+}
+
 /// Checks the bearer token against the configured admin token, in constant time.
-fn authorize(state: &AppState, headers: &HeaderMap) -> Result<(), Response> {
+fn authorize(state: &AppState, headers: &HeaderMap) -> Result<(), Refused> {
     let Some(expected) = &state.admin_token_digest else {
-        return Err(problem(StatusCode::NOT_FOUND, "not_found", "the admin API is disabled"));
+        return Err(Refused::Disabled);
     };
     let presented = headers
         .get(header::AUTHORIZATION)
@@ -54,20 +73,19 @@ fn authorize(state: &AppState, headers: &HeaderMap) -> Result<(), Response> {
         .map(|token| crate::state::digest(token.trim()));
     match presented {
         Some(digest) if bool::from(digest.ct_eq(expected)) => Ok(()),
-        _ => Err(problem(StatusCode::UNAUTHORIZED, "invalid_token", "a valid admin token is required")),
+        _ => Err(Refused::Unauthorized),
     }
 }
 
-fn body<T: DeserializeOwned>(bytes: &Bytes) -> Result<T, Response> {
-    serde_json::from_slice(bytes)
-        .map_err(|e| problem(StatusCode::BAD_REQUEST, "invalid_request", format!("invalid JSON body: {e}")))
+fn body<T: DeserializeOwned>(bytes: &Bytes) -> Result<T, Refused> {
+    serde_json::from_slice(bytes).map_err(|e| Refused::BadJson(e.to_string()))
 }
 
 macro_rules! guard {
     ($expr:expr) => {
         match $expr {
             Ok(value) => value,
-            Err(response) => return response,
+            Err(refused) => return refused.into_response(),
         }
     };
 }
