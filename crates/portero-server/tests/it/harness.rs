@@ -31,6 +31,7 @@ pub const PAYME_AUDIENCE: &str = "https://api.dev.alignet.io";
 pub const PAYME_USER: &str = "commerce@email.com";
 pub const PAYME_PASSWORD: &str = "123456";
 
+pub const ADMIN_TOKEN: &str = "test-admin-token-0123456789abcdef";
 pub const ZERTIBAN_CLIENT: &str = "zertiban-merchant";
 pub const NEQUI_CLIENT: &str = "5k657h190bpoqj17pfuestkqkq";
 
@@ -83,7 +84,7 @@ impl Server {
             api_version: Some(ApiVersionRule::parse(&format!("ALG-API-VERSION={API_VERSION}")).unwrap()),
             default_locale: "es_PE".into(),
         };
-        let mut config = ServerConfig::default();
+        let mut config = ServerConfig { admin_token: Some(ADMIN_TOKEN.into()), ..ServerConfig::default() };
         let mut netpay = FieldLimits::default();
         netpay.per_field.extend([("grant_type".into(), 15), ("username".into(), 20), ("password".into(), 20)]);
         config.token_paths.retain(|p| p.path != "/oauth-service/oauth/token");

@@ -4,9 +4,11 @@
 //!
 //! One test binary for the whole crate (linking is the slow part of a test build).
 
+mod admin_api;
 mod errors;
 mod harness;
 mod hostile;
 mod interop;
+mod lifecycle;
 mod refresh;
 mod seeds;
