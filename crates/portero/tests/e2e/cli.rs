@@ -1,4 +1,4 @@
-//! The `portero` binary end to end: `serve` on a fresh directory, the admin commands, and
+//! `serve` on a fresh directory, the admin commands, and
 //! `portero token` in every dialect against it.
 
 use std::io::Write;

@@ -1,0 +1,4 @@
+//! The `portero` binary end to end: one test binary (linking is the slow part).
+
+mod cli;
+mod nodes;
