@@ -1,0 +1,141 @@
+//! Verifying an access token: signature by a published key of the token's own algorithm,
+//! `typ: at+jwt` (RFC 9068 §4), `iss`, `aud`, `exp`/`nbf` with a small leeway; or asking the
+//! introspection endpoint (RFC 7662) for deployments that want revocation to bite at once.
+
+use std::time::Duration;
+
+use jsonwebtoken::{Validation, decode, decode_header};
+use serde_json::Value;
+
+use crate::claims::Claims;
+use crate::error::VerifyError;
+use crate::jwks::JwksCache;
+
+enum Source {
+    Jwks(JwksCache),
+    Introspection { url: String, client_id: String, client_secret: String, http: reqwest::Client },
+}
+
+pub struct Verifier {
+    source: Source,
+    issuer: String,
+    audience: String,
+    leeway_seconds: u64,
+}
+
+impl std::fmt::Debug for Verifier {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Verifier").field("issuer", &self.issuer).field("audience", &self.audience).finish()
+    }
+}
+
+fn http_client() -> reqwest::Client {
+    reqwest::Client::builder().timeout(Duration::from_secs(10)).build().unwrap_or_default()
+}
+
+impl Verifier {
+    /// Verifies locally against `jwks_url` (e.g. `https://auth.example/.well-known/jwks.json`).
+    pub fn with_jwks(jwks_url: impl Into<String>, issuer: impl Into<String>, audience: impl Into<String>) -> Self {
+        Self::from_cache(JwksCache::new(jwks_url, http_client()), issuer, audience)
+    }
+
+    pub fn from_cache(cache: JwksCache, issuer: impl Into<String>, audience: impl Into<String>) -> Self {
+        Self { source: Source::Jwks(cache), issuer: issuer.into(), audience: audience.into(), leeway_seconds: 30 }
+    }
+
+    /// Asks the introspection endpoint about every token, authenticating as a client.
+    pub fn with_introspection(
+        introspection_url: impl Into<String>,
+        client_id: impl Into<String>,
+        client_secret: impl Into<String>,
+        issuer: impl Into<String>,
+        audience: impl Into<String>,
+    ) -> Self {
+        Self {
+            source: Source::Introspection {
+                url: introspection_url.into(),
+                client_id: client_id.into(),
+                client_secret: client_secret.into(),
+                http: http_client(),
+            },
+            issuer: issuer.into(),
+            audience: audience.into(),
+            leeway_seconds: 30,
+        }
+    }
+
+    /// Clock-skew allowance for `exp` and `nbf` (default 30 s).
+    pub fn with_leeway(mut self, seconds: u64) -> Self {
+        self.leeway_seconds = seconds;
+        self
+    }
+
+    pub async fn verify(&self, token: &str) -> Result<Claims, VerifyError> {
+        if token.len() > 16 * 1024 {
+            return Err(VerifyError::InvalidToken("token too long".into()));
+        }
+        match &self.source {
+            Source::Jwks(cache) => self.verify_signed(cache, token).await,
+            Source::Introspection { url, client_id, client_secret, http } => {
+                self.introspect(http, url, client_id, client_secret, token).await
+            }
+        }
+    }
+
+    async fn verify_signed(&self, cache: &JwksCache, token: &str) -> Result<Claims, VerifyError> {
+        let invalid = |why: &str| VerifyError::InvalidToken(why.to_owned());
+        let header = decode_header(token).map_err(|_| invalid("malformed token or unsupported algorithm"))?;
+        let typ = header.typ.as_deref().unwrap_or("");
+        if !typ.eq_ignore_ascii_case("at+jwt") && !typ.eq_ignore_ascii_case("application/at+jwt") {
+            return Err(invalid("not an access token (typ must be at+jwt)"));
+        }
+        let kid = header.kid.as_deref().ok_or_else(|| invalid("no kid"))?;
+        let key = cache.key(kid).await?;
+        if header.alg != key.algorithm {
+            return Err(invalid("algorithm does not match the key"));
+        }
+        let mut validation = Validation::new(key.algorithm);
+        validation.leeway = self.leeway_seconds;
+        validation.validate_nbf = true;
+        validation.set_issuer(&[&self.issuer]);
+        validation.set_audience(&[&self.audience]);
+        validation.set_required_spec_claims(&["exp", "iat", "iss", "aud", "sub"]);
+        let data =
+            decode::<Claims>(token, &key.key, &validation).map_err(|e| VerifyError::InvalidToken(e.to_string()))?;
+        Ok(data.claims)
+    }
+
+    async fn introspect(
+        &self,
+        http: &reqwest::Client,
+        url: &str,
+        client_id: &str,
+        client_secret: &str,
+        token: &str,
+    ) -> Result<Claims, VerifyError> {
+        let response = http
+            .post(url)
+            .basic_auth(client_id, Some(client_secret))
+            .form(&[("token", token), ("token_type_hint", "access_token")])
+            .send()
+            .await
+            .map_err(|e| VerifyError::Unavailable(e.to_string()))?;
+        if !response.status().is_success() {
+            return Err(VerifyError::Unavailable(format!("introspection answered {}", response.status())));
+        }
+        let answer: Value = response.json().await.map_err(|e| VerifyError::Unavailable(e.to_string()))?;
+        if answer.get("active") != Some(&Value::Bool(true)) || answer.get("token_type") != Some(&"Bearer".into()) {
+            return Err(VerifyError::InvalidToken("inactive token".into()));
+        }
+        let claims: Claims = serde_json::from_value(answer).map_err(|e| VerifyError::InvalidToken(e.to_string()))?;
+        let audience_ok = match &claims.aud {
+            Value::String(aud) => *aud == self.audience,
+            Value::Array(list) => list.iter().any(|a| a.as_str() == Some(&self.audience)),
+            _ => false,
+        };
+        if claims.iss != self.issuer || !audience_ok {
+            return Err(VerifyError::InvalidToken("wrong issuer or audience".into()));
+        }
+        Ok(claims)
+    }
+}
