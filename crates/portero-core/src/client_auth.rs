@@ -7,8 +7,8 @@ use base64::engine::{DecodePaddingMode, GeneralPurposeConfig};
 
 use crate::error::OAuthError;
 use crate::params::{Params, form_decode};
-use crate::secret::Verifier;
 use crate::store::{Client, Store};
+use crate::token_endpoint::Context;
 
 /// Standard alphabet; padding optional (some clients strip it).
 const BASIC_BASE64: GeneralPurpose = GeneralPurpose::new(
@@ -118,11 +118,11 @@ pub fn decode_basic(header: &str) -> Result<BasicCredentials, OAuthError> {
 /// Looks the client up and checks its secret (or, during a rotation's overlap, its previous
 /// secret). Every failure is the same `invalid_client`.
 pub async fn authenticate<S: Store>(
-    store: &S,
-    verifier: &Verifier,
+    ctx: &Context<S>,
     credentials: &ClientCredentials,
     now: i64,
 ) -> Result<Client, OAuthError> {
+    let verifier = &ctx.verifier;
     let Some(secret) = credentials.secret.as_deref() else {
         return Err(OAuthError::invalid_client().with_detail("public clients are not supported: no client_secret"));
     };
@@ -130,11 +130,11 @@ pub async fn authenticate<S: Store>(
         Some((id, secret)) => (Some(id.as_str()), Some(secret.as_str())),
         None => (None, None),
     };
-    let mut client = store.find_client(&credentials.client_id).await?;
+    let mut client = ctx.clients.get(&ctx.store, &credentials.client_id).await?;
     if client.is_none()
         && let Some(raw_id) = raw_id.filter(|id| *id != credentials.client_id)
     {
-        client = store.find_client(raw_id).await?;
+        client = ctx.clients.get(&ctx.store, raw_id).await?;
     }
     let Some(client) = client else {
         return Err(OAuthError::invalid_client().with_detail(format!("unknown client {:?}", credentials.client_id)));
@@ -155,13 +155,13 @@ pub async fn authenticate<S: Store>(
 /// Reads and checks client credentials for endpoints other than the token endpoint
 /// (introspection, revocation).
 pub async fn authenticate_request<S: Store>(
-    ctx: &crate::token_endpoint::Context<S>,
+    ctx: &Context<S>,
     params: &Params,
     authorization: Option<&str>,
     now: i64,
 ) -> Result<Client, OAuthError> {
     let credentials = ClientCredentials::from_request(authorization, params)?;
-    authenticate(&ctx.store, &ctx.verifier, &credentials, now).await
+    authenticate(ctx, &credentials, now).await
 }
 
 #[cfg(test)]

@@ -9,6 +9,7 @@
 pub mod audience;
 pub mod claims;
 pub mod client_auth;
+pub mod client_cache;
 pub mod dialect;
 pub mod error;
 pub mod grant;

@@ -4,6 +4,7 @@
 use serde_json::{Map, Value};
 
 use crate::client_auth;
+use crate::client_cache::ClientCache;
 use crate::dialect::{ApiVersionRule, Dialect};
 use crate::error::{ErrorCode, OAuthError};
 use crate::grant::{self, Authorization, GrantType, RefreshPlan};
@@ -33,6 +34,7 @@ pub struct Context<S> {
     pub keys: KeyRing,
     pub policy: Policy,
     pub verifier: Verifier,
+    pub clients: ClientCache,
 }
 
 /// One token request as the HTTP layer read it.
@@ -105,7 +107,7 @@ async fn run<S: Store>(
     }
     let request = TokenRequest::parse(&input.params, input.authorization.as_deref())?;
     outcome.grant_type = Some(request.grant.grant_type());
-    let client = client_auth::authenticate(&ctx.store, &ctx.verifier, &request.client, now).await?;
+    let client = client_auth::authenticate(ctx, &request.client, now).await?;
     outcome.client_id = Some(client.id.clone());
     if let Some(locale) = &client.locale {
         outcome.locale = locale.clone();

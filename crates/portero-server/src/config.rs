@@ -17,6 +17,8 @@ pub struct ServerConfig {
     pub max_body_bytes: usize,
     /// Bearer token of the admin HTTP API; `None` (the default) leaves the API off.
     pub admin_token: Option<String>,
+    /// How long a client read from the database is trusted before it is read again.
+    pub client_cache_ttl: std::time::Duration,
 }
 
 /// The paths every Portero answers on: RFC-style, NetPay's (Spring) and Zertiban's.
@@ -31,6 +33,7 @@ impl Default for ServerConfig {
                 .collect(),
             max_body_bytes: 16 * 1024,
             admin_token: None,
+            client_cache_ttl: std::time::Duration::from_secs(5),
         }
     }
 }

@@ -3,6 +3,7 @@
 use std::path::Path;
 use std::sync::Arc;
 
+use portero_core::client_cache::ClientCache;
 use portero_core::keys::{Alg, KeyError, KeyRing, KeySet, MasterKey, SigningKey};
 use portero_core::secret::Verifier;
 use portero_core::store::{Store, StoreError};
@@ -50,7 +51,8 @@ impl AppState {
     ) -> Result<Self, StartError> {
         let keys = KeyRing::new(load_or_create_keys(&db, &master_key, first_alg, now).await?);
         let parallelism = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
-        let ctx = Context { store: db, keys, policy, verifier: Verifier::new(parallelism) };
+        let clients = ClientCache::new(config.client_cache_ttl);
+        let ctx = Context { store: db, keys, policy, verifier: Verifier::new(parallelism), clients };
         let admin_token_digest = config.admin_token.as_deref().map(digest);
         Ok(Self { ctx: Arc::new(ctx), config: Arc::new(config), master_key, admin_token_digest })
     }

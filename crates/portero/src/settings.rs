@@ -27,6 +27,8 @@ pub struct FileConfig {
     pub default_locale: Option<String>,
     pub max_body_bytes: Option<usize>,
     pub key_reload_seconds: Option<u64>,
+    /// Seconds a client read from the database is reused (0: read on every request).
+    pub client_cache_seconds: Option<u64>,
     /// Bearer token of the admin HTTP API (prefer `PORTERO_ADMIN_TOKEN`); unset keeps it off.
     pub admin_token: Option<String>,
     /// Limits for every token path: `default_max_chars`, `max_params`, and per-parameter caps.
@@ -79,6 +81,9 @@ impl FileConfig {
                 Some(existing) => existing.limits = limits,
                 None => config.token_paths.push(TokenPath { path: extra.path.clone(), limits }),
             }
+        }
+        if let Some(seconds) = self.client_cache_seconds {
+            config.client_cache_ttl = std::time::Duration::from_secs(seconds.min(300));
         }
         if let Some(max) = self.max_body_bytes {
             config.max_body_bytes = max.clamp(256, 1024 * 1024);

@@ -175,7 +175,9 @@ pub async fn rotate_client_secret(
         Ok(seconds) => seconds,
         Err(error) => return error.into_response(),
     };
-    match admin::rotate_client_secret(&state.ctx.store, &id, overlap, unix_now()).await {
+    let rotated = admin::rotate_client_secret(&state.ctx.store, &id, overlap, unix_now()).await;
+    state.ctx.clients.invalidate(&id);
+    match rotated {
         Ok(secret) => crate::respond::no_store(
             Json(json!({ "client_id": id, "client_secret": secret, "previous_secret_valid_for": overlap }))
                 .into_response(),
