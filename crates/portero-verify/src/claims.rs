@@ -14,6 +14,8 @@ pub struct Claims {
     pub exp: i64,
     pub iat: i64,
     #[serde(default)]
+    pub nbf: Option<i64>,
+    #[serde(default)]
     pub jti: Option<String>,
     #[serde(default)]
     pub client_id: Option<String>,
@@ -24,6 +26,15 @@ pub struct Claims {
 }
 
 impl Claims {
+    /// `aud` is one string or an array (RFC 7519 §4.1.3).
+    pub fn has_audience(&self, audience: &str) -> bool {
+        match &self.aud {
+            Value::String(aud) => aud == audience,
+            Value::Array(list) => list.iter().any(|a| a.as_str() == Some(audience)),
+            _ => false,
+        }
+    }
+
     pub fn scopes(&self) -> impl Iterator<Item = &str> {
         self.scope.as_deref().unwrap_or("").split(' ').filter(|s| !s.is_empty())
     }

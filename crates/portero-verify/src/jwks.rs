@@ -5,8 +5,12 @@ use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
-use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, JwkSet, KeyAlgorithm};
-use jsonwebtoken::{Algorithm, DecodingKey};
+use aws_lc_rs::signature::{
+    ECDSA_P256_SHA256_FIXED, ED25519, ParsedPublicKey, RSA_PKCS1_2048_8192_SHA256, VerificationAlgorithm,
+};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, Jwk, JwkSet, KeyAlgorithm};
 
 use crate::error::VerifyError;
 
@@ -14,11 +18,12 @@ const DEFAULT_MAX_AGE: Duration = Duration::from_secs(300);
 const MIN_MAX_AGE: Duration = Duration::from_secs(5);
 const MAX_MAX_AGE: Duration = Duration::from_secs(24 * 3600);
 
-/// A published key, parsed once, with the one algorithm it may be used with.
+/// A published key, parsed once into aws-lc's form, with the one JWS algorithm it may be used with.
 #[derive(Clone)]
 pub struct VerificationKey {
-    pub algorithm: Algorithm,
-    pub key: DecodingKey,
+    /// `RS256`, `ES256` or `EdDSA`: what the token header's `alg` must say.
+    pub alg: &'static str,
+    pub key: Arc<ParsedPublicKey>,
 }
 
 #[derive(Default)]
@@ -147,26 +152,52 @@ fn max_age(headers: &http::HeaderMap) -> Option<Duration> {
 /// Usable signature keys by kid. Symmetric (`oct`) keys are never accepted: with them a
 /// public key could be used as an HMAC secret.
 pub fn parse_keys(set: &JwkSet) -> HashMap<String, VerificationKey> {
-    let mut keys = HashMap::new();
-    for jwk in &set.keys {
-        let Some(kid) = &jwk.common.key_id else { continue };
-        let algorithm = match (&jwk.algorithm, jwk.common.key_algorithm) {
-            (AlgorithmParameters::RSA(_), None | Some(KeyAlgorithm::RS256)) => Algorithm::RS256,
+    set.keys.iter().filter_map(|jwk| Some((jwk.common.key_id.clone()?, parse_key(jwk)?))).collect()
+}
+
+fn parse_key(jwk: &Jwk) -> Option<VerificationKey> {
+    let b64 = |value: &str| URL_SAFE_NO_PAD.decode(value.trim_end_matches('=')).ok();
+    let (alg, algorithm, bytes): (&'static str, &'static dyn VerificationAlgorithm, Vec<u8>) =
+        match (&jwk.algorithm, jwk.common.key_algorithm) {
+            (AlgorithmParameters::RSA(rsa), None | Some(KeyAlgorithm::RS256)) => {
+                ("RS256", &RSA_PKCS1_2048_8192_SHA256, rsa_public_key_der(&b64(&rsa.n)?, &b64(&rsa.e)?))
+            }
             (AlgorithmParameters::EllipticCurve(ec), None | Some(KeyAlgorithm::ES256))
                 if ec.curve == EllipticCurve::P256 =>
             {
-                Algorithm::ES256
+                let mut point = vec![0x04];
+                point.extend(b64(&ec.x)?);
+                point.extend(b64(&ec.y)?);
+                ("ES256", &ECDSA_P256_SHA256_FIXED, point)
             }
             (AlgorithmParameters::OctetKeyPair(okp), None | Some(KeyAlgorithm::EdDSA))
                 if okp.curve == EllipticCurve::Ed25519 =>
             {
-                Algorithm::EdDSA
+                ("EdDSA", &ED25519, b64(&okp.x)?)
             }
-            _ => continue,
+            _ => return None,
         };
-        if let Ok(key) = DecodingKey::from_jwk(jwk) {
-            keys.insert(kid.clone(), VerificationKey { algorithm, key });
+    let key = ParsedPublicKey::new(algorithm, bytes).ok()?;
+    Some(VerificationKey { alg, key: Arc::new(key) })
+}
+
+/// DER of PKCS#1 `RSAPublicKey ::= SEQUENCE { n INTEGER, e INTEGER }`.
+fn rsa_public_key_der(n: &[u8], e: &[u8]) -> Vec<u8> {
+    fn length(len: usize) -> Vec<u8> {
+        match len {
+            0..=0x7f => vec![len as u8],
+            0x80..=0xff => vec![0x81, len as u8],
+            _ => vec![0x82, (len >> 8) as u8, len as u8],
         }
     }
-    keys
+    fn integer(bytes: &[u8]) -> Vec<u8> {
+        let trimmed: Vec<u8> = bytes.iter().copied().skip_while(|b| *b == 0).collect();
+        let mut value = if trimmed.is_empty() { vec![0] } else { trimmed };
+        if value[0] & 0x80 != 0 {
+            value.insert(0, 0);
+        }
+        [vec![0x02], length(value.len()), value].concat()
+    }
+    let body = [integer(n), integer(e)].concat();
+    [vec![0x30], length(body.len()), body].concat()
 }

@@ -4,12 +4,25 @@
 
 use std::time::Duration;
 
-use jsonwebtoken::{Validation, decode, decode_header};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use serde::Deserialize;
 use serde_json::Value;
 
 use crate::claims::Claims;
 use crate::error::VerifyError;
 use crate::jwks::JwksCache;
+
+#[derive(Deserialize)]
+struct Header {
+    alg: String,
+    kid: Option<String>,
+    typ: Option<String>,
+}
+
+fn decode_json<T: serde::de::DeserializeOwned>(part: &str) -> Option<T> {
+    serde_json::from_slice(&URL_SAFE_NO_PAD.decode(part).ok()?).ok()
+}
 
 enum Source {
     Jwks(JwksCache),
@@ -82,27 +95,50 @@ impl Verifier {
         }
     }
 
+    /// Compact JWS by hand over aws-lc keys parsed once: the header's `alg` must be the key's
+    /// own (no `none`, no HMAC with a public key), then `typ`, signature, and the claims.
     async fn verify_signed(&self, cache: &JwksCache, token: &str) -> Result<Claims, VerifyError> {
         let invalid = |why: &str| VerifyError::InvalidToken(why.to_owned());
-        let header = decode_header(token).map_err(|_| invalid("malformed token or unsupported algorithm"))?;
+        let (signing_input, signature) = token.rsplit_once('.').ok_or_else(|| invalid("not a JWS"))?;
+        let (header, payload) = signing_input.split_once('.').ok_or_else(|| invalid("not a JWS"))?;
+        let header: Header = decode_json(header).ok_or_else(|| invalid("malformed header"))?;
         let typ = header.typ.as_deref().unwrap_or("");
         if !typ.eq_ignore_ascii_case("at+jwt") && !typ.eq_ignore_ascii_case("application/at+jwt") {
             return Err(invalid("not an access token (typ must be at+jwt)"));
         }
         let kid = header.kid.as_deref().ok_or_else(|| invalid("no kid"))?;
         let key = cache.key(kid).await?;
-        if header.alg != key.algorithm {
+        if header.alg != key.alg {
             return Err(invalid("algorithm does not match the key"));
         }
-        let mut validation = Validation::new(key.algorithm);
-        validation.leeway = self.leeway_seconds;
-        validation.validate_nbf = true;
-        validation.set_issuer(&[&self.issuer]);
-        validation.set_audience(&[&self.audience]);
-        validation.set_required_spec_claims(&["exp", "iat", "iss", "aud", "sub"]);
-        let data =
-            decode::<Claims>(token, &key.key, &validation).map_err(|e| VerifyError::InvalidToken(e.to_string()))?;
-        Ok(data.claims)
+        let signature = URL_SAFE_NO_PAD.decode(signature).map_err(|_| invalid("malformed signature"))?;
+        key.key.verify_sig(signing_input.as_bytes(), &signature).map_err(|_| invalid("bad signature"))?;
+        let claims: Claims = decode_json(payload).ok_or_else(|| invalid("malformed claims"))?;
+        self.check_claims(&claims)?;
+        Ok(claims)
+    }
+
+    /// `iss`, `aud`, `exp` and `nbf` (with the leeway), as RFC 9068 §4 asks.
+    fn check_claims(&self, claims: &Claims) -> Result<(), VerifyError> {
+        let invalid = |why: &str| Err(VerifyError::InvalidToken(why.to_owned()));
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64);
+        let leeway = self.leeway_seconds as i64;
+        if claims.exp + leeway <= now {
+            return invalid("expired");
+        }
+        if claims.nbf.is_some_and(|nbf| nbf - leeway > now) {
+            return invalid("not yet valid");
+        }
+        if claims.iss != self.issuer {
+            return invalid("wrong issuer");
+        }
+        if !claims.has_audience(&self.audience) {
+            return invalid("wrong audience");
+        }
+        if claims.sub.is_empty() {
+            return invalid("no subject");
+        }
+        Ok(())
     }
 
     async fn introspect(
@@ -128,14 +164,7 @@ impl Verifier {
             return Err(VerifyError::InvalidToken("inactive token".into()));
         }
         let claims: Claims = serde_json::from_value(answer).map_err(|e| VerifyError::InvalidToken(e.to_string()))?;
-        let audience_ok = match &claims.aud {
-            Value::String(aud) => *aud == self.audience,
-            Value::Array(list) => list.iter().any(|a| a.as_str() == Some(&self.audience)),
-            _ => false,
-        };
-        if claims.iss != self.issuer || !audience_ok {
-            return Err(VerifyError::InvalidToken("wrong issuer or audience".into()));
-        }
+        self.check_claims(&claims)?;
         Ok(claims)
     }
 }

@@ -338,6 +338,8 @@ async fn an_unknown_kid_triggers_one_jwks_refetch() {
     let db = &world.state.ctx.store;
     portero_server::admin::rotate_key(db, &world.state.master_key, "ES256", 0, now() - 1).await.unwrap();
     world.state.reload_keys().await.unwrap();
+    // A new key activates strictly after the current one (a second later at most).
+    tokio::time::sleep(Duration::from_millis(2100)).await;
     client.invalidate();
     let second = client.access_token().await.unwrap();
     assert_ne!(jsonwebtoken::decode_header(&first).unwrap().kid, jsonwebtoken::decode_header(&second).unwrap().kid);
