@@ -12,12 +12,12 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-use argon2::{Algorithm, Argon2, Params, PasswordHasher, PasswordVerifier, Version};
+use argon2::{Algorithm, Argon2, Block, Params, PasswordHasher, Version};
 use aws_lc_rs::digest;
 use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::engine::general_purpose::{STANDARD_NO_PAD, URL_SAFE_NO_PAD};
 use subtle::ConstantTimeEq;
-use tokio::sync::Semaphore;
+use tokio::sync::oneshot;
 
 const S256_PREFIX: &str = "$s256$";
 const CACHE_TTL: Duration = Duration::from_secs(300);
@@ -78,17 +78,69 @@ pub fn hash_password(password: &str) -> String {
 /// Checks a secret against a stored hash of either scheme, in constant time for the digest.
 /// Slow (argon2) for `$argon2id$` hashes: call it off the async threads.
 pub fn verify_blocking(presented: &str, stored: &str) -> bool {
+    verify_with_memory(presented, stored, &mut Vec::new())
+}
+
+/// As [`verify_blocking`], computing argon2 in `memory`, which is grown as needed and kept by the
+/// caller: a worker that reuses it allocates 19 MiB once instead of on every login.
+fn verify_with_memory(presented: &str, stored: &str, memory: &mut Vec<Block>) -> bool {
     if let Some(rest) = stored.strip_prefix(S256_PREFIX) {
-        let Some((salt, expected)) = rest.split_once('$') else {
-            return false;
-        };
-        let Ok(salt) = URL_SAFE_NO_PAD.decode(salt) else {
-            return false;
-        };
+        let Some((salt, expected)) = rest.split_once('$') else { return false };
+        let Ok(salt) = URL_SAFE_NO_PAD.decode(salt) else { return false };
         let actual = s256(&salt, presented);
         return actual.as_bytes().ct_eq(expected.as_bytes()).into();
     }
-    argon2().verify_password(presented.as_bytes(), stored).is_ok()
+    let Some(phc) = Argon2idHash::parse(stored) else { return false };
+    let Ok(params) = Params::new(phc.m_cost, phc.t_cost, phc.p_cost, Some(phc.hash.len())) else { return false };
+    let blocks = params.block_count();
+    if memory.len() < blocks {
+        memory.resize(blocks, Block::default());
+    }
+    let mut actual = vec![0u8; phc.hash.len()];
+    let hasher = Argon2::new(Algorithm::Argon2id, Version::V0x13, params);
+    if hasher
+        .hash_password_into_with_memory(presented.as_bytes(), &phc.salt, &mut actual, &mut memory[..blocks])
+        .is_err()
+    {
+        return false;
+    }
+    actual.ct_eq(&phc.hash).into()
+}
+
+/// `$argon2id$v=19$m=M,t=T,p=P$<salt>$<hash>` (PHC string format, base64 without padding).
+struct Argon2idHash {
+    m_cost: u32,
+    t_cost: u32,
+    p_cost: u32,
+    salt: Vec<u8>,
+    hash: Vec<u8>,
+}
+
+impl Argon2idHash {
+    fn parse(stored: &str) -> Option<Self> {
+        let mut parts = stored.strip_prefix("$argon2id$v=19$")?.split('$');
+        let (params, salt, hash) = (parts.next()?, parts.next()?, parts.next()?);
+        let (mut m_cost, mut t_cost, mut p_cost) = (None, None, None);
+        for param in params.split(',') {
+            let (name, value) = param.split_once('=')?;
+            let value: u32 = value.parse().ok()?;
+            match name {
+                "m" => m_cost = Some(value),
+                "t" => t_cost = Some(value),
+                "p" => p_cost = Some(value),
+                _ => return None,
+            }
+        }
+        // Stored hashes are ours, but a tampered row must not make a worker allocate gigabytes.
+        let m_cost = m_cost.filter(|m| *m <= 256 * 1024)?;
+        Some(Self {
+            m_cost,
+            t_cost: t_cost?,
+            p_cost: p_cost?,
+            salt: STANDARD_NO_PAD.decode(salt).ok()?,
+            hash: STANDARD_NO_PAD.decode(hash).ok()?,
+        })
+    }
 }
 
 /// A hash nobody's password matches, verified for unknown users so that "no such user" and
@@ -98,12 +150,43 @@ fn dummy_password_hash() -> &'static str {
     DUMMY.get_or_init(|| hash_password(&random_token(24)))
 }
 
-/// Runs secret and password checks on the blocking pool, at most one per core at a time, so a
-/// burst of password logins cannot starve the other grants of async threads.
+/// One argon2 check for a worker: the presented secret, the stored hash, where to answer.
+struct Job {
+    presented: String,
+    stored: String,
+    answer: oneshot::Sender<bool>,
+}
+
+/// Runs argon2 checks on a fixed set of worker threads, one per core, each reusing its own
+/// memory: a burst of password logins cannot starve the async threads, and memory stays at
+/// workers × 19 MiB however many logins arrive.
 #[derive(Clone)]
 pub struct Verifier {
-    permits: Arc<Semaphore>,
+    jobs: std::sync::mpsc::SyncSender<Job>,
     client_cache: Arc<Mutex<HashMap<String, CachedSecret>>>,
+}
+
+fn spawn_workers(count: usize) -> std::sync::mpsc::SyncSender<Job> {
+    let (sender, receiver) = std::sync::mpsc::sync_channel::<Job>(1024);
+    let receiver = Arc::new(Mutex::new(receiver));
+    for index in 0..count {
+        let receiver = receiver.clone();
+        let spawned = std::thread::Builder::new().name(format!("argon2-{index}")).spawn(move || {
+            let mut memory = Vec::new();
+            loop {
+                let job = match receiver.lock() {
+                    Ok(queue) => queue.recv(),
+                    Err(_) => return,
+                };
+                let Ok(job) = job else { return };
+                let _ = job.answer.send(verify_with_memory(&job.presented, &job.stored, &mut memory));
+            }
+        });
+        if let Err(error) = spawned {
+            tracing::error!(%error, "could not start an argon2 worker");
+        }
+    }
+    sender
 }
 
 struct CachedSecret {
@@ -116,7 +199,7 @@ impl Verifier {
     pub fn new(parallelism: usize) -> Self {
         // Warm the dummy hash now so the first unknown-user login is not faster than the rest.
         let _ = dummy_password_hash();
-        Self { permits: Arc::new(Semaphore::new(parallelism.max(1))), client_cache: Arc::default() }
+        Self { jobs: spawn_workers(parallelism.max(1)), client_cache: Arc::default() }
     }
 
     /// Verifies a user's password; `None` means "no such user" and costs the same as a miss.
@@ -125,7 +208,7 @@ impl Verifier {
             Some(hash) => (presented.to_owned(), hash.to_owned(), true),
             None => (presented.to_owned(), dummy_password_hash().to_owned(), false),
         };
-        let matched = self.run_blocking(move || verify_blocking(&presented, &stored)).await;
+        let matched = self.run_argon2(presented, stored).await;
         matched && known
     }
 
@@ -139,8 +222,7 @@ impl Verifier {
         if self.cached(client_id, stored, &presented_digest) {
             return true;
         }
-        let (p, s) = (presented.to_owned(), stored.to_owned());
-        let ok = self.run_blocking(move || verify_blocking(&p, &s)).await;
+        let ok = self.run_argon2(presented.to_owned(), stored.to_owned()).await;
         if ok {
             self.remember(client_id, stored, presented_digest);
         }
@@ -172,11 +254,15 @@ impl Verifier {
         cache.insert(client_id.to_owned(), entry);
     }
 
-    async fn run_blocking(&self, check: impl FnOnce() -> bool + Send + 'static) -> bool {
-        let Ok(_permit) = self.permits.acquire().await else {
+    /// Queues a check for the workers; `false` if they are gone or the queue is full (overload
+    /// fails closed).
+    async fn run_argon2(&self, presented: String, stored: String) -> bool {
+        let (answer, answered) = oneshot::channel();
+        if self.jobs.try_send(Job { presented, stored, answer }).is_err() {
+            tracing::warn!("password verification queue full: refusing");
             return false;
-        };
-        tokio::task::spawn_blocking(check).await.unwrap_or(false)
+        }
+        answered.await.unwrap_or(false)
     }
 }
 

@@ -27,15 +27,40 @@ const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
 /// A connection pool to one of the supported databases.
 #[derive(Clone, Debug)]
 pub enum Database {
-    Sqlite(SqlitePool),
+    Sqlite(Sqlite),
     Postgres(PgPool),
 }
 
-/// Runs the same expression against whichever pool `db` holds.
+/// SQLite allows one writer at a time. Writes go through a single connection, so they queue in
+/// the pool instead of colliding on the file lock and sleeping in SQLite's busy handler; reads
+/// run in parallel on the others (WAL).
+#[derive(Clone, Debug)]
+pub struct Sqlite {
+    reader: SqlitePool,
+    writer: SqlitePool,
+}
+
+/// Runs the same expression against whichever pool `db` holds (for SQLite, the readers).
 macro_rules! with_pool {
     ($db:expr, |$pool:ident| $body:expr) => {
         match $db {
-            Database::Sqlite($pool) => $body,
+            Database::Sqlite(sqlite) => {
+                let $pool = &sqlite.reader;
+                $body
+            }
+            Database::Postgres($pool) => $body,
+        }
+    };
+}
+
+/// As `with_pool!`, for statements that write (for SQLite, the single writer).
+macro_rules! with_writer {
+    ($db:expr, |$pool:ident| $body:expr) => {
+        match $db {
+            Database::Sqlite(sqlite) => {
+                let $pool = &sqlite.writer;
+                $body
+            }
             Database::Postgres($pool) => $body,
         }
     };
@@ -52,13 +77,19 @@ impl Database {
                 .synchronous(SqliteSynchronous::Normal)
                 .busy_timeout(Duration::from_secs(10))
                 .foreign_keys(true);
-            let pool = SqlitePoolOptions::new()
+            let writer = SqlitePoolOptions::new()
+                .max_connections(1)
+                .acquire_timeout(ACQUIRE_TIMEOUT)
+                .connect_with(options.clone())
+                .await
+                .map_err(map_err)?;
+            let reader = SqlitePoolOptions::new()
                 .max_connections(8)
                 .acquire_timeout(ACQUIRE_TIMEOUT)
                 .connect_with(options)
                 .await
                 .map_err(map_err)?;
-            Self::Sqlite(pool)
+            Self::Sqlite(Sqlite { reader, writer })
         } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
             let pool = PgPoolOptions::new()
                 .max_connections(16)
@@ -75,7 +106,7 @@ impl Database {
     }
 
     async fn migrate(&self) -> StoreResult<()> {
-        let result = with_pool!(self, |pool| MIGRATOR.run(pool).await);
+        let result = with_writer!(self, |pool| MIGRATOR.run(pool).await);
         result.map_err(|e| StoreError::Other(format!("migration failed: {e}")))
     }
 
@@ -85,7 +116,13 @@ impl Database {
     }
 
     pub async fn close(&self) {
-        with_pool!(self, |pool| pool.close().await)
+        match self {
+            Database::Sqlite(sqlite) => {
+                sqlite.reader.close().await;
+                sqlite.writer.close().await;
+            }
+            Database::Postgres(pool) => pool.close().await,
+        }
     }
 }
 
@@ -135,7 +172,7 @@ macro_rules! client_columns {
 impl Store for Database {
     async fn create_tenant(&self, tenant: &Tenant) -> StoreResult<()> {
         let sql = "INSERT INTO tenants (id, name, created_at) VALUES ($1, $2, $3)";
-        with_pool!(self, |pool| sqlx::query(sql)
+        with_writer!(self, |pool| sqlx::query(sql)
             .bind(&tenant.id)
             .bind(&tenant.name)
             .bind(tenant.created_at)
@@ -167,7 +204,7 @@ impl Store for Database {
             ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
         );
         let grants: Vec<&str> = client.grants.iter().map(|g| g.as_str()).collect();
-        with_pool!(self, |pool| sqlx::query(sql)
+        with_writer!(self, |pool| sqlx::query(sql)
             .bind(&client.id)
             .bind(&client.secret_hash)
             .bind(grants.join(" "))
@@ -211,7 +248,7 @@ impl Store for Database {
         // concurrent rotations cannot both keep the same old secret alive.
         let sql = "UPDATE clients SET previous_secret_hash = CASE WHEN $3 IS NULL THEN NULL ELSE secret_hash END, \
                    previous_secret_expires_at = $3, secret_hash = $2 WHERE id = $1";
-        let updated = with_pool!(self, |pool| sqlx::query(sql)
+        let updated = with_writer!(self, |pool| sqlx::query(sql)
             .bind(id)
             .bind(new_hash)
             .bind(previous_expires_at)
@@ -232,7 +269,7 @@ impl Store for Database {
 
     async fn create_user(&self, user: &User) -> StoreResult<()> {
         let sql = "INSERT INTO users (id, tenant_id, username, password_hash, created_at) VALUES ($1, $2, $3, $4, $5)";
-        with_pool!(self, |pool| sqlx::query(sql)
+        with_writer!(self, |pool| sqlx::query(sql)
             .bind(&user.id)
             .bind(&user.tenant_id)
             .bind(&user.username)
@@ -255,7 +292,7 @@ impl Store for Database {
     }
 
     async fn insert_refresh_token(&self, token: &RefreshTokenRecord) -> StoreResult<()> {
-        with_pool!(self, |pool| insert_refresh!(token).execute(pool).await.map(|_| ())).map_err(map_err)
+        with_writer!(self, |pool| insert_refresh!(token).execute(pool).await.map(|_| ())).map_err(map_err)
     }
 
     async fn find_refresh_token(&self, hash: &str) -> StoreResult<Option<RefreshTokenRecord>> {
@@ -272,7 +309,7 @@ impl Store for Database {
         // transaction, so a crash leaves either both changes or neither.
         let mark_used =
             "UPDATE refresh_tokens SET used_at = $1 WHERE hash = $2 AND used_at IS NULL AND revoked_at IS NULL";
-        with_pool!(self, |pool| {
+        with_writer!(self, |pool| {
             let mut tx = pool.begin().await.map_err(map_err)?;
             let marked = sqlx::query(mark_used).bind(now).bind(old_hash).execute(&mut *tx).await.map_err(map_err)?;
             if marked.rows_affected() != 1 {
@@ -287,7 +324,7 @@ impl Store for Database {
 
     async fn revoke_refresh_family(&self, family_id: &str, now: i64) -> StoreResult<u64> {
         let sql = "UPDATE refresh_tokens SET revoked_at = $1 WHERE family_id = $2 AND revoked_at IS NULL";
-        with_pool!(self, |pool| sqlx::query(sql)
+        with_writer!(self, |pool| sqlx::query(sql)
             .bind(now)
             .bind(family_id)
             .execute(pool)
@@ -300,7 +337,7 @@ impl Store for Database {
         // Revoking twice is not an error (RFC 7009 §2.2: the answer is the same).
         let sql = "INSERT INTO revoked_access_tokens (jti, client_id, expires_at, revoked_at) VALUES ($1, $2, $3, $4) \
                    ON CONFLICT (jti) DO NOTHING";
-        with_pool!(self, |pool| sqlx::query(sql)
+        with_writer!(self, |pool| sqlx::query(sql)
             .bind(jti)
             .bind(client_id)
             .bind(expires_at)
@@ -324,7 +361,7 @@ impl Store for Database {
         let mut purged = 0;
         for sql in [revocations, refresh] {
             purged +=
-                with_pool!(self, |pool| sqlx::query(sql).bind(now).execute(pool).await.map(|d| d.rows_affected()))
+                with_writer!(self, |pool| sqlx::query(sql).bind(now).execute(pool).await.map(|d| d.rows_affected()))
                     .map_err(map_err)?;
         }
         Ok(purged)
@@ -333,7 +370,7 @@ impl Store for Database {
     async fn insert_key(&self, key: &StoredKey) -> StoreResult<()> {
         let sql = "INSERT INTO signing_keys (kid, alg, sealed_private_key, created_at, activate_at, retired_at) \
                    VALUES ($1, $2, $3, $4, $5, $6)";
-        with_pool!(self, |pool| sqlx::query(sql)
+        with_writer!(self, |pool| sqlx::query(sql)
             .bind(&key.kid)
             .bind(&key.alg)
             .bind(&key.sealed_private_key)
@@ -355,6 +392,6 @@ impl Store for Database {
 
     async fn retire_key(&self, kid: &str, now: i64) -> StoreResult<()> {
         let sql = "UPDATE signing_keys SET retired_at = $1 WHERE kid = $2 AND retired_at IS NULL";
-        with_pool!(self, |pool| sqlx::query(sql).bind(now).bind(kid).execute(pool).await.map(|_| ())).map_err(map_err)
+        with_writer!(self, |pool| sqlx::query(sql).bind(now).bind(kid).execute(pool).await.map(|_| ())).map_err(map_err)
     }
 }
