@@ -168,13 +168,12 @@ pub trait Store: Send + Sync + 'static {
     // Refresh tokens
     fn insert_refresh_token(&self, token: &RefreshTokenRecord) -> impl Future<Output = StoreResult<()>> + Send;
     fn find_refresh_token(&self, hash: &str) -> impl Future<Output = StoreResult<Option<RefreshTokenRecord>>> + Send;
-    /// Marks `old_hash` used and inserts `new` atomically, only if `old_hash` is still unused
-    /// and unrevoked. Two concurrent callers: exactly one gets `Rotated`.
+    /// Inserts `new` and marks `old_hash` used (at `new.created_at`) atomically, only if
+    /// `old_hash` is still unused and unrevoked. Two concurrent callers: exactly one `Rotated`.
     fn rotate_refresh_token(
         &self,
         old_hash: &str,
         new: &RefreshTokenRecord,
-        now: i64,
     ) -> impl Future<Output = StoreResult<Rotation>> + Send;
     /// Revokes every token of a family; returns how many were still live.
     fn revoke_refresh_family(&self, family_id: &str, now: i64) -> impl Future<Output = StoreResult<u64>> + Send;

@@ -142,7 +142,7 @@ async fn store<S: Store>(
         RefreshPlan::None => Ok(()),
         RefreshPlan::NewFamily => Ok(ctx.store.insert_refresh_token(record).await?),
         RefreshPlan::Rotate { old_hash, family_id, .. } => {
-            match ctx.store.rotate_refresh_token(old_hash, record, now).await? {
+            match ctx.store.rotate_refresh_token(old_hash, record).await? {
                 Rotation::Rotated => Ok(()),
                 Rotation::AlreadyUsed => {
                     // Lost a race with another redemption of the same token: treat as reuse.

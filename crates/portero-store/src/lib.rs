@@ -107,7 +107,11 @@ impl Database {
 
     async fn migrate(&self) -> StoreResult<()> {
         let result = with_writer!(self, |pool| MIGRATOR.run(pool).await);
-        result.map_err(|e| StoreError::Other(format!("migration failed: {e}")))
+        result.map_err(|e| StoreError::Other(format!("migration failed: {e}")))?;
+        if let Database::Sqlite(sqlite) = self {
+            sqlx::query(SQLITE_SETUP).execute(&sqlite.writer).await.map_err(map_err)?;
+        }
+        Ok(())
     }
 
     /// Answers whether the database responds (for readiness checks).
@@ -141,10 +145,32 @@ const INSERT_REFRESH: &str = "INSERT INTO refresh_tokens (hash, family_id, clien
      scopes, audiences, auth_time, created_at, expires_at, used_at, revoked_at) \
      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)";
 
-/// Binds a `RefreshTokenRecord` to `INSERT_REFRESH`.
+/// SQLite: insert the child only while the parent is live; the `refresh_tokens_mark_rotated`
+/// trigger (see `SQLITE_SETUP`) marks the parent used within the same statement.
+const SQLITE_ROTATE: &str = "INSERT INTO refresh_tokens (hash, family_id, client_id, subject, user_id, tenants, \
+     scopes, audiences, auth_time, created_at, expires_at, used_at, revoked_at, rotated_from) \
+     SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14 WHERE EXISTS \
+     (SELECT 1 FROM refresh_tokens WHERE hash = $14 AND used_at IS NULL AND revoked_at IS NULL)";
+
+/// PostgreSQL: the conditional UPDATE of the parent feeds the INSERT of the child.
+const POSTGRES_ROTATE: &str = "WITH parent AS (UPDATE refresh_tokens SET used_at = $10 \
+     WHERE hash = $14 AND used_at IS NULL AND revoked_at IS NULL RETURNING hash) \
+     INSERT INTO refresh_tokens (hash, family_id, client_id, subject, user_id, tenants, scopes, audiences, \
+     auth_time, created_at, expires_at, used_at, revoked_at, rotated_from) \
+     SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, parent.hash FROM parent";
+
+/// SQLite-only schema that PostgreSQL does without (its rotation uses a CTE). Idempotent.
+const SQLITE_SETUP: &str = "CREATE TRIGGER IF NOT EXISTS refresh_tokens_mark_rotated \
+     AFTER INSERT ON refresh_tokens WHEN NEW.rotated_from IS NOT NULL \
+     BEGIN UPDATE refresh_tokens SET used_at = NEW.created_at WHERE hash = NEW.rotated_from; END";
+
+/// Binds a `RefreshTokenRecord` as `$1`..`$13` of `sql` (`INSERT_REFRESH` by default).
 macro_rules! insert_refresh {
     ($token:expr) => {
-        sqlx::query(INSERT_REFRESH)
+        insert_refresh!(INSERT_REFRESH, $token)
+    };
+    ($sql:expr, $token:expr) => {
+        sqlx::query($sql)
             .bind(&$token.hash)
             .bind(&$token.family_id)
             .bind(&$token.client_id)
@@ -303,23 +329,25 @@ impl Store for Database {
         Ok(row.map(Into::into))
     }
 
-    async fn rotate_refresh_token(&self, old_hash: &str, new: &RefreshTokenRecord, now: i64) -> StoreResult<Rotation> {
-        // The conditional UPDATE is the lock: of two concurrent redemptions (on any node), the
-        // second finds `used_at` set and changes nothing. The new token is inserted in the same
-        // transaction, so a crash leaves either both changes or neither.
-        let mark_used =
-            "UPDATE refresh_tokens SET used_at = $1 WHERE hash = $2 AND used_at IS NULL AND revoked_at IS NULL";
-        with_writer!(self, |pool| {
-            let mut tx = pool.begin().await.map_err(map_err)?;
-            let marked = sqlx::query(mark_used).bind(now).bind(old_hash).execute(&mut *tx).await.map_err(map_err)?;
-            if marked.rows_affected() != 1 {
-                tx.rollback().await.map_err(map_err)?;
-                return Ok(Rotation::AlreadyUsed);
+    async fn rotate_refresh_token(&self, old_hash: &str, new: &RefreshTokenRecord) -> StoreResult<Rotation> {
+        // One statement: the new token is inserted only if its parent is still unused and
+        // unrevoked, and the parent is marked used by the same statement. Of two concurrent
+        // redemptions (on any node) the second inserts nothing; a crash leaves both changes or
+        // neither.
+        let inserted = match self {
+            Database::Sqlite(sqlite) => insert_refresh!(SQLITE_ROTATE, new)
+                .bind(old_hash)
+                .execute(&sqlite.writer)
+                .await
+                .map(|d| d.rows_affected()),
+            Database::Postgres(pool) => {
+                insert_refresh!(POSTGRES_ROTATE, new).bind(old_hash).execute(pool).await.map(|d| d.rows_affected())
             }
-            insert_refresh!(new).execute(&mut *tx).await.map_err(map_err)?;
-            tx.commit().await.map_err(map_err)?;
-            Ok(Rotation::Rotated)
-        })
+        };
+        match inserted.map_err(map_err)? {
+            1 => Ok(Rotation::Rotated),
+            _ => Ok(Rotation::AlreadyUsed),
+        }
     }
 
     async fn revoke_refresh_family(&self, family_id: &str, now: i64) -> StoreResult<u64> {

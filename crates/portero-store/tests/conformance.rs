@@ -115,6 +115,11 @@ fn refresh(hash: &str, family: &str) -> RefreshTokenRecord {
     }
 }
 
+/// A token rotated from another at `at`.
+fn child(hash: &str, family: &str, at: i64) -> RefreshTokenRecord {
+    RefreshTokenRecord { created_at: at, ..refresh(hash, family) }
+}
+
 async fn tenants_round_trip(db: &Database) {
     let tenant = Tenant { id: "0b6f0c1e-0000-4000-8000-000000000001".into(), name: "acme".into(), created_at: 5 };
     db.create_tenant(&tenant).await.unwrap();
@@ -166,14 +171,14 @@ conformance!(users, users_by_tenant);
 async fn refresh_rotation_once(db: &Database) {
     db.insert_refresh_token(&refresh("h1", "f1")).await.unwrap();
     assert_eq!(db.find_refresh_token("h1").await.unwrap(), Some(refresh("h1", "f1")));
-    assert_eq!(db.rotate_refresh_token("h1", &refresh("h2", "f1"), 20).await.unwrap(), Rotation::Rotated);
-    assert_eq!(db.rotate_refresh_token("h1", &refresh("h3", "f1"), 21).await.unwrap(), Rotation::AlreadyUsed);
+    assert_eq!(db.rotate_refresh_token("h1", &child("h2", "f1", 20)).await.unwrap(), Rotation::Rotated);
+    assert_eq!(db.rotate_refresh_token("h1", &child("h3", "f1", 21)).await.unwrap(), Rotation::AlreadyUsed);
     assert_eq!(db.find_refresh_token("h1").await.unwrap().unwrap().used_at, Some(20));
     assert!(db.find_refresh_token("h3").await.unwrap().is_none(), "a lost rotation writes nothing");
     assert_eq!(db.revoke_refresh_family("f1", 30).await.unwrap(), 2);
     assert_eq!(db.revoke_refresh_family("f1", 31).await.unwrap(), 0);
     assert_eq!(db.find_refresh_token("h2").await.unwrap().unwrap().revoked_at, Some(30));
-    assert_eq!(db.rotate_refresh_token("h2", &refresh("h4", "f1"), 40).await.unwrap(), Rotation::AlreadyUsed);
+    assert_eq!(db.rotate_refresh_token("h2", &child("h4", "f1", 40)).await.unwrap(), Rotation::AlreadyUsed);
 }
 conformance!(refresh_rotation, refresh_rotation_once);
 
@@ -183,7 +188,7 @@ async fn concurrent_rotation_has_one_winner(db: &Database) {
     let tasks: Vec<_> = (0..20)
         .map(|i| {
             let db = db.clone();
-            tokio::spawn(async move { db.rotate_refresh_token("race", &refresh(&format!("new{i}"), "f2"), 50).await })
+            tokio::spawn(async move { db.rotate_refresh_token("race", &child(&format!("new{i}"), "f2", 50)).await })
         })
         .collect();
     let mut rotated = 0;
