@@ -136,7 +136,10 @@ pub async fn authenticate<S: Store>(
     {
         client = ctx.clients.get(&ctx.store, raw_id).await?;
     }
+    let key = crate::throttle::client_key(client.as_ref().map_or(&credentials.client_id, |c| &c.id));
+    let had_failures = ctx.throttle.check(&ctx.store, &key, now).await?;
     let Some(client) = client else {
+        ctx.throttle.failed(&ctx.store, &key, now).await?;
         return Err(OAuthError::invalid_client().with_detail(format!("unknown client {:?}", credentials.client_id)));
     };
     let presented = std::iter::once(secret).chain(raw_secret.filter(|raw| *raw != secret));
@@ -145,10 +148,14 @@ pub async fn authenticate<S: Store>(
     for candidate in presented {
         for hash in &stored {
             if verifier.verify_client_secret(&client.id, candidate, hash).await {
+                if had_failures {
+                    ctx.throttle.succeeded(&ctx.store, &key).await?;
+                }
                 return Ok(client);
             }
         }
     }
+    ctx.throttle.failed(&ctx.store, &key, now).await?;
     Err(OAuthError::invalid_client().with_detail(format!("wrong secret for client {:?}", client.id)))
 }
 

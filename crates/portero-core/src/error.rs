@@ -72,11 +72,13 @@ pub struct OAuthError {
     pub code: ErrorCode,
     pub description: Cow<'static, str>,
     pub detail: Option<String>,
+    /// Seconds before trying again (`Retry-After`), for throttling.
+    pub retry_after: Option<u64>,
 }
 
 impl OAuthError {
     pub fn new(code: ErrorCode, description: impl Into<Cow<'static, str>>) -> Self {
-        Self { code, description: description.into(), detail: None }
+        Self { code, description: description.into(), detail: None, retry_after: None }
     }
 
     /// Adds a reason for the operator's log; never sent to the client.

@@ -23,6 +23,7 @@ pub mod revoke;
 pub mod scope;
 pub mod secret;
 pub mod store;
+pub mod throttle;
 pub mod token_endpoint;
 
 pub use error::{ErrorCode, OAuthError};

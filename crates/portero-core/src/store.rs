@@ -128,6 +128,14 @@ pub struct StoredKey {
     pub retired_at: Option<i64>,
 }
 
+/// Recent failed authentications for one key (a client id, or a client's username).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AuthFailures {
+    pub failures: i64,
+    pub window_start: i64,
+    pub blocked_until: i64,
+}
+
 /// Result of an atomic refresh-token rotation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Rotation {
@@ -190,6 +198,20 @@ pub trait Store: Send + Sync + 'static {
     fn is_access_token_revoked(&self, jti: &str) -> impl Future<Output = StoreResult<bool>> + Send;
     /// Deletes revocations and refresh tokens past their expiry; returns how many rows went.
     fn purge_expired(&self, now: i64) -> impl Future<Output = StoreResult<u64>> + Send;
+
+    // Brute-force throttling
+    /// Failures in the current window and the end of any block, for `key`.
+    fn auth_failures(&self, key: &str) -> impl Future<Output = StoreResult<Option<AuthFailures>>> + Send;
+    /// Counts one failure (a new window starts when the last one began before `window_start`);
+    /// returns the failures in the current window.
+    fn record_auth_failure(
+        &self,
+        key: &str,
+        now: i64,
+        window_start: i64,
+    ) -> impl Future<Output = StoreResult<i64>> + Send;
+    fn block_auth(&self, key: &str, until: i64) -> impl Future<Output = StoreResult<()>> + Send;
+    fn clear_auth_failures(&self, key: &str) -> impl Future<Output = StoreResult<()>> + Send;
 
     // Signing keys
     fn insert_key(&self, key: &StoredKey) -> impl Future<Output = StoreResult<()>> + Send;

@@ -14,6 +14,7 @@ use crate::params::Params;
 use crate::request::TokenRequest;
 use crate::secret::Verifier;
 use crate::store::{Client, Rotation, Store};
+use crate::throttle::Throttle;
 
 /// Server-wide token policy.
 #[derive(Debug, Clone)]
@@ -35,6 +36,7 @@ pub struct Context<S> {
     pub policy: Policy,
     pub verifier: Verifier,
     pub clients: ClientCache,
+    pub throttle: Throttle,
 }
 
 /// One token request as the HTTP layer read it.

@@ -19,6 +19,8 @@ pub struct ServerConfig {
     pub admin_token: Option<String>,
     /// How long a client read from the database is trusted before it is read again.
     pub client_cache_ttl: std::time::Duration,
+    /// Brute-force throttling of failed client and password authentications.
+    pub throttle: portero_core::throttle::ThrottleRules,
 }
 
 /// The paths every Portero answers on: RFC-style, NetPay's (Spring) and Zertiban's.
@@ -34,6 +36,7 @@ impl Default for ServerConfig {
             max_body_bytes: 16 * 1024,
             admin_token: None,
             client_cache_ttl: std::time::Duration::from_secs(5),
+            throttle: portero_core::throttle::ThrottleRules::default(),
         }
     }
 }

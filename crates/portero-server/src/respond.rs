@@ -36,7 +36,8 @@ pub fn error(error: &OAuthError, dialect: &Dialect, locale: &str, status_overrid
         response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static(BASIC_CHALLENGE));
     }
     if status == StatusCode::TOO_MANY_REQUESTS {
-        response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("60"));
+        let seconds = error.retry_after.unwrap_or(60);
+        response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(seconds));
     }
     no_store(response)
 }

@@ -7,6 +7,7 @@ use portero_core::client_cache::ClientCache;
 use portero_core::keys::{Alg, KeyError, KeyRing, KeySet, MasterKey, SigningKey};
 use portero_core::secret::Verifier;
 use portero_core::store::{Store, StoreError};
+use portero_core::throttle::Throttle;
 use portero_core::token_endpoint::{Context, Policy};
 use portero_store::Database;
 
@@ -52,7 +53,8 @@ impl AppState {
         let keys = KeyRing::new(load_or_create_keys(&db, &master_key, first_alg, now).await?);
         let parallelism = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
         let clients = ClientCache::new(config.client_cache_ttl);
-        let ctx = Context { store: db, keys, policy, verifier: Verifier::new(parallelism), clients };
+        let throttle = Throttle::new(config.throttle);
+        let ctx = Context { store: db, keys, policy, verifier: Verifier::new(parallelism), clients, throttle };
         let admin_token_digest = config.admin_token.as_deref().map(digest);
         Ok(Self { ctx: Arc::new(ctx), config: Arc::new(config), master_key, admin_token_digest })
     }

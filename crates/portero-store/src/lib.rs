@@ -12,7 +12,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use portero_core::store::{
-    Client, RefreshTokenRecord, Rotation, Store, StoreError, StoreResult, StoredKey, Tenant, User,
+    AuthFailures, Client, RefreshTokenRecord, Rotation, Store, StoreError, StoreResult, StoredKey, Tenant, User,
 };
 use sqlx::postgres::{PgPool, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
@@ -386,13 +386,50 @@ impl Store for Database {
     async fn purge_expired(&self, now: i64) -> StoreResult<u64> {
         let revocations = "DELETE FROM revoked_access_tokens WHERE expires_at < $1";
         let refresh = "DELETE FROM refresh_tokens WHERE expires_at < $1";
+        // A day without failures and no block: the record has no use left.
+        let failures = "DELETE FROM auth_failures WHERE window_start < $1 - 86400 AND blocked_until < $1";
         let mut purged = 0;
-        for sql in [revocations, refresh] {
+        for sql in [revocations, refresh, failures] {
             purged +=
                 with_writer!(self, |pool| sqlx::query(sql).bind(now).execute(pool).await.map(|d| d.rows_affected()))
                     .map_err(map_err)?;
         }
         Ok(purged)
+    }
+
+    async fn auth_failures(&self, key: &str) -> StoreResult<Option<AuthFailures>> {
+        let sql = "SELECT failures, window_start, blocked_until FROM auth_failures WHERE key = $1";
+        let row =
+            with_pool!(self, |pool| sqlx::query_as::<_, (i64, i64, i64)>(sql).bind(key).fetch_optional(pool).await)
+                .map_err(map_err)?;
+        Ok(row.map(|(failures, window_start, blocked_until)| AuthFailures { failures, window_start, blocked_until }))
+    }
+
+    async fn record_auth_failure(&self, key: &str, now: i64, window_start: i64) -> StoreResult<i64> {
+        // One upsert, atomic on both backends: concurrent failures on several nodes all count.
+        let sql = "INSERT INTO auth_failures (key, failures, window_start, blocked_until) VALUES ($1, 1, $2, 0) \
+                   ON CONFLICT (key) DO UPDATE SET \
+                   failures = CASE WHEN auth_failures.window_start < $3 THEN 1 ELSE auth_failures.failures + 1 END, \
+                   window_start = CASE WHEN auth_failures.window_start < $3 THEN $2 ELSE auth_failures.window_start END \
+                   RETURNING failures";
+        with_writer!(self, |pool| sqlx::query_scalar::<_, i64>(sql)
+            .bind(key)
+            .bind(now)
+            .bind(window_start)
+            .fetch_one(pool)
+            .await)
+        .map_err(map_err)
+    }
+
+    async fn block_auth(&self, key: &str, until: i64) -> StoreResult<()> {
+        let sql = "UPDATE auth_failures SET blocked_until = $2 WHERE key = $1";
+        with_writer!(self, |pool| sqlx::query(sql).bind(key).bind(until).execute(pool).await.map(|_| ()))
+            .map_err(map_err)
+    }
+
+    async fn clear_auth_failures(&self, key: &str) -> StoreResult<()> {
+        let sql = "DELETE FROM auth_failures WHERE key = $1";
+        with_writer!(self, |pool| sqlx::query(sql).bind(key).execute(pool).await.map(|_| ())).map_err(map_err)
     }
 
     async fn insert_key(&self, key: &StoredKey) -> StoreResult<()> {

@@ -258,3 +258,17 @@ async fn keys_retire(db: &Database) {
     assert_eq!(db.list_keys().await.unwrap()[0].retired_at, Some(9));
 }
 conformance!(key_retirement, keys_retire);
+
+async fn auth_failures_count_block_and_clear(db: &Database) {
+    assert_eq!(db.auth_failures("user:c:u").await.unwrap(), None);
+    assert_eq!(db.record_auth_failure("user:c:u", 100, 0).await.unwrap(), 1);
+    assert_eq!(db.record_auth_failure("user:c:u", 101, 0).await.unwrap(), 2);
+    db.block_auth("user:c:u", 160).await.unwrap();
+    let record = db.auth_failures("user:c:u").await.unwrap().unwrap();
+    assert_eq!((record.failures, record.window_start, record.blocked_until), (2, 100, 160));
+    // A failure after the window (which began at 100) starts a new one.
+    assert_eq!(db.record_auth_failure("user:c:u", 2_000, 1_500).await.unwrap(), 1);
+    db.clear_auth_failures("user:c:u").await.unwrap();
+    assert_eq!(db.auth_failures("user:c:u").await.unwrap(), None);
+}
+conformance!(auth_failures, auth_failures_count_block_and_clear);

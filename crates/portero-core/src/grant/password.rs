@@ -15,6 +15,8 @@ pub(super) async fn handle<S: Store>(
     now: i64,
 ) -> Result<Authorization, OAuthError> {
     let (scopes, audiences) = target.resolve(client, &ctx.policy.issuer)?;
+    let key = crate::throttle::user_key(&client.id, username);
+    let had_failures = ctx.throttle.check(&ctx.store, &key, now).await?;
     let candidates =
         if client.tenants.is_empty() { Vec::new() } else { ctx.store.find_users(username, &client.tenants).await? };
     let mut user = None;
@@ -29,9 +31,13 @@ pub(super) async fn handle<S: Store>(
         }
     }
     let Some(user) = user else {
+        ctx.throttle.failed(&ctx.store, &key, now).await?;
         return Err(OAuthError::invalid_grant("invalid username or password")
             .with_detail(format!("password grant failed for client {:?}", client.id)));
     };
+    if had_failures {
+        ctx.throttle.succeeded(&ctx.store, &key).await?;
+    }
     let refresh = refresh_plan(client, &scopes);
     Ok(Authorization {
         grant_type: GrantType::Password,

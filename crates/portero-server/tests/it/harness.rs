@@ -11,6 +11,7 @@ use portero_core::keys::{Alg, MasterKey};
 use portero_core::params::FieldLimits;
 use portero_core::secret::{hash_generated_secret, hash_password};
 use portero_core::store::{Client, RefreshPolicy, Store, Tenant, User};
+use portero_core::throttle::ThrottleRules;
 use portero_core::token_endpoint::Policy;
 use portero_server::{AppState, ServerConfig, TokenPath};
 use portero_store::Database;
@@ -84,7 +85,9 @@ impl Server {
             api_version: Some(ApiVersionRule::parse(&format!("ALG-API-VERSION={API_VERSION}")).unwrap()),
             default_locale: "es_PE".into(),
         };
-        let mut config = ServerConfig { admin_token: Some(ADMIN_TOKEN.into()), ..ServerConfig::default() };
+        // Blocks of 1-2 s so the release of a throttled key can be shown without long sleeps.
+        let throttle = ThrottleRules { base_block: 1, max_block: 2, ..ThrottleRules::default() };
+        let mut config = ServerConfig { admin_token: Some(ADMIN_TOKEN.into()), throttle, ..ServerConfig::default() };
         let mut netpay = FieldLimits::default();
         netpay.per_field.extend([("grant_type".into(), 15), ("username".into(), 20), ("password".into(), 20)]);
         config.token_paths.retain(|p| p.path != "/oauth-service/oauth/token");

@@ -12,3 +12,4 @@ mod interop;
 mod lifecycle;
 mod refresh;
 mod seeds;
+mod throttle;

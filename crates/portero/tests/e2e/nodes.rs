@@ -175,6 +175,14 @@ async fn two_nodes_on_one_postgres_are_one_service() {
     assert_eq!(revoke.send().await.unwrap().status(), 200);
     assert_eq!(introspect(&http, &b, svc, &access).await, json!({ "active": false }));
 
+    // Failed logins on A count on B: five wrong passwords on A, and B refuses even the right one.
+    let wrong = [("grant_type", "password"), ("username", "alice"), ("password", "wrong")];
+    for _ in 0..5 {
+        assert_eq!(token(&http, &a, app, &wrong).await.0, 400);
+    }
+    let (status, throttled) = token(&http, &b, app, &login).await;
+    assert_eq!((status, throttled["error"].as_str()), (429, Some("slow_down")));
+
     // A key rotated through A: in B's JWKS at once, used by both after the delay.
     let old_kid = kid(token(&http, &b, svc, &cc).await.1["access_token"].as_str().unwrap());
     let (status, rotated_key) = json_of(admin("/admin/keys", json!({ "alg": "ES256", "publish_delay": 3 }))).await;

@@ -1,0 +1,109 @@
+//! Brute-force defence: failed client authentications (per client id) and failed passwords (per
+//! client and username) are counted in the database, so the count holds across nodes. After
+//! `threshold` failures within `window` seconds the key is blocked, for `base_block` seconds
+//! doubling with each further failure, at most `max_block`: the owner is slowed, never locked
+//! out for good, and a success clears the count.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use crate::error::{ErrorCode, OAuthError};
+use crate::store::Store;
+
+#[derive(Debug, Clone, Copy)]
+pub struct ThrottleRules {
+    pub threshold: i64,
+    pub window: i64,
+    pub base_block: i64,
+    pub max_block: i64,
+}
+
+impl Default for ThrottleRules {
+    fn default() -> Self {
+        Self { threshold: 5, window: 900, base_block: 30, max_block: 900 }
+    }
+}
+
+/// Keys with no failures are remembered for a second, so a busy, well-behaved client does not
+/// cost a database read per request; a block set by another node is seen within that second.
+const CLEAN_FOR: Duration = Duration::from_secs(1);
+
+pub struct Throttle {
+    rules: ThrottleRules,
+    clean: Mutex<HashMap<String, Instant>>,
+}
+
+pub fn client_key(client_id: &str) -> String {
+    format!("client:{client_id}")
+}
+
+pub fn user_key(client_id: &str, username: &str) -> String {
+    format!("user:{client_id}:{username}")
+}
+
+fn too_many(retry_after: i64) -> OAuthError {
+    let mut error = OAuthError::new(ErrorCode::SlowDown, "too many failed attempts; try again later");
+    error.retry_after = Some(retry_after.max(1) as u64);
+    error
+}
+
+impl Throttle {
+    pub fn new(rules: ThrottleRules) -> Self {
+        Self { rules, clean: Mutex::default() }
+    }
+
+    fn known_clean(&self, key: &str) -> bool {
+        self.clean.lock().ok().and_then(|c| c.get(key).map(|at| at.elapsed() < CLEAN_FOR)).unwrap_or(false)
+    }
+
+    fn mark_clean(&self, key: &str, clean: bool) {
+        if let Ok(mut cache) = self.clean.lock() {
+            if cache.len() > 100_000 {
+                cache.clear();
+            }
+            if clean {
+                cache.insert(key.to_owned(), Instant::now());
+            } else {
+                cache.remove(key);
+            }
+        }
+    }
+
+    /// `slow_down` (429) while `key` is blocked. Returns whether `key` has failures to clear on success.
+    pub async fn check<S: Store>(&self, store: &S, key: &str, now: i64) -> Result<bool, OAuthError> {
+        if self.known_clean(key) {
+            return Ok(false);
+        }
+        let record = store.auth_failures(key).await?;
+        let has_failures = record.is_some_and(|r| r.failures > 0 && r.window_start >= now - self.rules.window);
+        self.mark_clean(key, !has_failures && record.is_none_or(|r| r.blocked_until <= now));
+        match record {
+            Some(r) if r.blocked_until > now => {
+                tracing::warn!(key, until = r.blocked_until, "throttled: blocked after repeated failures");
+                Err(too_many(r.blocked_until - now))
+            }
+            _ => Ok(has_failures),
+        }
+    }
+
+    /// Counts a failure for `key`, blocking it once the threshold is reached.
+    pub async fn failed<S: Store>(&self, store: &S, key: &str, now: i64) -> Result<(), OAuthError> {
+        self.mark_clean(key, false);
+        let failures = store.record_auth_failure(key, now, now - self.rules.window).await?;
+        tracing::warn!(key, failures, "authentication failed");
+        if failures >= self.rules.threshold {
+            let doublings = (failures - self.rules.threshold).min(20) as u32;
+            let block = self.rules.base_block.saturating_mul(1 << doublings).min(self.rules.max_block);
+            store.block_auth(key, now + block).await?;
+        }
+        Ok(())
+    }
+
+    /// Forgets the failures of `key` after a success.
+    pub async fn succeeded<S: Store>(&self, store: &S, key: &str) -> Result<(), OAuthError> {
+        store.clear_auth_failures(key).await?;
+        self.mark_clean(key, true);
+        Ok(())
+    }
+}
