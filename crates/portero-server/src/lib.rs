@@ -43,8 +43,11 @@ pub fn app(state: AppState) -> Router {
         .route("/readyz", get(routes::health::readyz));
     for token_path in &state.config.token_paths {
         let limits = token_path.limits.clone();
-        router = router
-            .route(&token_path.path, post(move |state, request| routes::token::token(state, limits.clone(), request)));
+        router = router.route(
+            &token_path.path,
+            post(move |state, request| routes::token::token(state, limits.clone(), request))
+                .fallback(routes::token::post_only),
+        );
     }
     router
         .layer(CatchPanicLayer::new())

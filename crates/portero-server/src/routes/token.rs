@@ -43,3 +43,14 @@ pub async fn token(State(state): State<AppState>, limits: FieldLimits, request: 
         }
     }
 }
+
+/// RFC 6749 §3.2: the token endpoint takes POST only; anything else is told so in the endpoint's
+/// own error format.
+pub async fn post_only() -> Response {
+    use axum::http::{HeaderValue, StatusCode, header};
+    let error = portero_core::OAuthError::invalid_request("the token endpoint accepts POST only");
+    let mut response = respond::error(&error, &portero_core::dialect::Dialect::Standard, "en", Some(405));
+    *response.status_mut() = StatusCode::METHOD_NOT_ALLOWED;
+    response.headers_mut().insert(header::ALLOW, HeaderValue::from_static("POST"));
+    response
+}

@@ -129,3 +129,12 @@ async fn audience_and_resource_select_aud() {
     let (status, _, body) = s.post_json("/oauth2/token", &[], &request("https://unknown.example")).await;
     assert_eq!((status, body["error"].as_str()), (400, Some("invalid_target")));
 }
+
+#[tokio::test]
+async fn the_token_endpoint_takes_post_only() {
+    let s = Server::start().await;
+    let (status, headers, body) = send(s.http.get(s.url("/oauth2/token"))).await;
+    assert_eq!((status, body["error"].as_str()), (405, Some("invalid_request")));
+    assert_eq!(headers["allow"], "POST");
+    assert_eq!(headers["cache-control"], "no-store");
+}

@@ -85,8 +85,8 @@ impl Server {
             api_version: Some(ApiVersionRule::parse(&format!("ALG-API-VERSION={API_VERSION}")).unwrap()),
             default_locale: "es_PE".into(),
         };
-        // Blocks of 1-2 s so the release of a throttled key can be shown without long sleeps.
-        let throttle = ThrottleRules { base_block: 1, max_block: 2, ..ThrottleRules::default() };
+        // Blocks of 2-3 s (at least 1 s at one-second granularity) so the release of a throttled key can be shown without long sleeps.
+        let throttle = ThrottleRules { base_block: 2, max_block: 3, ..ThrottleRules::default() };
         let mut config = ServerConfig { admin_token: Some(ADMIN_TOKEN.into()), throttle, ..ServerConfig::default() };
         let mut netpay = FieldLimits::default();
         netpay.per_field.extend([("grant_type".into(), 15), ("username".into(), 20), ("password".into(), 20)]);

@@ -28,7 +28,7 @@ async fn repeated_password_failures_are_throttled_then_released() {
                         "username": PAYME_USER, "password": PAYME_PASSWORD });
     assert_eq!(server.post_json("/oauth2/token", &[], &other).await.0, 200);
 
-    tokio::time::sleep(Duration::from_millis(1300)).await;
+    tokio::time::sleep(Duration::from_millis(3100)).await;
     let (status, _, body) = server.post_form("/oauth2/token", NETPAY, &right).await;
     assert_eq!(status, 200, "the owner gets in once the block ends: {body}");
     let (status, _, _) = server.post_form("/oauth2/token", NETPAY, &wrong).await;
@@ -62,7 +62,7 @@ async fn repeated_client_failures_are_throttled_in_every_dialect() {
     assert_eq!(body["success"], false);
     assert_eq!(body["authorization"]["meta"]["status"]["code"], "01");
 
-    tokio::time::sleep(Duration::from_millis(1300)).await;
+    tokio::time::sleep(Duration::from_millis(3100)).await;
     assert_eq!(server.post_form("/oauth2/token", right, "grant_type=client_credentials").await.0, 200);
     assert_eq!(server.post_json("/oauth2/token", &version, &proper).await.0, 200);
 }

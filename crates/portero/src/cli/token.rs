@@ -10,12 +10,16 @@ use portero_client::{ClientConfig, Grant, TokenClient};
 #[derive(Debug, Clone, Copy, ValueEnum)]
 pub enum Dialect {
     /// HTTP Basic + form body (NetPay, Zertiban, RFC 6749 client_secret_basic).
+    #[value(alias = "netpay", alias = "zertiban", alias = "client_secret_basic")]
     Basic,
     /// client_id/client_secret in the form body (client_secret_post).
+    #[value(alias = "client_secret_post")]
     Post,
     /// JSON body with `action` and credentials (Pay-me).
+    #[value(alias = "payme", alias = "pay-me")]
     Json,
     /// grant_type in the query string, Basic auth, form content type (Nequi).
+    #[value(alias = "nequi")]
     Query,
 }
 

@@ -142,7 +142,7 @@ fn serve_admin_and_token_in_every_dialect() {
     assert_eq!(user_id.len(), 36);
 
     let url = format!("{}/oauth2/token", server.base);
-    for dialect in ["basic", "post", "query"] {
+    for dialect in ["basic", "post", "query", "zertiban", "nequi"] {
         let token = ok(portero(
             d,
             &["token", "--url", &url, "--client-id", "zertiban", "--client-secret", &generated, "--dialect", dialect],
