@@ -49,7 +49,7 @@ pub struct ClientCreate {
     #[arg(long)]
     pub id: String,
     /// The client's secret, when it must match one already in use (stored as an argon2id hash).
-    #[arg(long, env = "PORTERO_CLIENT_SECRET", hide_env_values = true)]
+    #[arg(long, env = "PORTERO_CLIENT_SECRET", hide_env_values = true, allow_hyphen_values = true)]
     pub secret: Option<String>,
     /// Allowed grants: client_credentials, password, refresh_token (comma-separated).
     #[arg(long, value_delimiter = ',', required = true)]

@@ -41,7 +41,7 @@ pub struct TokenArgs {
     pub url: String,
     #[arg(long, env = "PORTERO_CLIENT_ID")]
     pub client_id: String,
-    #[arg(long, env = "PORTERO_CLIENT_SECRET", hide_env_values = true)]
+    #[arg(long, env = "PORTERO_CLIENT_SECRET", hide_env_values = true, allow_hyphen_values = true)]
     pub client_secret: String,
     #[arg(long, value_enum, default_value_t = Dialect::Basic)]
     pub dialect: Dialect,

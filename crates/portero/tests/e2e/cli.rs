@@ -233,6 +233,12 @@ fn key_rotation_is_published_then_used() {
 
 #[test]
 fn bad_flags_give_clear_errors() {
+    // Generated secrets are base64url: one may start with '-', and must still be accepted.
+    let dir = tempfile::tempdir().unwrap();
+    let url = "--url=http://127.0.0.1:9/oauth2/token";
+    let hyphen = portero(dir.path(), &["token", url, "--client-id", "x", "--client-secret", "-dash-first"], None);
+    assert!(!String::from_utf8_lossy(&hyphen.stderr).contains("unexpected argument"), "{:?}", hyphen);
+
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let cases: [(&[&str], &str); 6] = [

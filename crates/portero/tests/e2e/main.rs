@@ -1,4 +1,5 @@
 //! The `portero` binary end to end: one test binary (linking is the slow part).
 
 mod cli;
+mod crash;
 mod nodes;

@@ -9,13 +9,13 @@ use jsonwebtoken::jwk::JwkSet;
 use jsonwebtoken::{DecodingKey, Validation, decode, decode_header};
 use serde_json::{Value, json};
 
-const BIN: &str = env!("CARGO_BIN_EXE_portero");
+pub(super) const BIN: &str = env!("CARGO_BIN_EXE_portero");
 const ISSUER: &str = "https://auth.portero.test";
-const ADMIN: &str = "nodes-test-admin-token-0123456789";
+pub(super) const ADMIN: &str = "nodes-test-admin-token-0123456789";
 
-struct Node {
-    child: Child,
-    base: String,
+pub(super) struct Node {
+    pub(super) child: Child,
+    pub(super) base: String,
 }
 
 impl Drop for Node {
@@ -25,15 +25,15 @@ impl Drop for Node {
     }
 }
 
-struct Database {
+pub(super) struct Database {
     admin_url: String,
     name: String,
-    url: String,
+    pub(super) url: String,
 }
 
 impl Database {
-    async fn create(admin_url: &str) -> Self {
-        let name = format!("portero_nodes_{}", std::process::id());
+    pub(super) async fn create(admin_url: &str, prefix: &str) -> Self {
+        let name = format!("portero_{prefix}_{}", std::process::id());
         let pool = sqlx::PgPool::connect(admin_url).await.unwrap();
         let drop = format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)");
         sqlx::query(sqlx::AssertSqlSafe(drop)).execute(&pool).await.unwrap();
@@ -42,14 +42,14 @@ impl Database {
         Self { admin_url: admin_url.to_owned(), name, url }
     }
 
-    async fn drop_it(&self) {
+    pub(super) async fn drop_it(&self) {
         let pool = sqlx::PgPool::connect(&self.admin_url).await.unwrap();
         let drop = format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name);
         sqlx::query(sqlx::AssertSqlSafe(drop)).execute(&pool).await.unwrap();
     }
 }
 
-fn start_node(dir: &std::path::Path, database_url: &str, master_key: &str) -> Node {
+pub(super) fn start_node(dir: &std::path::Path, database_url: &str, master_key: &str) -> Node {
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let listen = format!("127.0.0.1:{port}");
     let child = Command::new(BIN)
@@ -71,18 +71,23 @@ fn start_node(dir: &std::path::Path, database_url: &str, master_key: &str) -> No
     node
 }
 
-async fn json_of(request: reqwest::RequestBuilder) -> (u16, Value) {
+pub(super) async fn json_of(request: reqwest::RequestBuilder) -> (u16, Value) {
     let response = request.send().await.unwrap();
     let status = response.status().as_u16();
     let text = response.text().await.unwrap();
     (status, serde_json::from_str(&text).unwrap_or(Value::Null))
 }
 
-async fn token(http: &reqwest::Client, node: &Node, client: (&str, &str), form: &[(&str, &str)]) -> (u16, Value) {
+pub(super) async fn token(
+    http: &reqwest::Client,
+    node: &Node,
+    client: (&str, &str),
+    form: &[(&str, &str)],
+) -> (u16, Value) {
     json_of(http.post(format!("{}/oauth2/token", node.base)).basic_auth(client.0, Some(client.1)).form(form)).await
 }
 
-async fn introspect(http: &reqwest::Client, node: &Node, client: (&str, &str), token: &str) -> Value {
+pub(super) async fn introspect(http: &reqwest::Client, node: &Node, client: (&str, &str), token: &str) -> Value {
     let url = format!("{}/oauth2/introspect", node.base);
     json_of(http.post(url).basic_auth(client.0, Some(client.1)).form(&[("token", token)])).await.1
 }
@@ -110,7 +115,7 @@ async fn two_nodes_on_one_postgres_are_one_service() {
         let _ = writeln!(std::io::stderr(), "SKIPPED: two-node test (set PORTERO_TEST_POSTGRES_URL to run it)");
         return;
     };
-    let db = Database::create(&admin_url).await;
+    let db = Database::create(&admin_url, "nodes").await;
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("portero.toml"), "key_reload_seconds = 1\n").unwrap();
     let master_key = "ZmFrZS1idXQtMzItYnl0ZXMtbWFzdGVyLWtleS0xMjM=";
