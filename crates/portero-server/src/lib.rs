@@ -6,6 +6,7 @@
 pub mod admin;
 pub mod config;
 pub mod extract;
+pub mod metrics;
 pub mod respond;
 pub mod routes;
 pub mod state;
@@ -39,6 +40,7 @@ pub fn app(state: AppState) -> Router {
         .route("/admin/clients/{id}/secret", post(routes::admin::rotate_client_secret))
         .route("/admin/users", post(routes::admin::create_user))
         .route("/admin/keys", get(routes::admin::list_keys).post(routes::admin::rotate_key))
+        .route("/metrics", get(routes::health::metrics))
         .route("/healthz", get(routes::health::healthz))
         .route("/readyz", get(routes::health::readyz));
     for token_path in &state.config.token_paths {

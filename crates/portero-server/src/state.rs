@@ -56,6 +56,7 @@ impl AppState {
         let throttle = Throttle::new(config.throttle);
         let ctx = Context { store: db, keys, policy, verifier: Verifier::new(parallelism), clients, throttle };
         let admin_token_digest = config.admin_token.as_deref().map(digest);
+        let _ = crate::metrics::handle();
         Ok(Self { ctx: Arc::new(ctx), config: Arc::new(config), master_key, admin_token_digest })
     }
 

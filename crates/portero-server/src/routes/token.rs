@@ -28,7 +28,15 @@ pub async fn token(State(state): State<AppState>, limits: FieldLimits, request: 
         }
     };
     let dialect = input.dialect.clone();
+    let started = std::time::Instant::now();
     let outcome = issue(&state.ctx, input, unix_now()).await;
+    let grant = outcome.grant_type.map_or("-", |g| g.as_str());
+    let result = match &outcome.result {
+        Ok(_) => "issued",
+        Err(error) => error.code.as_str(),
+    };
+    // `client_id` is set only once the client has authenticated: a caller cannot invent labels.
+    crate::metrics::token_request(grant, outcome.client_id.as_deref(), result, started.elapsed());
     match &outcome.result {
         Ok(response) => respond::token(response, &dialect, &outcome.locale),
         Err(error) => {

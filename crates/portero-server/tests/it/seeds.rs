@@ -304,3 +304,22 @@ async fn metadata_and_jwks_documents() {
     let ready = server.http.get(server.url("/readyz")).send().await.unwrap();
     assert_eq!(ready.status(), 200);
 }
+
+#[tokio::test]
+async fn prometheus_metrics_count_token_requests() {
+    let server = Server::start().await;
+    let nequi = Some((NEQUI_CLIENT, server.nequi_secret.as_str()));
+    assert_eq!(server.post_form("/oauth2/token", nequi, "grant_type=client_credentials").await.0, 200);
+    let invented = Some(("invented-client-id", "x"));
+    assert_eq!(server.post_form("/oauth2/token", invented, "grant_type=client_credentials").await.0, 401);
+    let response = server.http.get(server.url("/metrics")).send().await.unwrap();
+    assert!(response.headers()["content-type"].to_str().unwrap().starts_with("text/plain"));
+    let text = response.text().await.unwrap();
+    let issued = text.lines().find(|l| {
+        l.starts_with("portero_token_requests_total{") && l.contains(NEQUI_CLIENT) && l.contains("outcome=\"issued\"")
+    });
+    assert!(issued.is_some(), "{text}");
+    assert!(text.contains("outcome=\"invalid_client\""));
+    assert!(!text.contains("invented-client-id"), "unauthenticated ids never become labels");
+    assert!(text.contains("portero_token_request_duration_seconds_bucket"));
+}
