@@ -264,3 +264,53 @@ fn bad_flags_give_clear_errors() {
     let empty_password = portero(d, &["user", "create", "--tenant", "acme", "--username", "u"], Some("\n"));
     assert!(String::from_utf8_lossy(&empty_password.stderr).contains("empty"));
 }
+
+/// SIGTERM stops accepting, lets the request in flight finish with 200, then exits cleanly.
+#[cfg(unix)]
+#[test]
+fn sigterm_drains_in_flight_requests() {
+    use std::io::{Read, Write as _};
+
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let secret = ok(portero(d, &["client", "create", "--id", "svc", "--grants", "client_credentials"], None));
+    let mut server = serve(d, &[]);
+    let address = server.base.trim_start_matches("http://").to_owned();
+    let body = "grant_type=client_credentials";
+    let basic = {
+        use base64::Engine;
+        base64::engine::general_purpose::STANDARD.encode(format!("svc:{secret}"))
+    };
+
+    // A request whose body is still on its way when the signal arrives.
+    let mut stream = std::net::TcpStream::connect(&address).unwrap();
+    let head = format!(
+        "POST /oauth2/token HTTP/1.1\r\nHost: {address}\r\nAuthorization: Basic {basic}\r\n\
+         Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    stream.write_all(head.as_bytes()).unwrap();
+    stream.write_all(&body.as_bytes()[..10]).unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+
+    let killed = Command::new("kill").args(["-TERM", &server.child.id().to_string()]).status().unwrap();
+    assert!(killed.success());
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(std::net::TcpStream::connect(&address).is_err(), "no new connections once draining");
+
+    stream.write_all(&body.as_bytes()[10..]).unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).unwrap();
+    assert!(answer.starts_with("HTTP/1.1 200"), "the in-flight request finished: {answer}");
+    assert!(answer.contains("access_token"));
+
+    let started = Instant::now();
+    loop {
+        if let Some(status) = server.child.try_wait().unwrap() {
+            assert!(status.success(), "portero exited cleanly: {status}");
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(10), "portero did not exit after SIGTERM");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
