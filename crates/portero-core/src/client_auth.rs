@@ -16,21 +16,11 @@ const BASIC_BASE64: GeneralPurpose = GeneralPurpose::new(
     GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent),
 );
 
-/// How the client presented its credentials.
-#[derive(Clone, PartialEq, Eq)]
-pub enum Method {
-    /// `client_secret_basic`
-    Basic,
-    /// `client_secret_post` (form or JSON body)
-    Body,
-}
-
 /// A client's claimed identity; the secret is not shown by `Debug`.
 #[derive(Clone, PartialEq, Eq)]
 pub struct ClientCredentials {
     pub client_id: String,
     pub secret: Option<String>,
-    pub method: Method,
     /// Basic id and secret exactly as sent, when form-decoding changed them (see [`decode_basic`]).
     pub undecoded: Option<(String, String)>,
 }
@@ -67,20 +57,12 @@ impl ClientCredentials {
                 if body_id.is_some_and(|id| id != basic.id && Some(id) != raw_id) {
                     return Err(OAuthError::invalid_request("client_id does not match the Authorization header"));
                 }
-                Ok(Self {
-                    client_id: basic.id,
-                    secret: Some(basic.secret),
-                    method: Method::Basic,
-                    undecoded: basic.undecoded,
-                })
+                Ok(Self { client_id: basic.id, secret: Some(basic.secret), undecoded: basic.undecoded })
             }
             None => match body_id {
-                Some(id) => Ok(Self {
-                    client_id: id.to_owned(),
-                    secret: body_secret.map(str::to_owned),
-                    method: Method::Body,
-                    undecoded: None,
-                }),
+                Some(id) => {
+                    Ok(Self { client_id: id.to_owned(), secret: body_secret.map(str::to_owned), undecoded: None })
+                }
                 None => Err(OAuthError::invalid_client().with_detail("no client authentication")),
             },
         }
@@ -227,12 +209,7 @@ mod tests {
 
     #[test]
     fn debug_hides_the_secret() {
-        let creds = ClientCredentials {
-            client_id: "a".into(),
-            secret: Some("hunter2".into()),
-            method: Method::Body,
-            undecoded: None,
-        };
+        let creds = ClientCredentials { client_id: "a".into(), secret: Some("hunter2".into()), undecoded: None };
         assert!(!format!("{creds:?}").contains("hunter2"));
     }
 }

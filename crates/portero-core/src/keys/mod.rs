@@ -198,10 +198,6 @@ impl KeySet {
         self.keys.iter().map(|k| k.kid.as_str()).collect()
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.keys.is_empty()
-    }
-
     /// The algorithms of the published keys (for RFC 8414 metadata).
     pub fn algorithms(&self) -> Vec<&'static str> {
         let mut algs: Vec<_> = self.keys.iter().map(|k| k.alg.as_str()).collect();
