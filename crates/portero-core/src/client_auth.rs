@@ -1,6 +1,8 @@
 //! Client authentication (RFC 6749 §2.3.1): HTTP Basic or `client_id`/`client_secret` in the
 //! body, exactly one of them, checked against the stored hash.
 
+use std::net::IpAddr;
+
 use base64::Engine;
 use base64::engine::general_purpose::GeneralPurpose;
 use base64::engine::{DecodePaddingMode, GeneralPurposeConfig};
@@ -102,9 +104,11 @@ pub fn decode_basic(header: &str) -> Result<BasicCredentials, OAuthError> {
 pub async fn authenticate<S: Store>(
     ctx: &Context<S>,
     credentials: &ClientCredentials,
+    source: Option<IpAddr>,
     now: i64,
 ) -> Result<Client, OAuthError> {
     let verifier = &ctx.verifier;
+    ctx.throttle.check_address(&ctx.store, source, now).await?;
     let Some(secret) = credentials.secret.as_deref() else {
         return Err(OAuthError::invalid_client().with_detail("public clients are not supported: no client_secret"));
     };
@@ -121,7 +125,7 @@ pub async fn authenticate<S: Store>(
     let key = crate::throttle::client_key(client.as_ref().map_or(&credentials.client_id, |c| &c.id));
     let had_failures = ctx.throttle.check(&ctx.store, &key, now).await?;
     let Some(client) = client else {
-        ctx.throttle.failed(&ctx.store, &key, now).await?;
+        count_failure(ctx, &key, source, now).await?;
         return Err(OAuthError::invalid_client().with_detail(format!("unknown client {:?}", credentials.client_id)));
     };
     let presented = std::iter::once(secret).chain(raw_secret.filter(|raw| *raw != secret));
@@ -137,8 +141,18 @@ pub async fn authenticate<S: Store>(
             }
         }
     }
-    ctx.throttle.failed(&ctx.store, &key, now).await?;
+    count_failure(ctx, &key, source, now).await?;
     Err(OAuthError::invalid_client().with_detail(format!("wrong secret for client {:?}", client.id)))
+}
+
+async fn count_failure<S: Store>(
+    ctx: &Context<S>,
+    client_key: &str,
+    source: Option<IpAddr>,
+    now: i64,
+) -> Result<(), OAuthError> {
+    ctx.throttle.failed(&ctx.store, client_key, now).await?;
+    ctx.throttle.failed_address(&ctx.store, source, now).await
 }
 
 /// Reads and checks client credentials for endpoints other than the token endpoint
@@ -147,10 +161,11 @@ pub async fn authenticate_request<S: Store>(
     ctx: &Context<S>,
     params: &Params,
     authorization: Option<&str>,
+    source: Option<IpAddr>,
     now: i64,
 ) -> Result<Client, OAuthError> {
     let credentials = ClientCredentials::from_request(authorization, params)?;
-    authenticate(ctx, &credentials, now).await
+    authenticate(ctx, &credentials, source, now).await
 }
 
 #[cfg(test)]

@@ -6,20 +6,15 @@ use serde_json::{Map, Value, json};
 
 use crate::client_auth::authenticate_request;
 use crate::error::OAuthError;
-use crate::params::Params;
 use crate::secret::sha256_b64;
 use crate::store::Store;
-use crate::token_endpoint::Context;
+use crate::token_endpoint::{Context, TokenInput};
 
 /// The introspection answer for `token` (RFC 7662 §2.2); `{"active": false}` for anything not
 /// currently valid, whatever the reason.
-pub async fn introspect<S: Store>(
-    ctx: &Context<S>,
-    params: &Params,
-    authorization: Option<&str>,
-    now: i64,
-) -> Result<Value, OAuthError> {
-    let client = authenticate_request(ctx, params, authorization, now).await?;
+pub async fn introspect<S: Store>(ctx: &Context<S>, input: &TokenInput, now: i64) -> Result<Value, OAuthError> {
+    let client = authenticate_request(ctx, &input.params, input.authorization.as_deref(), input.source, now).await?;
+    let params = &input.params;
     let token = params.get("token").ok_or_else(|| OAuthError::invalid_request("token is missing"))?;
     if let Some(claims) = active_access_token(ctx, token, now).await? {
         let mut answer = Map::new();

@@ -6,20 +6,15 @@ use serde_json::Value;
 use crate::client_auth::authenticate_request;
 use crate::error::{ErrorCode, OAuthError};
 use crate::introspect::signed_access_token;
-use crate::params::Params;
 use crate::secret::sha256_b64;
 use crate::store::Store;
-use crate::token_endpoint::Context;
+use crate::token_endpoint::{Context, TokenInput};
 
 /// Revokes `token` if the authenticated client owns it. Unknown or invalid tokens are not an
 /// error (RFC 7009 §2.2); another client's token is refused (§2.1).
-pub async fn revoke<S: Store>(
-    ctx: &Context<S>,
-    params: &Params,
-    authorization: Option<&str>,
-    now: i64,
-) -> Result<(), OAuthError> {
-    let client = authenticate_request(ctx, params, authorization, now).await?;
+pub async fn revoke<S: Store>(ctx: &Context<S>, input: &TokenInput, now: i64) -> Result<(), OAuthError> {
+    let client = authenticate_request(ctx, &input.params, input.authorization.as_deref(), input.source, now).await?;
+    let params = &input.params;
     let token = params.get("token").ok_or_else(|| OAuthError::invalid_request("token is missing"))?;
     let not_yours = || {
         OAuthError::new(ErrorCode::UnauthorizedClient, "the token was not issued to this client")

@@ -3,8 +3,12 @@
 //! `threshold` failures within `window` seconds the key is blocked, for `base_block` seconds
 //! doubling with each further failure, at most `max_block`: the owner is slowed, never locked
 //! out for good, and a success clears the count.
+//!
+//! Failures are also counted per source address (IPv6 by /64), with a higher threshold and no
+//! reset on success: one address guessing many client ids or usernames is slowed down as a whole.
 
 use std::collections::HashMap;
+use std::net::IpAddr;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -17,11 +21,13 @@ pub struct ThrottleRules {
     pub window: i64,
     pub base_block: i64,
     pub max_block: i64,
+    /// Failures from one source address before it is blocked; 0 turns the address rule off.
+    pub address_threshold: i64,
 }
 
 impl Default for ThrottleRules {
     fn default() -> Self {
-        Self { threshold: 5, window: 900, base_block: 30, max_block: 900 }
+        Self { threshold: 5, window: 900, base_block: 30, max_block: 900, address_threshold: 50 }
     }
 }
 
@@ -40,6 +46,20 @@ pub fn client_key(client_id: &str) -> String {
 
 pub fn user_key(client_id: &str, username: &str) -> String {
     format!("user:{client_id}:{username}")
+}
+
+/// The throttling key of a source address: IPv4 as is, IPv6 by its /64 (one host's usual share).
+pub fn address_key(address: IpAddr) -> String {
+    match address {
+        IpAddr::V4(v4) => format!("addr:{v4}"),
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => format!("addr:{v4}"),
+            None => {
+                let s = v6.segments();
+                format!("addr:{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
+            }
+        },
+    }
 }
 
 fn too_many(retry_after: i64) -> OAuthError {
@@ -89,11 +109,36 @@ impl Throttle {
 
     /// Counts a failure for `key`, blocking it once the threshold is reached.
     pub async fn failed<S: Store>(&self, store: &S, key: &str, now: i64) -> Result<(), OAuthError> {
+        self.count_failure(store, key, self.rules.threshold, now).await
+    }
+
+    /// `slow_down` while the caller's address is blocked (nothing to do if it is unknown).
+    pub async fn check_address<S: Store>(&self, store: &S, source: Option<IpAddr>, now: i64) -> Result<(), OAuthError> {
+        match source.filter(|_| self.rules.address_threshold > 0) {
+            Some(address) => self.check(store, &address_key(address), now).await.map(|_| ()),
+            None => Ok(()),
+        }
+    }
+
+    /// Counts a failed authentication against the caller's address.
+    pub async fn failed_address<S: Store>(
+        &self,
+        store: &S,
+        source: Option<IpAddr>,
+        now: i64,
+    ) -> Result<(), OAuthError> {
+        match source.filter(|_| self.rules.address_threshold > 0) {
+            Some(address) => self.count_failure(store, &address_key(address), self.rules.address_threshold, now).await,
+            None => Ok(()),
+        }
+    }
+
+    async fn count_failure<S: Store>(&self, store: &S, key: &str, threshold: i64, now: i64) -> Result<(), OAuthError> {
         self.mark_clean(key, false);
         let failures = store.record_auth_failure(key, now, now - self.rules.window).await?;
         tracing::warn!(key, failures, "authentication failed");
-        if failures >= self.rules.threshold {
-            let doublings = (failures - self.rules.threshold).min(20) as u32;
+        if failures >= threshold {
+            let doublings = (failures - threshold).min(20) as u32;
             let block = self.rules.base_block.saturating_mul(1 << doublings).min(self.rules.max_block);
             store.block_auth(key, now + block).await?;
         }

@@ -48,6 +48,8 @@ pub struct TokenInput {
     pub dialect: Dialect,
     /// The value of the configured API-version header, if present.
     pub api_version: Option<String>,
+    /// The caller's address, for per-address throttling.
+    pub source: Option<std::net::IpAddr>,
 }
 
 /// A successful token response (RFC 6749 §5.1).
@@ -109,12 +111,19 @@ async fn run<S: Store>(
     }
     let request = TokenRequest::parse(&input.params, input.authorization.as_deref())?;
     outcome.grant_type = Some(request.grant.grant_type());
-    let client = client_auth::authenticate(ctx, &request.client, now).await?;
+    let client = client_auth::authenticate(ctx, &request.client, input.source, now).await?;
     outcome.client_id = Some(client.id.clone());
     if let Some(locale) = &client.locale {
         outcome.locale = locale.clone();
     }
-    let authz = grant::handle(ctx, &client, request, now).await?;
+    let is_password = request.grant.grant_type() == GrantType::Password;
+    let authz = match grant::handle(ctx, &client, request, now).await {
+        Err(error) if is_password && error.code == ErrorCode::InvalidGrant => {
+            ctx.throttle.failed_address(&ctx.store, input.source, now).await?;
+            return Err(error);
+        }
+        authz => authz?,
+    };
     let lifetimes =
         Lifetimes { access_token: ctx.policy.access_token_ttl, refresh_token: ctx.policy.refresh_token_ttl };
     let minted = mint(&ctx.keys.current(), &ctx.policy.issuer, &client, &authz, &lifetimes, now)?;

@@ -21,6 +21,11 @@ pub struct ServerConfig {
     pub client_cache_ttl: std::time::Duration,
     /// Brute-force throttling of failed client and password authentications.
     pub throttle: portero_core::throttle::ThrottleRules,
+    /// How long a connection may take to send its request headers, and then its body.
+    pub read_timeout: std::time::Duration,
+    /// Header a trusted proxy puts the caller's address in (e.g. `X-Forwarded-For`); `None`
+    /// means the connection's peer address is the caller's.
+    pub client_address_header: Option<String>,
 }
 
 /// The paths every Portero answers on: RFC-style, NetPay's (Spring) and Zertiban's.
@@ -37,6 +42,8 @@ impl Default for ServerConfig {
             admin_token: None,
             client_cache_ttl: std::time::Duration::from_secs(5),
             throttle: portero_core::throttle::ThrottleRules::default(),
+            read_timeout: std::time::Duration::from_secs(10),
+            client_address_header: None,
         }
     }
 }

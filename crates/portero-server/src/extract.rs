@@ -1,7 +1,10 @@
 //! HTTP request → `TokenInput`: the body by its content type, `grant_type` from the query
 //! string when the body lacks it, the `Authorization` header, and the dialect.
 
+use std::net::{IpAddr, SocketAddr};
+
 use axum::body::Body;
+use axum::extract::ConnectInfo;
 use axum::http::{HeaderMap, Request, header};
 use portero_core::dialect::Dialect;
 use portero_core::error::{ErrorCode, OAuthError};
@@ -46,14 +49,50 @@ fn body_kind(headers: &HeaderMap, body_is_empty: bool) -> Result<BodyKind, OAuth
     }
 }
 
+/// The caller's address: the peer of the connection, or, behind a proxy that is configured as
+/// trusted (`client_address_header`), the last address that proxy appended to the header.
+fn source_address(parts: &axum::http::request::Parts, address_header: Option<&str>) -> Option<IpAddr> {
+    if let Some(name) = address_header {
+        let last = parts.headers.get_all(name).iter().next_back()?.to_str().ok()?.rsplit(',').next()?;
+        return last.trim().parse().ok();
+    }
+    parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|info| info.0.ip())
+}
+
+/// A body that could not be read: too large (413), too slow (408) or cut off (400).
+fn body_rejected(error: axum::Error) -> Rejected {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(&error);
+    let mut status = 400;
+    while let Some(cause) = source {
+        if cause.is::<http_body_util::LengthLimitError>() {
+            status = 413;
+        } else if cause.is::<tower_http::timeout::TimeoutError>() {
+            status = 408;
+        }
+        source = cause.source();
+    }
+    let description = match status {
+        413 => "the request body is too large",
+        408 => "the request body was not received in time",
+        _ => "the request body could not be read",
+    };
+    Rejected {
+        error: OAuthError::invalid_request(description),
+        dialect: Dialect::Standard,
+        status_override: Some(status),
+    }
+}
+
 /// Reads one token request. `api_version_header` names the header whose value is passed on.
 pub async fn token_input(
     request: Request<Body>,
     limits: &FieldLimits,
     max_body_bytes: usize,
     api_version_header: Option<&str>,
+    address_header: Option<&str>,
 ) -> Result<TokenInput, Rejected> {
     let (parts, body) = request.into_parts();
+    let source = source_address(&parts, address_header);
     let query = match parts.uri.query() {
         Some(query) => Params::from_query(query, limits)?,
         None => Params::default(),
@@ -61,11 +100,7 @@ pub async fn token_input(
     if let Some(name) = FORBIDDEN_IN_QUERY.iter().find(|name| query.contains(name)) {
         return Err(OAuthError::invalid_request(format!("{name} must not be sent in the query string")).into());
     }
-    let bytes = axum::body::to_bytes(body, max_body_bytes).await.map_err(|_| Rejected {
-        error: OAuthError::invalid_request("the request body is too large"),
-        dialect: Dialect::Standard,
-        status_override: Some(413),
-    })?;
+    let bytes = axum::body::to_bytes(body, max_body_bytes).await.map_err(body_rejected)?;
     let (mut params, is_json) = match body_kind(&parts.headers, bytes.is_empty())? {
         BodyKind::Form => (Params::from_form(&bytes, limits)?, false),
         BodyKind::Json => (Params::from_json(&bytes, limits)?, true),
@@ -95,7 +130,7 @@ pub async fn token_input(
         Some(name) => header_text(name)?,
         None => None,
     };
-    Ok(TokenInput { params, authorization, dialect, api_version })
+    Ok(TokenInput { params, authorization, dialect, api_version, source })
 }
 
 /// Whether an error code is the client's fault (logged at info) or ours (logged at error).

@@ -12,6 +12,7 @@ pub mod routes;
 pub mod state;
 
 use std::future::Future;
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use axum::Router;
@@ -20,6 +21,7 @@ use axum::routing::{get, post};
 use tokio::net::TcpListener;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
+use tower_http::timeout::RequestBodyDeadlineLayer;
 use tower_http::trace::TraceLayer;
 
 pub use config::{ServerConfig, TokenPath};
@@ -52,34 +54,64 @@ pub fn app(state: AppState) -> Router {
         );
     }
     router
+        .layer(RequestBodyDeadlineLayer::new(state.config.read_timeout))
         .layer(CatchPanicLayer::new())
         .layer(TraceLayer::new_for_http())
         .layer(SetSensitiveRequestHeadersLayer::new([header::AUTHORIZATION]))
         .with_state(state)
 }
 
-/// Serves `app(state)` on `listener` until `shutdown` resolves, then drains in-flight requests.
+/// TLS for `run`: a certificate chain and key loaded from PEM files.
+pub use axum_server::tls_rustls::RustlsConfig as TlsConfig;
+
+/// How long a draining node waits for in-flight requests before it closes what is left.
+const DRAIN_LIMIT: Duration = Duration::from_secs(30);
+
+/// Serves `app(state)` on `listener` (over TLS when `tls` is given) until `shutdown` resolves,
+/// then stops accepting and drains in-flight requests.
+///
+/// Every connection must deliver its request headers within `config.read_timeout` (a slowloris
+/// client is cut off), and the body within the same time once the headers are in.
+///
 /// Every `maintenance` interval the node re-reads the signing keys (a rotation made by the CLI
 /// or another node shows up without a restart), retires keys no live token can carry, and
 /// purges expired revocations and refresh tokens.
 pub async fn run(
     listener: TcpListener,
+    tls: Option<TlsConfig>,
     state: AppState,
     maintenance: Duration,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let maintainer = state.clone();
-    let maintenance_task = tokio::spawn(async move {
-        let mut tick = tokio::time::interval(maintenance);
-        tick.tick().await;
-        loop {
-            tick.tick().await;
-            if let Err(error) = maintainer.maintain(routes::token::unix_now()).await {
-                tracing::warn!(%error, "maintenance failed; will retry");
-            }
-        }
+    let maintenance_task = tokio::spawn(maintain_forever(state.clone(), maintenance));
+    let read_timeout = state.config.read_timeout;
+    let handle = axum_server::Handle::new();
+    let drain = handle.clone();
+    tokio::spawn(async move {
+        shutdown.await;
+        drain.graceful_shutdown(Some(DRAIN_LIMIT));
     });
-    let served = axum::serve(listener, app(state)).with_graceful_shutdown(shutdown).await;
+    let make_service = app(state).into_make_service_with_connect_info::<SocketAddr>();
+    let mut server = axum_server::from_tcp(listener.into_std()?)?.handle(handle).first_request_timeout(read_timeout);
+    server.http_builder().http1().header_read_timeout(read_timeout);
+    let served = match tls {
+        Some(tls) => {
+            let acceptor = axum_server::tls_rustls::RustlsAcceptor::new(tls).handshake_timeout(read_timeout);
+            server.acceptor(acceptor).serve(make_service).await
+        }
+        None => server.serve(make_service).await,
+    };
     maintenance_task.abort();
     served
+}
+
+async fn maintain_forever(state: AppState, every: Duration) {
+    let mut tick = tokio::time::interval(every);
+    tick.tick().await;
+    loop {
+        tick.tick().await;
+        if let Err(error) = state.maintain(routes::token::unix_now()).await {
+            tracing::warn!(%error, "maintenance failed; will retry");
+        }
+    }
 }

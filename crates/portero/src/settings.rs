@@ -31,6 +31,15 @@ pub struct FileConfig {
     pub client_cache_seconds: Option<u64>,
     /// Bearer token of the admin HTTP API (prefer `PORTERO_ADMIN_TOKEN`); unset keeps it off.
     pub admin_token: Option<String>,
+    /// PEM certificate chain and private key: serve HTTPS instead of HTTP.
+    pub tls_cert: Option<std::path::PathBuf>,
+    pub tls_key: Option<std::path::PathBuf>,
+    /// Seconds a connection may take to send its headers, and then its body (default 10).
+    pub read_timeout_seconds: Option<u64>,
+    /// Header a trusted reverse proxy sets to the caller's address (e.g. "X-Forwarded-For").
+    pub client_address_header: Option<String>,
+    /// Failed authentications from one address before it is blocked (default 50; 0 = off).
+    pub address_failure_threshold: Option<i64>,
     /// Limits for every token path: `default_max_chars`, `max_params`, and per-parameter caps.
     #[serde(default)]
     pub limits: LimitsConfig,
@@ -84,6 +93,13 @@ impl FileConfig {
         }
         if let Some(seconds) = self.client_cache_seconds {
             config.client_cache_ttl = std::time::Duration::from_secs(seconds.min(300));
+        }
+        config.client_address_header = self.client_address_header.clone().filter(|h| !h.is_empty());
+        if let Some(threshold) = self.address_failure_threshold {
+            config.throttle.address_threshold = threshold.max(0);
+        }
+        if let Some(seconds) = self.read_timeout_seconds {
+            config.read_timeout = std::time::Duration::from_secs(seconds.clamp(1, 300));
         }
         if let Some(max) = self.max_body_bytes {
             config.max_body_bytes = max.clamp(256, 1024 * 1024);

@@ -16,11 +16,11 @@ use crate::state::AppState;
 
 async fn read(state: &AppState, request: Request<Body>) -> Result<TokenInput, Response> {
     let limits = portero_core::params::FieldLimits::default();
-    token_input(request, &limits, state.config.max_body_bytes, None).await.map_err(
-        |Rejected { error, status_override, .. }| {
+    token_input(request, &limits, state.config.max_body_bytes, None, state.config.client_address_header.as_deref())
+        .await
+        .map_err(|Rejected { error, status_override, .. }| {
             respond::error(&error, &Dialect::Standard, &state.ctx.policy.default_locale, status_override)
-        },
-    )
+        })
 }
 
 fn refused(state: &AppState, error: &OAuthError) -> Response {
@@ -33,9 +33,7 @@ pub async fn introspect(State(state): State<AppState>, request: Request<Body>) -
         Ok(input) => input,
         Err(response) => return response,
     };
-    let answer =
-        portero_core::introspect::introspect(&state.ctx, &input.params, input.authorization.as_deref(), unix_now());
-    match answer.await {
+    match portero_core::introspect::introspect(&state.ctx, &input, unix_now()).await {
         Ok(body) => respond::no_store(Json(body).into_response()),
         Err(error) => refused(&state, &error),
     }
@@ -46,7 +44,7 @@ pub async fn revoke(State(state): State<AppState>, request: Request<Body>) -> Re
         Ok(input) => input,
         Err(response) => return response,
     };
-    match portero_core::revoke::revoke(&state.ctx, &input.params, input.authorization.as_deref(), unix_now()).await {
+    match portero_core::revoke::revoke(&state.ctx, &input, unix_now()).await {
         Ok(()) => respond::no_store(().into_response()),
         Err(error) => refused(&state, &error),
     }

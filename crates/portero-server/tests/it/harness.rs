@@ -67,6 +67,12 @@ fn words(text: &str) -> Vec<String> {
     text.split(' ').map(str::to_owned).collect()
 }
 
+/// Failures from one address (all tests call from 127.0.0.1) before it is blocked.
+pub const ADDRESS_THRESHOLD: i64 = 25;
+
+/// The harness's header and body read timeout.
+pub const READ_TIMEOUT: Duration = Duration::from_secs(2);
+
 impl Server {
     pub async fn start() -> Self {
         Self::start_with(Alg::Rs256).await
@@ -86,8 +92,19 @@ impl Server {
             default_locale: "es_PE".into(),
         };
         // Blocks of 2-3 s (at least 1 s at one-second granularity) so the release of a throttled key can be shown without long sleeps.
-        let throttle = ThrottleRules { base_block: 2, max_block: 3, ..ThrottleRules::default() };
-        let mut config = ServerConfig { admin_token: Some(ADMIN_TOKEN.into()), throttle, ..ServerConfig::default() };
+        let throttle = ThrottleRules {
+            base_block: 2,
+            max_block: 3,
+            address_threshold: ADDRESS_THRESHOLD,
+            ..ThrottleRules::default()
+        };
+        // A short read timeout so the slowloris test need not wait the default 10 s.
+        let mut config = ServerConfig {
+            admin_token: Some(ADMIN_TOKEN.into()),
+            throttle,
+            read_timeout: READ_TIMEOUT,
+            ..ServerConfig::default()
+        };
         let mut netpay = FieldLimits::default();
         netpay.per_field.extend([("grant_type".into(), 15), ("username".into(), 20), ("password".into(), 20)]);
         config.token_paths.retain(|p| p.path != "/oauth-service/oauth/token");
@@ -96,7 +113,7 @@ impl Server {
         let state = AppState::build(db.clone(), MasterKey::generate(), policy, config, alg, now()).await.unwrap();
         let (zertiban_secret, nequi_secret) = provision(&db).await;
         tokio::spawn(async move {
-            portero_server::run(listener, state, Duration::from_secs(1), std::future::pending()).await.unwrap();
+            portero_server::run(listener, None, state, Duration::from_secs(1), std::future::pending()).await.unwrap();
         });
         let http = reqwest::Client::builder().timeout(Duration::from_secs(30)).build().unwrap();
         Self { base, db, http, zertiban_secret, nequi_secret, _dir: dir }

@@ -85,3 +85,63 @@ async fn echoed_action_is_restricted() {
     assert_eq!((status, answer["error"].as_str()), (400, Some("invalid_request")));
     assert!(!answer.to_string().contains("<script>"));
 }
+
+/// Reads what the server sends until it closes the connection, or gives up after `limit`.
+async fn read_until_closed(stream: &mut tokio::net::TcpStream, limit: std::time::Duration) -> Option<String> {
+    use tokio::io::AsyncReadExt;
+    let mut answer = Vec::new();
+    let read = tokio::time::timeout(limit, stream.read_to_end(&mut answer)).await;
+    match read {
+        Ok(_) => Some(String::from_utf8_lossy(&answer).into_owned()),
+        Err(_) => None,
+    }
+}
+
+#[tokio::test]
+async fn slowloris_headers_are_cut_off_at_the_read_timeout() {
+    use tokio::io::AsyncWriteExt;
+    let server = Server::start().await;
+    let address = server.base.trim_start_matches("http://").to_owned();
+    let started = std::time::Instant::now();
+    let mut stream = tokio::net::TcpStream::connect(&address).await.unwrap();
+    stream.write_all(b"POST /oauth2/token HTTP/1.1\r\nHost: portero\r\n").await.unwrap();
+    // One header byte every 200 ms: never a complete request head.
+    let trickle = async {
+        for byte in b"X-Slow: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa".iter().cycle() {
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+            if stream.write_all(&[*byte]).await.is_err() {
+                break;
+            }
+        }
+    };
+    let cut_off = tokio::time::timeout(READ_TIMEOUT * 3, trickle).await;
+    assert!(cut_off.is_ok(), "the server kept a trickling connection open past {:?}", READ_TIMEOUT * 3);
+    let held = started.elapsed();
+    assert!(held >= READ_TIMEOUT && held < READ_TIMEOUT * 3, "held for {held:?}");
+    assert_eq!(server.http.get(server.url("/healthz")).send().await.unwrap().status(), 200);
+}
+
+#[tokio::test]
+async fn a_body_that_never_arrives_gets_408_at_the_read_timeout() {
+    use tokio::io::AsyncWriteExt;
+    let server = Server::start().await;
+    let address = server.base.trim_start_matches("http://").to_owned();
+    let mut stream = tokio::net::TcpStream::connect(&address).await.unwrap();
+    let head = "POST /oauth2/token HTTP/1.1\r\nHost: portero\r\nContent-Type: application/x-www-form-urlencoded\r\n\
+                Content-Length: 100\r\n\r\ngrant_type=";
+    stream.write_all(head.as_bytes()).await.unwrap();
+    let started = std::time::Instant::now();
+    let answer = read_until_closed(&mut stream, READ_TIMEOUT * 3).await.expect("the server never answered");
+    assert!(started.elapsed() >= READ_TIMEOUT, "answered before the timeout: {answer}");
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(answer.contains("\"error\":\"invalid_request\""), "{answer}");
+}
+
+#[tokio::test]
+async fn an_idle_connection_that_sends_nothing_is_closed() {
+    let server = Server::start().await;
+    let address = server.base.trim_start_matches("http://").to_owned();
+    let mut stream = tokio::net::TcpStream::connect(&address).await.unwrap();
+    let answer = read_until_closed(&mut stream, READ_TIMEOUT * 3).await;
+    assert_eq!(answer.as_deref(), Some(""), "the connection was not closed");
+}

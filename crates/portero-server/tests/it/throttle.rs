@@ -66,3 +66,26 @@ async fn repeated_client_failures_are_throttled_in_every_dialect() {
     assert_eq!(server.post_form("/oauth2/token", right, "grant_type=client_credentials").await.0, 200);
     assert_eq!(server.post_json("/oauth2/token", &version, &proper).await.0, 200);
 }
+
+#[tokio::test]
+async fn one_address_guessing_many_clients_is_throttled_as_a_whole() {
+    let server = Server::start().await;
+    // Each guess is under the per-client threshold, but they all come from 127.0.0.1.
+    for i in 0..ADDRESS_THRESHOLD {
+        let guess = Some((format!("ghost-{i}"), "guess".to_owned()));
+        let guess = guess.as_ref().map(|(id, secret)| (id.as_str(), secret.as_str()));
+        let (status, _, _) = server.post_form("/oauth2/token", guess, "grant_type=client_credentials").await;
+        assert_eq!(status, 401, "guess {i}");
+    }
+    let right = format!("grant_type=password&username={NETPAY_USER}&password={NETPAY_PASSWORD}");
+    let (status, headers, body) = server.post_form("/oauth2/token", NETPAY, &right).await;
+    assert_eq!((status, body["error"].as_str()), (429, Some("slow_down")), "the whole address is slowed down");
+    assert!(headers.contains_key("retry-after"));
+    // Introspection authenticates clients too, so it is no way around the block.
+    let (status, _, _) = server.post_form("/oauth2/introspect", NETPAY, "token=x").await;
+    assert_eq!(status, 429);
+
+    tokio::time::sleep(Duration::from_millis(3100)).await;
+    let (status, _, body) = server.post_form("/oauth2/token", NETPAY, &right).await;
+    assert_eq!(status, 200, "released after the block: {body}");
+}

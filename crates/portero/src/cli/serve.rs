@@ -32,6 +32,12 @@ pub struct ServeArgs {
     /// Default access-token lifetime in seconds, for clients without their own.
     #[arg(long, env = "PORTERO_ACCESS_TOKEN_TTL")]
     pub access_token_ttl: Option<i64>,
+    /// PEM certificate chain to serve HTTPS with (needs --tls-key).
+    #[arg(long, env = "PORTERO_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<std::path::PathBuf>,
+    /// PEM private key of --tls-cert.
+    #[arg(long, env = "PORTERO_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<std::path::PathBuf>,
 }
 
 pub async fn run(global: &Global, args: ServeArgs) -> anyhow::Result<()> {
@@ -62,19 +68,39 @@ pub async fn run(global: &Global, args: ServeArgs) -> anyhow::Result<()> {
         tracing::info!("the admin API is on at /admin");
     }
 
+    let tls = tls_config(args.tls_cert.or(file.tls_cert.clone()), args.tls_key.or(file.tls_key.clone())).await?;
     let db = Database::connect(&database_url).await.with_context(|| "opening the database")?;
     let master_key = super::admin::master_key(global, &database_url)?;
     let state = AppState::build(db, master_key, policy, server_config, alg, unix_now()).await?;
     let listener = TcpListener::bind(&listen).await.with_context(|| format!("listening on {listen}"))?;
     let local = listener.local_addr()?;
-    tracing::info!(address = %local, issuer = %state.ctx.policy.issuer, "portero is serving");
-    if !local.ip().is_loopback() {
-        tracing::warn!("serving plain HTTP on a non-loopback address: put TLS in front of Portero");
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    tracing::info!(address = %local, scheme, issuer = %state.ctx.policy.issuer, "portero is serving");
+    if tls.is_none() && !local.ip().is_loopback() {
+        tracing::warn!(
+            "serving plain HTTP on a non-loopback address: credentials and tokens cross the network in clear; \
+             use --tls-cert/--tls-key or a TLS-terminating proxy"
+        );
     }
     let reload = Duration::from_secs(file.key_reload_seconds.unwrap_or(10).max(1));
-    portero_server::run(listener, state, reload, shutdown_signal()).await?;
+    portero_server::run(listener, tls, state, reload, shutdown_signal()).await?;
     tracing::info!("portero stopped");
     Ok(())
+}
+
+/// Loads the certificate and key up front, so a bad file stops `serve` with a clear error.
+async fn tls_config(
+    cert: Option<std::path::PathBuf>,
+    key: Option<std::path::PathBuf>,
+) -> anyhow::Result<Option<portero_server::TlsConfig>> {
+    match (cert, key) {
+        (None, None) => Ok(None),
+        (Some(cert), Some(key)) => portero_server::TlsConfig::from_pem_file(&cert, &key)
+            .await
+            .map(Some)
+            .with_context(|| format!("loading TLS certificate {} and key {}", cert.display(), key.display())),
+        _ => anyhow::bail!("TLS needs both tls_cert and tls_key"),
+    }
 }
 
 async fn shutdown_signal() {
