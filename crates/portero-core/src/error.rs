@@ -104,6 +104,13 @@ impl OAuthError {
         Self::new(ErrorCode::InvalidScope, description)
     }
 
+    /// 503 with `Retry-After: 1`: the database cannot be reached, or did not answer in time.
+    pub fn temporarily_unavailable(detail: impl Into<String>) -> Self {
+        let mut error = Self::new(ErrorCode::TemporarilyUnavailable, "the service is temporarily unavailable");
+        error.retry_after = Some(1);
+        error.with_detail(detail)
+    }
+
     pub fn server_error(detail: impl Into<String>) -> Self {
         Self::new(ErrorCode::ServerError, "internal error").with_detail(detail)
     }
@@ -124,10 +131,7 @@ impl std::error::Error for OAuthError {}
 impl From<crate::store::StoreError> for OAuthError {
     fn from(error: crate::store::StoreError) -> Self {
         match error {
-            crate::store::StoreError::Unavailable(detail) => {
-                Self::new(ErrorCode::TemporarilyUnavailable, "the service is temporarily unavailable")
-                    .with_detail(detail)
-            }
+            crate::store::StoreError::Unavailable(detail) => Self::temporarily_unavailable(detail),
             other => Self::server_error(other.to_string()),
         }
     }

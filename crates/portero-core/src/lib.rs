@@ -18,6 +18,7 @@ pub mod keys;
 pub mod metadata;
 pub mod mint;
 pub mod params;
+pub mod pending;
 pub mod request;
 pub mod revoke;
 pub mod scope;

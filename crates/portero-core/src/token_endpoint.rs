@@ -37,6 +37,7 @@ pub struct Context<S> {
     pub verifier: Verifier,
     pub clients: ClientCache,
     pub throttle: Throttle,
+    pub pending: crate::pending::PendingRotations,
 }
 
 /// One token request as the HTTP layer read it.
@@ -88,14 +89,16 @@ pub struct Outcome {
     pub grant_type: Option<GrantType>,
 }
 
+impl Outcome {
+    /// An answer given without running the pipeline to its end.
+    pub fn failed(error: OAuthError, policy: &Policy) -> Self {
+        Self { result: Err(error), locale: policy.default_locale.clone(), client_id: None, grant_type: None }
+    }
+}
+
 /// Runs the whole pipeline for one request at time `now` (unix seconds).
 pub async fn issue<S: Store>(ctx: &Context<S>, input: TokenInput, now: i64) -> Outcome {
-    let mut outcome = Outcome {
-        result: Err(OAuthError::server_error("unreached")),
-        locale: ctx.policy.default_locale.clone(),
-        client_id: None,
-        grant_type: None,
-    };
+    let mut outcome = Outcome::failed(OAuthError::server_error("unreached"), &ctx.policy);
     outcome.result = run(ctx, input, now, &mut outcome).await;
     outcome
 }
@@ -153,7 +156,11 @@ async fn store<S: Store>(
         RefreshPlan::None => Ok(()),
         RefreshPlan::NewFamily => Ok(ctx.store.insert_refresh_token(record).await?),
         RefreshPlan::Rotate { old_hash, family_id, .. } => {
-            match ctx.store.rotate_refresh_token(old_hash, record).await? {
+            // Noted until answered: if the outcome is lost, the client's retry can still redeem.
+            ctx.pending.begin(old_hash, &record.hash);
+            let rotation = ctx.store.rotate_refresh_token(old_hash, record).await?;
+            ctx.pending.settle(old_hash);
+            match rotation {
                 Rotation::Rotated => Ok(()),
                 Rotation::AlreadyUsed => {
                     // Lost a race with another redemption of the same token: treat as reuse.

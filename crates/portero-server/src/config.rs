@@ -26,6 +26,9 @@ pub struct ServerConfig {
     /// Header a trusted proxy puts the caller's address in (e.g. `X-Forwarded-For`); `None`
     /// means the connection's peer address is the caller's.
     pub client_address_header: Option<String>,
+    /// The longest a request may take once read; past it the answer is 503
+    /// `temporarily_unavailable` (a database that hangs never hangs the caller).
+    pub request_timeout: std::time::Duration,
 }
 
 /// The paths every Portero answers on: RFC-style, NetPay's (Spring) and Zertiban's.
@@ -44,6 +47,7 @@ impl Default for ServerConfig {
             throttle: portero_core::throttle::ThrottleRules::default(),
             read_timeout: std::time::Duration::from_secs(10),
             client_address_header: None,
+            request_timeout: std::time::Duration::from_secs(5),
         }
     }
 }

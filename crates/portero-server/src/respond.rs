@@ -35,8 +35,8 @@ pub fn error(error: &OAuthError, dialect: &Dialect, locale: &str, status_overrid
     if status == StatusCode::UNAUTHORIZED {
         response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static(BASIC_CHALLENGE));
     }
-    if status == StatusCode::TOO_MANY_REQUESTS {
-        let seconds = error.retry_after.unwrap_or(60);
+    if status == StatusCode::TOO_MANY_REQUESTS || status == StatusCode::SERVICE_UNAVAILABLE {
+        let seconds = error.retry_after.unwrap_or(1);
         response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(seconds));
     }
     no_store(response)

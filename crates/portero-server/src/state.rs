@@ -54,7 +54,9 @@ impl AppState {
         let parallelism = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
         let clients = ClientCache::new(config.client_cache_ttl);
         let throttle = Throttle::new(config.throttle);
-        let ctx = Context { store: db, keys, policy, verifier: Verifier::new(parallelism), clients, throttle };
+        let verifier = Verifier::new(parallelism);
+        let pending = Default::default();
+        let ctx = Context { store: db, keys, policy, verifier, clients, throttle, pending };
         let admin_token_digest = config.admin_token.as_deref().map(digest);
         let _ = crate::metrics::handle();
         Ok(Self { ctx: Arc::new(ctx), config: Arc::new(config), master_key, admin_token_digest })

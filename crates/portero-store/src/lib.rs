@@ -22,7 +22,9 @@ use rows::{ClientRow, KeyRow, RefreshRow, TenantRow, UserRow, join};
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
 /// How long a request waits for a connection before the database counts as unavailable.
-const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long a query waits for a connection before the database counts as unavailable: shorter
+/// than the server's request deadline, so an outage is answered by a clear 503.
+const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// A connection pool to one of the supported databases.
 #[derive(Clone, Debug)]
@@ -132,7 +134,16 @@ impl Database {
 
 fn map_err(error: sqlx::Error) -> StoreError {
     match &error {
-        sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) | sqlx::Error::Tls(_) => {
+        // A connection that breaks mid-handshake shows up as a protocol error; so does a
+        // server that closes it on shutdown. Either way the database is not there.
+        sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::Protocol(_)
+        | sqlx::Error::WorkerCrashed => StoreError::Unavailable(error.to_string()),
+        // SQLSTATE class 08 (connection exception) and 57P0x (shutdown, crash, cannot connect now).
+        sqlx::Error::Database(db) if db.code().is_some_and(|c| c.starts_with("08") || c.starts_with("57P0")) => {
             StoreError::Unavailable(error.to_string())
         }
         sqlx::Error::Database(db) if db.is_unique_violation() => StoreError::Conflict(db.message().to_owned()),

@@ -36,6 +36,8 @@ pub struct FileConfig {
     pub tls_key: Option<std::path::PathBuf>,
     /// Seconds a connection may take to send its headers, and then its body (default 10).
     pub read_timeout_seconds: Option<u64>,
+    /// Seconds a request may take once read before it is answered 503 (default 5).
+    pub request_timeout_seconds: Option<u64>,
     /// Header a trusted reverse proxy sets to the caller's address (e.g. "X-Forwarded-For").
     pub client_address_header: Option<String>,
     /// Failed authentications from one address before it is blocked (default 50; 0 = off).
@@ -97,6 +99,9 @@ impl FileConfig {
         config.client_address_header = self.client_address_header.clone().filter(|h| !h.is_empty());
         if let Some(threshold) = self.address_failure_threshold {
             config.throttle.address_threshold = threshold.max(0);
+        }
+        if let Some(seconds) = self.request_timeout_seconds {
+            config.request_timeout = std::time::Duration::from_secs(seconds.clamp(1, 120));
         }
         if let Some(seconds) = self.read_timeout_seconds {
             config.read_timeout = std::time::Duration::from_secs(seconds.clamp(1, 300));

@@ -9,10 +9,13 @@ pub async fn healthz() -> &'static str {
     "ok"
 }
 
+/// A database slower than this to answer `SELECT 1` is not ready.
+const READY_WITHIN: std::time::Duration = std::time::Duration::from_secs(2);
+
 pub async fn readyz(State(state): State<AppState>) -> (StatusCode, &'static str) {
-    match state.ctx.store.ping().await {
-        Ok(()) => (StatusCode::OK, "ready"),
-        Err(_) => (StatusCode::SERVICE_UNAVAILABLE, "database unavailable"),
+    match tokio::time::timeout(READY_WITHIN, state.ctx.store.ping()).await {
+        Ok(Ok(())) => (StatusCode::OK, "ready"),
+        _ => (StatusCode::SERVICE_UNAVAILABLE, "database unavailable"),
     }
 }
 

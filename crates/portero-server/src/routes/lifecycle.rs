@@ -23,6 +23,15 @@ async fn read(state: &AppState, request: Request<Body>) -> Result<TokenInput, Re
         })
 }
 
+async fn within_deadline<T>(
+    state: &AppState,
+    work: impl Future<Output = Result<T, OAuthError>>,
+) -> Result<T, OAuthError> {
+    tokio::time::timeout(state.config.request_timeout, work)
+        .await
+        .unwrap_or_else(|_| Err(OAuthError::temporarily_unavailable("request deadline passed")))
+}
+
 fn refused(state: &AppState, error: &OAuthError) -> Response {
     tracing::info!(error = %error, "request refused");
     respond::error(error, &Dialect::Standard, &state.ctx.policy.default_locale, None)
@@ -33,7 +42,7 @@ pub async fn introspect(State(state): State<AppState>, request: Request<Body>) -
         Ok(input) => input,
         Err(response) => return response,
     };
-    match portero_core::introspect::introspect(&state.ctx, &input, unix_now()).await {
+    match within_deadline(&state, portero_core::introspect::introspect(&state.ctx, &input, unix_now())).await {
         Ok(body) => respond::no_store(Json(body).into_response()),
         Err(error) => refused(&state, &error),
     }
@@ -44,7 +53,7 @@ pub async fn revoke(State(state): State<AppState>, request: Request<Body>) -> Re
         Ok(input) => input,
         Err(response) => return response,
     };
-    match portero_core::revoke::revoke(&state.ctx, &input, unix_now()).await {
+    match within_deadline(&state, portero_core::revoke::revoke(&state.ctx, &input, unix_now())).await {
         Ok(()) => respond::no_store(().into_response()),
         Err(error) => refused(&state, &error),
     }

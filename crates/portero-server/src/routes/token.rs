@@ -6,8 +6,9 @@ use axum::body::Body;
 use axum::extract::State;
 use axum::http::Request;
 use axum::response::Response;
+use portero_core::OAuthError;
 use portero_core::params::FieldLimits;
-use portero_core::token_endpoint::issue;
+use portero_core::token_endpoint::{Outcome, issue};
 
 use crate::extract::{Rejected, is_server_side, token_input};
 use crate::respond;
@@ -30,7 +31,10 @@ pub async fn token(State(state): State<AppState>, limits: FieldLimits, request: 
     };
     let dialect = input.dialect.clone();
     let started = std::time::Instant::now();
-    let outcome = issue(&state.ctx, input, unix_now()).await;
+    let outcome = match tokio::time::timeout(state.config.request_timeout, issue(&state.ctx, input, unix_now())).await {
+        Ok(outcome) => outcome,
+        Err(_) => Outcome::failed(OAuthError::temporarily_unavailable("request deadline passed"), policy),
+    };
     let grant = outcome.grant_type.map_or("-", |g| g.as_str());
     let result = match &outcome.result {
         Ok(_) => "issued",

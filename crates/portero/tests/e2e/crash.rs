@@ -11,7 +11,7 @@ use super::nodes::{ADMIN, Database, Node, introspect, json_of, start_node, token
 const MASTER_KEY: &str = "Y3Jhc2gtdGVzdC0zMi1ieXRlcy1tYXN0ZXIta2V5LTE=";
 const CHAINS: usize = 8;
 
-async fn provision(http: &reqwest::Client, node: &Node) -> String {
+pub(super) async fn provision(http: &reqwest::Client, node: &Node) -> String {
     let admin = |path: &str, body: Value| http.post(format!("{}{path}", node.base)).bearer_auth(ADMIN).json(&body);
     assert_eq!(json_of(admin("/admin/tenants", json!({ "name": "acme" }))).await.0, 201);
     let app = json!({ "id": "app", "secret": "app-secret", "grants": ["password", "refresh_token", "client_credentials"],
