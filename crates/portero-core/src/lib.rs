@@ -7,6 +7,7 @@
 #![warn(clippy::unwrap_used)]
 
 pub mod audience;
+pub mod audit;
 pub mod claims;
 pub mod client_auth;
 pub mod client_cache;

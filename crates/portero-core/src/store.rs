@@ -5,6 +5,7 @@
 
 use std::future::Future;
 
+use crate::audit::{AuditEvent, AuditQuery};
 use crate::grant::GrantType;
 
 /// Storage failures. `Unavailable` (the database cannot be reached) becomes
@@ -212,6 +213,11 @@ pub trait Store: Send + Sync + 'static {
     ) -> impl Future<Output = StoreResult<i64>> + Send;
     fn block_auth(&self, key: &str, until: i64) -> impl Future<Output = StoreResult<()>> + Send;
     fn clear_auth_failures(&self, key: &str) -> impl Future<Output = StoreResult<()>> + Send;
+
+    // Audit trail
+    fn insert_audit_events(&self, events: &[AuditEvent]) -> impl Future<Output = StoreResult<()>> + Send;
+    /// Newest first.
+    fn list_audit_events(&self, query: &AuditQuery) -> impl Future<Output = StoreResult<Vec<AuditEvent>>> + Send;
 
     // Signing keys
     fn insert_key(&self, key: &StoredKey) -> impl Future<Output = StoreResult<()>> + Send;

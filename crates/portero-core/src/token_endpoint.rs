@@ -38,6 +38,7 @@ pub struct Context<S> {
     pub clients: ClientCache,
     pub throttle: Throttle,
     pub pending: crate::pending::PendingRotations,
+    pub audit: std::sync::Arc<crate::audit::AuditLog>,
 }
 
 /// One token request as the HTTP layer read it.
@@ -87,12 +88,20 @@ pub struct Outcome {
     pub locale: String,
     pub client_id: Option<String>,
     pub grant_type: Option<GrantType>,
+    /// Whom the token was issued for, once known.
+    pub subject: Option<String>,
 }
 
 impl Outcome {
     /// An answer given without running the pipeline to its end.
     pub fn failed(error: OAuthError, policy: &Policy) -> Self {
-        Self { result: Err(error), locale: policy.default_locale.clone(), client_id: None, grant_type: None }
+        Self {
+            result: Err(error),
+            locale: policy.default_locale.clone(),
+            client_id: None,
+            grant_type: None,
+            subject: None,
+        }
     }
 }
 
@@ -132,6 +141,7 @@ async fn run<S: Store>(
     let minted = mint(&ctx.keys.current(), &ctx.policy.issuer, &client, &authz, &lifetimes, now)?;
     store(ctx, &client, &authz, &minted, now).await?;
     tracing::info!(client_id = %client.id, grant = authz.grant_type.as_str(), sub = %authz.subject, "token issued");
+    outcome.subject = Some(authz.subject.clone());
     Ok(TokenResponse {
         access_token: minted.access_token,
         token_type: "Bearer",
@@ -166,6 +176,7 @@ async fn store<S: Store>(
                     // Lost a race with another redemption of the same token: treat as reuse.
                     let revoked = ctx.store.revoke_refresh_family(family_id, now).await?;
                     tracing::warn!(client_id = %client.id, family = %family_id, revoked, "concurrent refresh token reuse: family revoked");
+                    crate::audit::family_revoked(ctx, &client.id, &authz.subject, family_id, revoked, now);
                     Err(OAuthError::new(ErrorCode::InvalidGrant, "the refresh token is invalid, expired or revoked")
                         .with_detail("refresh token already used"))
                 }

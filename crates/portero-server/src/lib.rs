@@ -91,6 +91,7 @@ pub async fn run(
         shutdown.await;
         drain.graceful_shutdown(Some(DRAIN_LIMIT));
     });
+    let audit = state.ctx.audit.clone();
     let make_service = app(state).into_make_service_with_connect_info::<SocketAddr>();
     let mut server = axum_server::from_tcp(listener.into_std()?)?.handle(handle).first_request_timeout(read_timeout);
     server.http_builder().http1().header_read_timeout(read_timeout);
@@ -102,6 +103,7 @@ pub async fn run(
         None => server.serve(make_service).await,
     };
     maintenance_task.abort();
+    audit.flush_and_stop().await;
     served
 }
 

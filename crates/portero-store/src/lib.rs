@@ -11,13 +11,14 @@ mod rows;
 use std::str::FromStr;
 use std::time::Duration;
 
+use portero_core::audit::{AuditEvent, AuditQuery};
 use portero_core::store::{
     AuthFailures, Client, RefreshTokenRecord, Rotation, Store, StoreError, StoreResult, StoredKey, Tenant, User,
 };
 use sqlx::postgres::{PgPool, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
 
-use rows::{ClientRow, KeyRow, RefreshRow, TenantRow, UserRow, join};
+use rows::{AuditRow, ClientRow, KeyRow, RefreshRow, TenantRow, UserRow, join};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
@@ -150,6 +151,21 @@ fn map_err(error: sqlx::Error) -> StoreError {
         sqlx::Error::Database(db) if db.is_foreign_key_violation() => StoreError::NotFound(db.message().to_owned()),
         _ => StoreError::Other(error.to_string()),
     }
+}
+
+/// `INSERT INTO audit_events ... VALUES (...), (...)` for `rows` events, nine parameters each.
+fn audit_insert_sql(rows: usize) -> String {
+    let mut sql = String::from(
+        "INSERT INTO audit_events (id, at, kind, outcome, client_id, subject, grant_type, source, detail) VALUES ",
+    );
+    for row in 0..rows {
+        let first = row * 9 + 1;
+        let placeholders: Vec<String> = (first..first + 9).map(|n| format!("${n}")).collect();
+        sql.push_str(if row == 0 { "(" } else { ", (" });
+        sql.push_str(&placeholders.join(", "));
+        sql.push(')');
+    }
+    sql
 }
 
 const INSERT_REFRESH: &str = "INSERT INTO refresh_tokens (hash, family_id, client_id, subject, user_id, tenants, \
@@ -399,8 +415,9 @@ impl Store for Database {
         let refresh = "DELETE FROM refresh_tokens WHERE expires_at < $1";
         // A day without failures and no block: the record has no use left.
         let failures = "DELETE FROM auth_failures WHERE window_start < $1 - 86400 AND blocked_until < $1";
+        let audit = "DELETE FROM audit_events WHERE at < $1 - 7776000"; // 90 days
         let mut purged = 0;
-        for sql in [revocations, refresh, failures] {
+        for sql in [revocations, refresh, failures, audit] {
             purged +=
                 with_writer!(self, |pool| sqlx::query(sql).bind(now).execute(pool).await.map(|d| d.rows_affected()))
                     .map_err(map_err)?;
@@ -457,6 +474,45 @@ impl Store for Database {
             .await
             .map(|_| ()))
         .map_err(map_err)
+    }
+
+    async fn insert_audit_events(&self, events: &[AuditEvent]) -> StoreResult<()> {
+        if events.is_empty() {
+            return Ok(());
+        }
+        let sql = audit_insert_sql(events.len());
+        with_writer!(self, |pool| {
+            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql.as_str()));
+            for event in events {
+                query = query
+                    .bind(&event.id)
+                    .bind(event.at)
+                    .bind(&event.kind)
+                    .bind(&event.outcome)
+                    .bind(&event.client_id)
+                    .bind(&event.subject)
+                    .bind(&event.grant_type)
+                    .bind(&event.source)
+                    .bind(&event.detail);
+            }
+            query.execute(pool).await.map(|_| ())
+        })
+        .map_err(map_err)
+    }
+
+    async fn list_audit_events(&self, query: &AuditQuery) -> StoreResult<Vec<AuditEvent>> {
+        let sql = "SELECT id, at, kind, outcome, client_id, subject, grant_type, source, detail FROM audit_events \
+                   WHERE ($1 IS NULL OR at >= $1) AND ($2 IS NULL OR client_id = $2) AND ($3 IS NULL OR kind = $3) \
+                   ORDER BY at DESC, id DESC LIMIT $4";
+        let rows = with_pool!(self, |pool| sqlx::query_as::<_, AuditRow>(sql)
+            .bind(query.since)
+            .bind(&query.client_id)
+            .bind(&query.kind)
+            .bind(query.limit.clamp(1, 100_000))
+            .fetch_all(pool)
+            .await)
+        .map_err(map_err)?;
+        Ok(rows.into_iter().map(Into::into).collect())
     }
 
     async fn list_keys(&self) -> StoreResult<Vec<StoredKey>> {

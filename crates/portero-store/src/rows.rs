@@ -1,5 +1,6 @@
 //! Row types as the database returns them, and their conversion to the core's types.
 
+use portero_core::audit::AuditEvent;
 use portero_core::grant::GrantType;
 use portero_core::store::{
     Client, PreviousSecret, RefreshPolicy, RefreshTokenRecord, StoreError, StoredKey, Tenant, User,
@@ -151,6 +152,35 @@ impl From<KeyRow> for StoredKey {
             created_at: row.created_at,
             activate_at: row.activate_at,
             retired_at: row.retired_at,
+        }
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct AuditRow {
+    id: String,
+    at: i64,
+    kind: String,
+    outcome: String,
+    client_id: Option<String>,
+    subject: Option<String>,
+    grant_type: Option<String>,
+    source: Option<String>,
+    detail: Option<String>,
+}
+
+impl From<AuditRow> for AuditEvent {
+    fn from(row: AuditRow) -> Self {
+        Self {
+            id: row.id,
+            at: row.at,
+            kind: row.kind,
+            outcome: row.outcome,
+            client_id: row.client_id,
+            subject: row.subject,
+            grant_type: row.grant_type,
+            source: row.source,
+            detail: row.detail,
         }
     }
 }

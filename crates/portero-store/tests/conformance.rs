@@ -272,3 +272,31 @@ async fn auth_failures_count_block_and_clear(db: &Database) {
     assert_eq!(db.auth_failures("user:c:u").await.unwrap(), None);
 }
 conformance!(auth_failures, auth_failures_count_block_and_clear);
+
+async fn audit_events_write_in_batches_and_filter(db: &Database) {
+    use portero_core::audit::{AuditEvent, AuditQuery};
+    let mut events = Vec::new();
+    for i in 0..600 {
+        let mut event = AuditEvent::new(1_000 + i, if i % 3 == 0 { "token_refused" } else { "token_issued" }, "issued");
+        event.client_id = Some(if i % 2 == 0 { "even".into() } else { "odd".into() });
+        event.source = Some("192.0.2.7".into());
+        events.push(event);
+    }
+    // More rows than one statement's share of a batch, and a second batch after it.
+    db.insert_audit_events(&events[..500]).await.unwrap();
+    db.insert_audit_events(&events[500..]).await.unwrap();
+    db.insert_audit_events(&[]).await.unwrap();
+
+    let all = db.list_audit_events(&AuditQuery { limit: 1_000, ..AuditQuery::default() }).await.unwrap();
+    assert_eq!(all.len(), 600);
+    assert_eq!(all[0], events[599], "newest first, every field kept");
+    let query = AuditQuery { since: Some(1_590), client_id: Some("even".into()), kind: None, limit: 100 };
+    let recent_even = db.list_audit_events(&query).await.unwrap();
+    assert_eq!(recent_even.iter().map(|e| e.at).collect::<Vec<_>>(), [1_598, 1_596, 1_594, 1_592, 1_590]);
+    let refused = AuditQuery { kind: Some("token_refused".into()), limit: 3, ..AuditQuery::default() };
+    assert_eq!(db.list_audit_events(&refused).await.unwrap().len(), 3);
+    // Kept 90 days, then purged.
+    db.purge_expired(1_000 + 90 * 86_400 + 100).await.unwrap();
+    assert_eq!(db.list_audit_events(&AuditQuery { limit: 1_000, ..AuditQuery::default() }).await.unwrap().len(), 500);
+}
+conformance!(audit, audit_events_write_in_batches_and_filter);

@@ -36,6 +36,7 @@ pub(super) async fn handle<S: Store>(
     if record.used_at.is_some() {
         let revoked = ctx.store.revoke_refresh_family(&record.family_id, now).await?;
         tracing::warn!(client_id = %client.id, family = %record.family_id, revoked, "refresh token reuse: family revoked");
+        crate::audit::family_revoked(ctx, &record.client_id, &record.subject, &record.family_id, revoked, now);
         return Err(invalid().with_detail("reused refresh token; family revoked"));
     }
     if record.expires_at <= now {

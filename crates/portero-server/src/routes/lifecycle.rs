@@ -5,6 +5,7 @@ use axum::body::Body;
 use axum::extract::State;
 use axum::http::Request;
 use axum::response::{IntoResponse, Response};
+use portero_core::audit::AuditEvent;
 use portero_core::dialect::Dialect;
 use portero_core::error::OAuthError;
 use portero_core::token_endpoint::TokenInput;
@@ -32,8 +33,12 @@ async fn within_deadline<T>(
         .unwrap_or_else(|_| Err(OAuthError::temporarily_unavailable("request deadline passed")))
 }
 
-fn refused(state: &AppState, error: &OAuthError) -> Response {
+fn refused(state: &AppState, endpoint: &str, input: &TokenInput, error: &OAuthError) -> Response {
     tracing::info!(error = %error, "request refused");
+    let mut event = AuditEvent::new(unix_now(), &format!("{endpoint}_refused"), error.code.as_str());
+    event.source = input.source.map(|ip| ip.to_string());
+    event.detail = error.detail.clone();
+    state.ctx.audit.record(event);
     respond::error(error, &Dialect::Standard, &state.ctx.policy.default_locale, None)
 }
 
@@ -44,7 +49,7 @@ pub async fn introspect(State(state): State<AppState>, request: Request<Body>) -
     };
     match within_deadline(&state, portero_core::introspect::introspect(&state.ctx, &input, unix_now())).await {
         Ok(body) => respond::no_store(Json(body).into_response()),
-        Err(error) => refused(&state, &error),
+        Err(error) => refused(&state, "introspection", &input, &error),
     }
 }
 
@@ -55,6 +60,6 @@ pub async fn revoke(State(state): State<AppState>, request: Request<Body>) -> Re
     };
     match within_deadline(&state, portero_core::revoke::revoke(&state.ctx, &input, unix_now())).await {
         Ok(()) => respond::no_store(().into_response()),
-        Err(error) => refused(&state, &error),
+        Err(error) => refused(&state, "revocation", &input, &error),
     }
 }

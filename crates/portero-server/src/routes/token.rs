@@ -1,12 +1,16 @@
 //! `POST` on every token path: extract → core pipeline → render.
 
+use std::net::IpAddr;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use axum::body::Body;
 use axum::extract::State;
 use axum::http::Request;
 use axum::response::Response;
+
 use portero_core::OAuthError;
+use portero_core::audit::AuditEvent;
+use portero_core::error::ErrorCode;
 use portero_core::params::FieldLimits;
 use portero_core::token_endpoint::{Outcome, issue};
 
@@ -30,6 +34,7 @@ pub async fn token(State(state): State<AppState>, limits: FieldLimits, request: 
         }
     };
     let dialect = input.dialect.clone();
+    let source = input.source;
     let started = std::time::Instant::now();
     let outcome = match tokio::time::timeout(state.config.request_timeout, issue(&state.ctx, input, unix_now())).await {
         Ok(outcome) => outcome,
@@ -42,6 +47,7 @@ pub async fn token(State(state): State<AppState>, limits: FieldLimits, request: 
     };
     // `client_id` is set only once the client has authenticated: a caller cannot invent labels.
     crate::metrics::token_request(grant, outcome.client_id.as_deref(), result, started.elapsed());
+    audit(&state, &outcome, grant, result, source);
     match &outcome.result {
         Ok(response) => respond::token(response, &dialect, &outcome.locale),
         Err(error) => {
@@ -55,6 +61,24 @@ pub async fn token(State(state): State<AppState>, limits: FieldLimits, request: 
             respond::error(error, &dialect, &outcome.locale, None)
         }
     }
+}
+
+/// One audit event per token request that reached the pipeline.
+fn audit(state: &AppState, outcome: &Outcome, grant: &'static str, result: &'static str, source: Option<IpAddr>) {
+    let kind = match &outcome.result {
+        Ok(_) => "token_issued",
+        Err(error) if error.code == ErrorCode::SlowDown => "throttled",
+        Err(_) => "token_refused",
+    };
+    let mut event = AuditEvent::new(unix_now(), kind, result);
+    event.client_id = outcome.client_id.clone();
+    event.subject = outcome.subject.clone();
+    event.grant_type = (grant != "-").then(|| grant.to_owned());
+    event.source = source.map(|ip| ip.to_string());
+    if let Err(error) = &outcome.result {
+        event.detail = error.detail.clone();
+    }
+    state.ctx.audit.record(event);
 }
 
 /// RFC 6749 §3.2: the token endpoint takes POST only; anything else is told so in the endpoint's

@@ -104,7 +104,7 @@ pub enum KeysCommand {
     },
 }
 
-async fn open(global: &Global) -> anyhow::Result<(Database, String)> {
+pub(super) async fn open(global: &Global) -> anyhow::Result<(Database, String)> {
     let file = FileConfig::load(global.config.as_deref())?;
     let url = settings::database_url(global.database_url.as_deref(), &file);
     let db = Database::connect(&url).await.context("opening the database")?;

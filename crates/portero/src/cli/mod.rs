@@ -1,6 +1,7 @@
 //! The command line: `serve`, the admin commands, and `token`.
 
 mod admin;
+mod audit;
 mod serve;
 mod token;
 
@@ -54,6 +55,8 @@ pub enum Command {
     /// Manage signing keys.
     #[command(subcommand)]
     Keys(admin::KeysCommand),
+    /// Show the audit trail: tokens issued and refused, reuse, revocations, throttling.
+    Audit(audit::AuditArgs),
     /// Get an access token from a token endpoint and print it.
     Token(token::TokenArgs),
 }
@@ -79,6 +82,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Client(command) => admin::client(&cli.global, command).await,
         Command::User(command) => admin::user(&cli.global, command).await,
         Command::Keys(command) => admin::keys(&cli.global, command).await,
+        Command::Audit(args) => audit::run(&cli.global, args).await,
         Command::Token(args) => token::run(args).await,
     }
 }

@@ -348,3 +348,50 @@ fn serves_https_with_a_given_certificate() {
     let plain = curl(&server.base);
     assert!(!String::from_utf8_lossy(&plain.stdout).contains("access_token"), "no token over plain HTTP");
 }
+
+/// `portero audit` shows what the server did: issued, refused, reused, revoked; never a secret.
+#[test]
+fn audit_trail_is_queryable_from_the_cli() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let args = ["client", "create", "--id", "svc", "--grants", "client_credentials", "--secret", "svc-secret-0123"];
+    ok(portero(d, &args, None));
+    let server = serve(d, &[]);
+    let curl = |user: &str, form: &[&str], path: &str| {
+        let mut command = Command::new("curl");
+        command.args(["-sS", "-u", user]);
+        for field in form {
+            command.args(["-d", field]);
+        }
+        ok(command.arg(format!("{}{path}", server.base)).output().unwrap())
+    };
+    let issued: serde_json::Value =
+        serde_json::from_str(&curl("svc:svc-secret-0123", &["grant_type=client_credentials"], "/oauth2/token"))
+            .unwrap();
+    let access = issued["access_token"].as_str().unwrap();
+    curl("svc:wrong-guess", &["grant_type=client_credentials"], "/oauth2/token");
+    curl("svc:svc-secret-0123", &[&format!("token={access}")], "/oauth2/revoke");
+
+    // Events are written in batches every 200 ms.
+    let started = Instant::now();
+    let listing = loop {
+        let listing = ok(portero(d, &["audit", "--since", "1h"], None));
+        if listing.lines().count() >= 3 || started.elapsed() > Duration::from_secs(10) {
+            break listing;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let lines: Vec<&str> = listing.lines().collect();
+    assert_eq!(lines.len(), 3, "{listing}");
+    assert!(lines[0].contains("\ttoken_revoked\trevoked\tclient=svc\t"), "{listing}");
+    assert!(lines[1].contains("\ttoken_refused\tinvalid_client\tclient=-\t"), "{listing}");
+    assert!(lines[1].contains("from=127.0.0.1"), "{listing}");
+    assert!(lines[2].contains("\ttoken_issued\tissued\tclient=svc\tsub=svc\tgrant=client_credentials"), "{listing}");
+    assert!(!listing.contains("svc-secret-0123") && !listing.contains("wrong-guess") && !listing.contains(access));
+
+    let json = ok(portero(d, &["audit", "--client", "svc", "--kind", "token_issued", "--json"], None));
+    let event: serde_json::Value = serde_json::from_str(json.lines().next().unwrap()).unwrap();
+    assert_eq!((event["kind"].as_str(), event["client_id"].as_str()), (Some("token_issued"), Some("svc")));
+    let bad = portero(d, &["audit", "--kind", "everything"], None);
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("unknown kind"));
+}
