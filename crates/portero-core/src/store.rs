@@ -10,7 +10,7 @@ use crate::grant::GrantType;
 
 /// Storage failures. `Unavailable` (the database cannot be reached) becomes
 /// `temporarily_unavailable`; anything else becomes `server_error`.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum StoreError {
     #[error("database unavailable: {0}")]
     Unavailable(String),

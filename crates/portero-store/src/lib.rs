@@ -22,14 +22,20 @@ use rows::{AuditRow, ClientRow, KeyRow, RefreshRow, TenantRow, UserRow, join};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
-/// How long a request waits for a connection before the database counts as unavailable.
 /// How long a query waits for a connection before the database counts as unavailable: shorter
 /// than the server's request deadline, so an outage is answered by a clear 503.
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(3);
 
-/// A connection pool to one of the supported databases.
+/// A connection pool to one of the supported databases, and the task that commits refresh-token
+/// rotations in groups (see `rotation`).
 #[derive(Clone, Debug)]
-pub enum Database {
+pub struct Database {
+    backend: Backend,
+    rotations: rotation::Queue,
+}
+
+#[derive(Clone, Debug)]
+enum Backend {
     Sqlite(Sqlite),
     Postgres(PgPool),
 }
@@ -46,12 +52,12 @@ pub struct Sqlite {
 /// Runs the same expression against whichever pool `db` holds (for SQLite, the readers).
 macro_rules! with_pool {
     ($db:expr, |$pool:ident| $body:expr) => {
-        match $db {
-            Database::Sqlite(sqlite) => {
+        match &$db.backend {
+            Backend::Sqlite(sqlite) => {
                 let $pool = &sqlite.reader;
                 $body
             }
-            Database::Postgres($pool) => $body,
+            Backend::Postgres($pool) => $body,
         }
     };
 }
@@ -59,12 +65,12 @@ macro_rules! with_pool {
 /// As `with_pool!`, for statements that write (for SQLite, the single writer).
 macro_rules! with_writer {
     ($db:expr, |$pool:ident| $body:expr) => {
-        match $db {
-            Database::Sqlite(sqlite) => {
+        match &$db.backend {
+            Backend::Sqlite(sqlite) => {
                 let $pool = &sqlite.writer;
                 $body
             }
-            Database::Postgres($pool) => $body,
+            Backend::Postgres($pool) => $body,
         }
     };
 }
@@ -92,7 +98,7 @@ impl Database {
                 .connect_with(options)
                 .await
                 .map_err(map_err)?;
-            Self::Sqlite(Sqlite { reader, writer })
+            Backend::Sqlite(Sqlite { reader, writer })
         } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
             let pool = PgPoolOptions::new()
                 .max_connections(16)
@@ -100,10 +106,11 @@ impl Database {
                 .connect(url)
                 .await
                 .map_err(map_err)?;
-            Self::Postgres(pool)
+            Backend::Postgres(pool)
         } else {
             return Err(StoreError::Other("the database URL must start with sqlite: or postgres:".into()));
         };
+        let db = Self { rotations: rotation::start(db.clone()), backend: db };
         db.migrate().await?;
         Ok(db)
     }
@@ -111,7 +118,7 @@ impl Database {
     async fn migrate(&self) -> StoreResult<()> {
         let result = with_writer!(self, |pool| MIGRATOR.run(pool).await);
         result.map_err(|e| StoreError::Other(format!("migration failed: {e}")))?;
-        if let Database::Sqlite(sqlite) = self {
+        if let Backend::Sqlite(sqlite) = &self.backend {
             sqlx::query(SQLITE_SETUP).execute(&sqlite.writer).await.map_err(map_err)?;
         }
         Ok(())
@@ -123,12 +130,20 @@ impl Database {
     }
 
     pub async fn close(&self) {
-        match self {
-            Database::Sqlite(sqlite) => {
+        match &self.backend {
+            Backend::Sqlite(sqlite) => {
                 sqlite.reader.close().await;
                 sqlite.writer.close().await;
             }
-            Database::Postgres(pool) => pool.close().await,
+            Backend::Postgres(pool) => pool.close().await,
+        }
+    }
+
+    /// The PostgreSQL pool, for tools and tests that run their own statements.
+    pub fn postgres_pool(&self) -> Option<&PgPool> {
+        match &self.backend {
+            Backend::Postgres(pool) => Some(pool),
+            Backend::Sqlite(_) => None,
         }
     }
 }
@@ -153,20 +168,14 @@ fn map_err(error: sqlx::Error) -> StoreError {
     }
 }
 
-/// `INSERT INTO audit_events ... VALUES (...), (...)` for `rows` events, nine parameters each.
-fn audit_insert_sql(rows: usize) -> String {
-    let mut sql = String::from(
-        "INSERT INTO audit_events (id, at, kind, outcome, client_id, subject, grant_type, source, detail) VALUES ",
-    );
-    for row in 0..rows {
-        let first = row * 9 + 1;
-        let placeholders: Vec<String> = (first..first + 9).map(|n| format!("${n}")).collect();
-        sql.push_str(if row == 0 { "(" } else { ", (" });
-        sql.push_str(&placeholders.join(", "));
-        sql.push(')');
-    }
-    sql
-}
+const SQLITE_INSERT_AUDIT: &str = "INSERT INTO audit_events (id, at, kind, outcome, client_id, subject, grant_type, source, detail) \
+     SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]'), json_extract(value, '$[2]'), \
+     json_extract(value, '$[3]'), json_extract(value, '$[4]'), json_extract(value, '$[5]'), \
+     json_extract(value, '$[6]'), json_extract(value, '$[7]'), json_extract(value, '$[8]') FROM json_each($1)";
+
+const POSTGRES_INSERT_AUDIT: &str = "INSERT INTO audit_events (id, at, kind, outcome, client_id, subject, grant_type, source, detail) \
+     SELECT e->>0, (e->>1)::bigint, e->>2, e->>3, e->>4, e->>5, e->>6, e->>7, e->>8 \
+     FROM jsonb_array_elements($1::jsonb) AS e";
 
 const INSERT_REFRESH: &str = "INSERT INTO refresh_tokens (hash, family_id, client_id, subject, user_id, tenants, \
      scopes, audiences, auth_time, created_at, expires_at, used_at, revoked_at) \
@@ -213,6 +222,8 @@ macro_rules! insert_refresh {
             .bind($token.revoked_at)
     };
 }
+
+mod rotation;
 
 /// The columns of `clients`, as a literal for `concat!` (sqlx wants static SQL text).
 macro_rules! client_columns {
@@ -357,24 +368,7 @@ impl Store for Database {
     }
 
     async fn rotate_refresh_token(&self, old_hash: &str, new: &RefreshTokenRecord) -> StoreResult<Rotation> {
-        // One statement: the new token is inserted only if its parent is still unused and
-        // unrevoked, and the parent is marked used by the same statement. Of two concurrent
-        // redemptions (on any node) the second inserts nothing; a crash leaves both changes or
-        // neither.
-        let inserted = match self {
-            Database::Sqlite(sqlite) => insert_refresh!(SQLITE_ROTATE, new)
-                .bind(old_hash)
-                .execute(&sqlite.writer)
-                .await
-                .map(|d| d.rows_affected()),
-            Database::Postgres(pool) => {
-                insert_refresh!(POSTGRES_ROTATE, new).bind(old_hash).execute(pool).await.map(|d| d.rows_affected())
-            }
-        };
-        match inserted.map_err(map_err)? {
-            1 => Ok(Rotation::Rotated),
-            _ => Ok(Rotation::AlreadyUsed),
-        }
+        self.rotations.rotate(old_hash, new).await
     }
 
     async fn revoke_refresh_family(&self, family_id: &str, now: i64) -> StoreResult<u64> {
@@ -480,23 +474,31 @@ impl Store for Database {
         if events.is_empty() {
             return Ok(());
         }
-        let sql = audit_insert_sql(events.len());
-        with_writer!(self, |pool| {
-            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql.as_str()));
-            for event in events {
-                query = query
-                    .bind(&event.id)
-                    .bind(event.at)
-                    .bind(&event.kind)
-                    .bind(&event.outcome)
-                    .bind(&event.client_id)
-                    .bind(&event.subject)
-                    .bind(&event.grant_type)
-                    .bind(&event.source)
-                    .bind(&event.detail);
+        // The whole batch travels as one JSON parameter: SQLite looks bound parameters up by
+        // a linear scan, so thousands of them would make a batch quadratic.
+        let rows: Vec<serde_json::Value> = events
+            .iter()
+            .map(|e| {
+                serde_json::json!([
+                    e.id,
+                    e.at,
+                    e.kind,
+                    e.outcome,
+                    e.client_id,
+                    e.subject,
+                    e.grant_type,
+                    e.source,
+                    e.detail
+                ])
+            })
+            .collect();
+        let rows = serde_json::Value::Array(rows).to_string();
+        match &self.backend {
+            Backend::Sqlite(sqlite) => {
+                sqlx::query(SQLITE_INSERT_AUDIT).bind(rows).execute(&sqlite.writer).await.map(drop)
             }
-            query.execute(pool).await.map(|_| ())
-        })
+            Backend::Postgres(pool) => sqlx::query(POSTGRES_INSERT_AUDIT).bind(rows).execute(pool).await.map(drop),
+        }
         .map_err(map_err)
     }
 

@@ -38,7 +38,7 @@ impl TestDb {
             portero_core::secret::random_token(9).to_ascii_lowercase().replace(['-', '_'], "x")
         );
         let admin = Database::connect(&base).await.unwrap();
-        if let Database::Postgres(pool) = &admin {
+        if let Some(pool) = admin.postgres_pool() {
             sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).execute(pool).await.unwrap();
         }
         let url = match base.rsplit_once('/') {
@@ -51,7 +51,7 @@ impl TestDb {
     async fn cleanup(self) {
         self.db.close().await;
         if let Some((base, name)) = self.pg_admin
-            && let Database::Postgres(pool) = Database::connect(&base).await.unwrap()
+            && let Some(pool) = Database::connect(&base).await.unwrap().postgres_pool().cloned()
         {
             let drop = format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)");
             sqlx::query(sqlx::AssertSqlSafe(drop)).execute(&pool).await.unwrap();
@@ -300,3 +300,36 @@ async fn audit_events_write_in_batches_and_filter(db: &Database) {
     assert_eq!(db.list_audit_events(&AuditQuery { limit: 1_000, ..AuditQuery::default() }).await.unwrap().len(), 500);
 }
 conformance!(audit, audit_events_write_in_batches_and_filter);
+
+/// Many parents redeemed at once, each three times: the rotations share commit groups, and still
+/// exactly one redemption per parent wins, and every winner's child is stored.
+async fn grouped_rotations_keep_one_winner_per_parent(db: &Database) {
+    for p in 0..60 {
+        db.insert_refresh_token(&refresh(&format!("parent{p}"), &format!("fam{p}"))).await.unwrap();
+    }
+    let db = Arc::new(db.clone());
+    let tasks: Vec<_> = (0..180)
+        .map(|i| {
+            let db = db.clone();
+            let parent = format!("parent{}", i % 60);
+            let family = format!("fam{}", i % 60);
+            tokio::spawn(async move {
+                let new = child(&format!("kid{i}"), &family, 60);
+                (i % 60, format!("kid{i}"), db.rotate_refresh_token(&parent, &new).await.unwrap())
+            })
+        })
+        .collect();
+    let mut winners = [0; 60];
+    for task in tasks {
+        let (parent, kid, rotation) = task.await.unwrap();
+        let stored = db.find_refresh_token(&kid).await.unwrap();
+        if rotation == Rotation::Rotated {
+            winners[parent] += 1;
+            assert!(stored.is_some(), "the winner's child is stored");
+        } else {
+            assert!(stored.is_none(), "a losing redemption writes nothing");
+        }
+    }
+    assert_eq!(winners, [1; 60]);
+}
+conformance!(grouped_rotations, grouped_rotations_keep_one_winner_per_parent);
