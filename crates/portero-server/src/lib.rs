@@ -64,6 +64,11 @@ pub fn app(state: AppState) -> Router {
 /// TLS for `run`: a certificate chain and key loaded from PEM files.
 pub use axum_server::tls_rustls::RustlsConfig as TlsConfig;
 
+/// Largest request head (request line and headers) a connection may send: larger gets 431.
+const MAX_HEAD_BYTES: usize = 64 * 1024;
+/// Most header fields in one request.
+const MAX_HEADERS: usize = 64;
+
 /// How long a draining node waits for in-flight requests before it closes what is left.
 const DRAIN_LIMIT: Duration = Duration::from_secs(30);
 
@@ -94,7 +99,9 @@ pub async fn run(
     let audit = state.ctx.audit.clone();
     let make_service = app(state).into_make_service_with_connect_info::<SocketAddr>();
     let mut server = axum_server::from_tcp(listener.into_std()?)?.handle(handle).first_request_timeout(read_timeout);
-    server.http_builder().http1().header_read_timeout(read_timeout);
+    let http = server.http_builder();
+    http.http1().header_read_timeout(read_timeout).max_buf_size(MAX_HEAD_BYTES).max_headers(MAX_HEADERS);
+    http.http2().max_header_list_size(MAX_HEAD_BYTES as u32);
     let served = match tls {
         Some(tls) => {
             let acceptor = axum_server::tls_rustls::RustlsAcceptor::new(tls).handshake_timeout(read_timeout);

@@ -145,3 +145,24 @@ async fn an_idle_connection_that_sends_nothing_is_closed() {
     let answer = read_until_closed(&mut stream, READ_TIMEOUT * 3).await;
     assert_eq!(answer.as_deref(), Some(""), "the connection was not closed");
 }
+
+#[tokio::test]
+async fn oversized_request_heads_are_refused() {
+    use tokio::io::AsyncWriteExt;
+    let server = Server::start().await;
+    let address = server.base.trim_start_matches("http://").to_owned();
+    let huge = "a".repeat(100 * 1024);
+    let many: String = (0..200).map(|i| format!("X-Many-{i}: x\r\n")).collect();
+    for (label, headers) in [("a 100 KiB header", format!("X-Padding: {huge}\r\n")), ("200 headers", many)] {
+        let mut stream = tokio::net::TcpStream::connect(&address).await.unwrap();
+        let head = format!(
+            "POST /oauth2/token HTTP/1.1\r\nHost: portero\r\n{headers}Content-Type: application/x-www-form-urlencoded\r\n\
+             Content-Length: 29\r\n\r\ngrant_type=client_credentials"
+        );
+        // The server may stop reading and answer before everything is written.
+        let _ = stream.write_all(head.as_bytes()).await;
+        let answer = read_until_closed(&mut stream, READ_TIMEOUT * 3).await.unwrap_or_default();
+        assert!(answer.starts_with("HTTP/1.1 431"), "{label}: {answer}");
+    }
+    assert_eq!(server.http.get(server.url("/healthz")).send().await.unwrap().status(), 200);
+}
