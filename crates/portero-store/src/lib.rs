@@ -181,13 +181,6 @@ const INSERT_REFRESH: &str = "INSERT INTO refresh_tokens (hash, family_id, clien
      scopes, audiences, auth_time, created_at, expires_at, used_at, revoked_at) \
      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)";
 
-/// SQLite: insert the child only while the parent is live; the `refresh_tokens_mark_rotated`
-/// trigger (see `SQLITE_SETUP`) marks the parent used within the same statement.
-const SQLITE_ROTATE: &str = "INSERT INTO refresh_tokens (hash, family_id, client_id, subject, user_id, tenants, \
-     scopes, audiences, auth_time, created_at, expires_at, used_at, revoked_at, rotated_from) \
-     SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14 WHERE EXISTS \
-     (SELECT 1 FROM refresh_tokens WHERE hash = $14 AND used_at IS NULL AND revoked_at IS NULL)";
-
 /// PostgreSQL: the conditional UPDATE of the parent feeds the INSERT of the child.
 const POSTGRES_ROTATE: &str = "WITH parent AS (UPDATE refresh_tokens SET used_at = $10 \
      WHERE hash = $14 AND used_at IS NULL AND revoked_at IS NULL RETURNING hash) \

@@ -1,19 +1,24 @@
 //! Group commit for refresh-token rotations.
 //!
-//! Each rotation is still its own guarded statement (the child is inserted only while its parent
-//! is live, and the parent is marked used by the same statement), but the rotations that arrive
-//! while one group is committing are run together in one transaction and pay for one commit: one
-//! WAL append on SQLite, one WAL flush on PostgreSQL. A caller is answered only after its group
-//! committed. Within a group the statements run one after another, so two redemptions of the
-//! same parent still have exactly one winner; across nodes the row lock of the parent decides.
-//! Parents are taken in hash order, so two nodes' groups cannot deadlock on each other.
+//! Every child is still inserted only while its parent is live, and the parent is marked used by
+//! the same statement, but the rotations that arrive while one group is committing are committed
+//! together and pay for one commit: one WAL append on SQLite, one WAL flush on PostgreSQL. A
+//! caller is answered only after its group committed.
+//!
+//! - SQLite: the whole group is one statement (an INSERT ... SELECT over the group as JSON, guarded
+//!   per row on a live parent; the trigger marks each parent used), so the single writer thread
+//!   pays one hand-over per group, not one per rotation. A group never holds two redemptions of
+//!   the same parent: the second waits for the next group, where it finds the parent used.
+//! - PostgreSQL: one guarded statement per rotation, all in one transaction; across nodes the row
+//!   lock of the parent decides. Parents are taken in hash order, so two nodes' groups cannot
+//!   deadlock on each other.
 
 use std::time::Duration;
 
 use portero_core::store::{RefreshTokenRecord, Rotation, StoreError, StoreResult};
 use tokio::sync::{mpsc, oneshot};
 
-use super::{Backend, POSTGRES_ROTATE, SQLITE_ROTATE, join, map_err};
+use super::{Backend, POSTGRES_ROTATE, join, map_err};
 
 /// Most rotations committed together.
 const MAX_GROUP: usize = 256;
@@ -50,8 +55,30 @@ impl Queue {
 
 async fn commit_groups(backend: Backend, mut jobs: mpsc::Receiver<Job>) {
     let mut group = Vec::with_capacity(MAX_GROUP);
-    while jobs.recv_many(&mut group, MAX_GROUP).await > 0 {
+    let mut next = Vec::new();
+    loop {
+        group.append(&mut next);
+        if group.is_empty() {
+            if jobs.recv_many(&mut group, MAX_GROUP).await == 0 {
+                return;
+            }
+        } else {
+            while group.len() < MAX_GROUP
+                && let Ok(job) = jobs.try_recv()
+            {
+                group.push(job);
+            }
+        }
         group.sort_by(|a, b| a.old_hash.cmp(&b.old_hash));
+        // A second redemption of the same parent waits for the next group.
+        let mut index = 1;
+        while index < group.len() {
+            if group[index].old_hash == group[index - 1].old_hash {
+                next.push(group.remove(index));
+            } else {
+                index += 1;
+            }
+        }
         let outcome = match tokio::time::timeout(GROUP_DEADLINE, rotate_group(&backend, &group)).await {
             Ok(Ok(rotated)) => Ok(rotated),
             Ok(Err(error)) => Err(map_err(error)),
@@ -73,26 +100,56 @@ async fn commit_groups(backend: Backend, mut jobs: mpsc::Receiver<Job>) {
     }
 }
 
+/// SQLite: insert each child whose parent is live; the `refresh_tokens_mark_rotated` trigger marks
+/// the parent used as each child goes in. Returns the parents that were rotated.
+const SQLITE_ROTATE_GROUP: &str = "INSERT INTO refresh_tokens (hash, family_id, client_id, subject, user_id, \
+     tenants, scopes, audiences, auth_time, created_at, expires_at, used_at, revoked_at, rotated_from) \
+     SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]'), json_extract(value, '$[2]'), \
+     json_extract(value, '$[3]'), json_extract(value, '$[4]'), json_extract(value, '$[5]'), \
+     json_extract(value, '$[6]'), json_extract(value, '$[7]'), json_extract(value, '$[8]'), \
+     json_extract(value, '$[9]'), json_extract(value, '$[10]'), json_extract(value, '$[11]'), \
+     json_extract(value, '$[12]'), json_extract(value, '$[13]') FROM json_each($1) AS child \
+     WHERE EXISTS (SELECT 1 FROM refresh_tokens AS parent WHERE parent.hash = json_extract(child.value, '$[13]') \
+     AND parent.used_at IS NULL AND parent.revoked_at IS NULL) \
+     RETURNING rotated_from";
+
+fn as_json_row(job: &Job) -> serde_json::Value {
+    let t = &job.new;
+    serde_json::json!([
+        t.hash,
+        t.family_id,
+        t.client_id,
+        t.subject,
+        t.user_id,
+        join(&t.tenants),
+        join(&t.scopes),
+        join(&t.audiences),
+        t.auth_time,
+        t.created_at,
+        t.expires_at,
+        t.used_at,
+        t.revoked_at,
+        job.old_hash
+    ])
+}
+
 /// Runs every rotation of `group` in one transaction (none for a group of one); which of them
 /// found their parent live.
 async fn rotate_group(backend: &Backend, group: &[Job]) -> Result<Vec<bool>, sqlx::Error> {
     let mut rotated = Vec::with_capacity(group.len());
     match (backend, group) {
-        (Backend::Sqlite(sqlite), [job]) => {
-            let done = insert_refresh!(SQLITE_ROTATE, job.new).bind(&job.old_hash).execute(&sqlite.writer).await?;
-            rotated.push(done.rows_affected() == 1);
-        }
         (Backend::Postgres(pool), [job]) => {
             let done = insert_refresh!(POSTGRES_ROTATE, job.new).bind(&job.old_hash).execute(pool).await?;
             rotated.push(done.rows_affected() == 1);
         }
         (Backend::Sqlite(sqlite), _) => {
-            let mut tx = sqlite.writer.begin().await?;
-            for job in group {
-                let done = insert_refresh!(SQLITE_ROTATE, job.new).bind(&job.old_hash).execute(&mut *tx).await?;
-                rotated.push(done.rows_affected() == 1);
-            }
-            tx.commit().await?;
+            let rows: Vec<serde_json::Value> = group.iter().map(as_json_row).collect();
+            let parents: Vec<String> = sqlx::query_scalar(SQLITE_ROTATE_GROUP)
+                .bind(serde_json::Value::Array(rows).to_string())
+                .fetch_all(&sqlite.writer)
+                .await?;
+            let parents: std::collections::HashSet<String> = parents.into_iter().collect();
+            rotated.extend(group.iter().map(|job| parents.contains(&job.old_hash)));
         }
         (Backend::Postgres(pool), _) => {
             let mut tx = pool.begin().await?;
