@@ -158,8 +158,11 @@ fn map_err(error: sqlx::Error) -> StoreError {
         | sqlx::Error::Tls(_)
         | sqlx::Error::Protocol(_)
         | sqlx::Error::WorkerCrashed => StoreError::Unavailable(error.to_string()),
-        // SQLSTATE class 08 (connection exception) and 57P0x (shutdown, crash, cannot connect now).
-        sqlx::Error::Database(db) if db.code().is_some_and(|c| c.starts_with("08") || c.starts_with("57P0")) => {
+        // SQLSTATE class 08 (connection exception), 57P0x (shutdown, crash, cannot connect now),
+        // and 40001/40P01 (serialization failure, deadlock: retrying succeeds).
+        sqlx::Error::Database(db)
+            if db.code().is_some_and(|c| c.starts_with("08") || c.starts_with("57P0") || c.starts_with("40")) =>
+        {
             StoreError::Unavailable(error.to_string())
         }
         sqlx::Error::Database(db) if db.is_unique_violation() => StoreError::Conflict(db.message().to_owned()),
@@ -181,25 +184,16 @@ const INSERT_REFRESH: &str = "INSERT INTO refresh_tokens (hash, family_id, clien
      scopes, audiences, auth_time, created_at, expires_at, used_at, revoked_at) \
      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)";
 
-/// PostgreSQL: the conditional UPDATE of the parent feeds the INSERT of the child.
-const POSTGRES_ROTATE: &str = "WITH parent AS (UPDATE refresh_tokens SET used_at = $10 \
-     WHERE hash = $14 AND used_at IS NULL AND revoked_at IS NULL RETURNING hash) \
-     INSERT INTO refresh_tokens (hash, family_id, client_id, subject, user_id, tenants, scopes, audiences, \
-     auth_time, created_at, expires_at, used_at, revoked_at, rotated_from) \
-     SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, parent.hash FROM parent";
-
 /// SQLite-only schema that PostgreSQL does without (its rotation uses a CTE). Idempotent.
+/// Rotations (see `rotation`) insert the child with `rotated_from` set; this marks the parent used.
 const SQLITE_SETUP: &str = "CREATE TRIGGER IF NOT EXISTS refresh_tokens_mark_rotated \
      AFTER INSERT ON refresh_tokens WHEN NEW.rotated_from IS NOT NULL \
      BEGIN UPDATE refresh_tokens SET used_at = NEW.created_at WHERE hash = NEW.rotated_from; END";
 
-/// Binds a `RefreshTokenRecord` as `$1`..`$13` of `sql` (`INSERT_REFRESH` by default).
+/// `INSERT_REFRESH` with a `RefreshTokenRecord` bound as `$1`..`$13`.
 macro_rules! insert_refresh {
     ($token:expr) => {
-        insert_refresh!(INSERT_REFRESH, $token)
-    };
-    ($sql:expr, $token:expr) => {
-        sqlx::query($sql)
+        sqlx::query(INSERT_REFRESH)
             .bind(&$token.hash)
             .bind(&$token.family_id)
             .bind(&$token.client_id)

@@ -9,16 +9,17 @@
 //!   per row on a live parent; the trigger marks each parent used), so the single writer thread
 //!   pays one hand-over per group, not one per rotation. A group never holds two redemptions of
 //!   the same parent: the second waits for the next group, where it finds the parent used.
-//! - PostgreSQL: one guarded statement per rotation, all in one transaction; across nodes the row
-//!   lock of the parent decides. Parents are taken in hash order, so two nodes' groups cannot
-//!   deadlock on each other.
+//! - PostgreSQL: the group is one statement too (a conditional UPDATE of the parents feeding the
+//!   INSERT of the children); across nodes the row lock of the parent decides. A deadlock or
+//!   serialization failure between two nodes' groups fails the group with `Unavailable` (503), and
+//!   the callers retry.
 
 use std::time::Duration;
 
 use portero_core::store::{RefreshTokenRecord, Rotation, StoreError, StoreResult};
 use tokio::sync::{mpsc, oneshot};
 
-use super::{Backend, POSTGRES_ROTATE, join, map_err};
+use super::{Backend, join, map_err};
 
 /// Most rotations committed together.
 const MAX_GROUP: usize = 256;
@@ -133,32 +134,47 @@ fn as_json_row(job: &Job) -> serde_json::Value {
     ])
 }
 
-/// Runs every rotation of `group` in one transaction (none for a group of one); which of them
-/// found their parent live.
+/// PostgreSQL: mark each live parent used and insert the children of those marked, in one
+/// statement. Returns the parents that were rotated.
+const POSTGRES_ROTATE_GROUP: &str = "WITH child AS (SELECT * FROM jsonb_to_recordset($1::jsonb) AS c(hash text, \
+     family_id text, client_id text, subject text, user_id text, tenants text, scopes text, audiences text, \
+     auth_time bigint, created_at bigint, expires_at bigint, rotated_from text)), \
+     parent AS (UPDATE refresh_tokens AS r SET used_at = child.created_at FROM child \
+     WHERE r.hash = child.rotated_from AND r.used_at IS NULL AND r.revoked_at IS NULL RETURNING r.hash) \
+     INSERT INTO refresh_tokens (hash, family_id, client_id, subject, user_id, tenants, scopes, audiences, \
+     auth_time, created_at, expires_at, used_at, revoked_at, rotated_from) \
+     SELECT child.hash, child.family_id, child.client_id, child.subject, child.user_id, child.tenants, child.scopes, \
+     child.audiences, child.auth_time, child.created_at, child.expires_at, NULL, NULL, child.rotated_from \
+     FROM child JOIN parent ON parent.hash = child.rotated_from RETURNING rotated_from";
+
+fn as_json_object(job: &Job) -> serde_json::Value {
+    let t = &job.new;
+    serde_json::json!({
+        "hash": t.hash, "family_id": t.family_id, "client_id": t.client_id, "subject": t.subject,
+        "user_id": t.user_id, "tenants": join(&t.tenants), "scopes": join(&t.scopes),
+        "audiences": join(&t.audiences), "auth_time": t.auth_time, "created_at": t.created_at,
+        "expires_at": t.expires_at, "rotated_from": job.old_hash,
+    })
+}
+
+/// Commits every rotation of `group` (one statement); which of them found their parent live.
 async fn rotate_group(backend: &Backend, group: &[Job]) -> Result<Vec<bool>, sqlx::Error> {
-    let mut rotated = Vec::with_capacity(group.len());
-    match (backend, group) {
-        (Backend::Postgres(pool), [job]) => {
-            let done = insert_refresh!(POSTGRES_ROTATE, job.new).bind(&job.old_hash).execute(pool).await?;
-            rotated.push(done.rows_affected() == 1);
-        }
-        (Backend::Sqlite(sqlite), _) => {
+    let rotated_parents: Vec<String> = match backend {
+        Backend::Sqlite(sqlite) => {
             let rows: Vec<serde_json::Value> = group.iter().map(as_json_row).collect();
-            let parents: Vec<String> = sqlx::query_scalar(SQLITE_ROTATE_GROUP)
+            sqlx::query_scalar(SQLITE_ROTATE_GROUP)
                 .bind(serde_json::Value::Array(rows).to_string())
                 .fetch_all(&sqlite.writer)
-                .await?;
-            let parents: std::collections::HashSet<String> = parents.into_iter().collect();
-            rotated.extend(group.iter().map(|job| parents.contains(&job.old_hash)));
+                .await?
         }
-        (Backend::Postgres(pool), _) => {
-            let mut tx = pool.begin().await?;
-            for job in group {
-                let done = insert_refresh!(POSTGRES_ROTATE, job.new).bind(&job.old_hash).execute(&mut *tx).await?;
-                rotated.push(done.rows_affected() == 1);
-            }
-            tx.commit().await?;
+        Backend::Postgres(pool) => {
+            let rows: Vec<serde_json::Value> = group.iter().map(as_json_object).collect();
+            sqlx::query_scalar(POSTGRES_ROTATE_GROUP)
+                .bind(serde_json::Value::Array(rows).to_string())
+                .fetch_all(pool)
+                .await?
         }
-    }
-    Ok(rotated)
+    };
+    let rotated_parents: std::collections::HashSet<String> = rotated_parents.into_iter().collect();
+    Ok(group.iter().map(|job| rotated_parents.contains(&job.old_hash)).collect())
 }
