@@ -57,45 +57,55 @@ impl Queue {
 async fn commit_groups(backend: Backend, mut jobs: mpsc::Receiver<Job>) {
     let mut group = Vec::with_capacity(MAX_GROUP);
     let mut next = Vec::new();
-    loop {
-        group.append(&mut next);
-        if group.is_empty() {
-            if jobs.recv_many(&mut group, MAX_GROUP).await == 0 {
-                return;
-            }
-        } else {
-            while group.len() < MAX_GROUP
-                && let Ok(job) = jobs.try_recv()
-            {
-                group.push(job);
-            }
-        }
-        group.sort_by(|a, b| a.old_hash.cmp(&b.old_hash));
-        // A second redemption of the same parent waits for the next group.
-        let mut index = 1;
-        while index < group.len() {
-            if group[index].old_hash == group[index - 1].old_hash {
-                next.push(group.remove(index));
-            } else {
-                index += 1;
-            }
-        }
+    while next_group(&mut jobs, &mut group, &mut next).await {
         let outcome = match tokio::time::timeout(GROUP_DEADLINE, rotate_group(&backend, &group)).await {
             Ok(Ok(rotated)) => Ok(rotated),
             Ok(Err(error)) => Err(map_err(error)),
             Err(_) => Err(StoreError::Unavailable("the database did not commit the rotations in time".into())),
         };
-        match outcome {
-            Ok(rotated) => {
-                for (job, rotated) in group.drain(..).zip(rotated) {
-                    let _ = job.reply.send(Ok(if rotated { Rotation::Rotated } else { Rotation::AlreadyUsed }));
-                }
+        answer(&mut group, outcome);
+    }
+}
+
+/// Fills `group` with what waits (the jobs carried over in `next` first), in parent-hash order,
+/// with at most one job per parent; later redemptions of a parent move to `next`. False once the
+/// queue is closed and nothing is left.
+async fn next_group(jobs: &mut mpsc::Receiver<Job>, group: &mut Vec<Job>, next: &mut Vec<Job>) -> bool {
+    group.append(next);
+    if group.is_empty() {
+        if jobs.recv_many(group, MAX_GROUP).await == 0 {
+            return false;
+        }
+    } else {
+        while group.len() < MAX_GROUP
+            && let Ok(job) = jobs.try_recv()
+        {
+            group.push(job);
+        }
+    }
+    group.sort_by(|a, b| a.old_hash.cmp(&b.old_hash));
+    let mut index = 1;
+    while index < group.len() {
+        if group[index].old_hash == group[index - 1].old_hash {
+            next.push(group.remove(index));
+        } else {
+            index += 1;
+        }
+    }
+    true
+}
+
+fn answer(group: &mut Vec<Job>, outcome: StoreResult<Vec<bool>>) {
+    match outcome {
+        Ok(rotated) => {
+            for (job, rotated) in group.drain(..).zip(rotated) {
+                let _ = job.reply.send(Ok(if rotated { Rotation::Rotated } else { Rotation::AlreadyUsed }));
             }
-            Err(error) => {
-                tracing::warn!(%error, rotations = group.len(), "refresh-token rotation group failed");
-                for job in group.drain(..) {
-                    let _ = job.reply.send(Err(error.clone()));
-                }
+        }
+        Err(error) => {
+            tracing::warn!(%error, rotations = group.len(), "refresh-token rotation group failed");
+            for job in group.drain(..) {
+                let _ = job.reply.send(Err(error.clone()));
             }
         }
     }
