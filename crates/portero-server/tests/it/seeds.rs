@@ -322,4 +322,5 @@ async fn prometheus_metrics_count_token_requests() {
     assert!(text.contains("outcome=\"invalid_client\""));
     assert!(!text.contains("invented-client-id"), "unauthenticated ids never become labels");
     assert!(text.contains("portero_token_request_duration_seconds_bucket"));
+    assert!(text.contains("portero_audit_events_dropped 0"), "{text}");
 }
