@@ -49,14 +49,17 @@ fn body_kind(headers: &HeaderMap, body_is_empty: bool) -> Result<BodyKind, OAuth
     }
 }
 
-/// The caller's address: the peer of the connection, or, behind a proxy that is configured as
-/// trusted (`client_address_header`), the last address that proxy appended to the header.
+/// The caller's address: behind a proxy that is configured as trusted (`client_address_header`),
+/// the last address that proxy appended to the header; otherwise the peer of the connection,
+/// unless that is loopback. A loopback peer is a local proxy or tool, not an address that says
+/// who is calling: counting it would make every caller behind a local proxy one address.
 fn source_address(parts: &axum::http::request::Parts, address_header: Option<&str>) -> Option<IpAddr> {
     if let Some(name) = address_header {
         let last = parts.headers.get_all(name).iter().next_back()?.to_str().ok()?.rsplit(',').next()?;
         return last.trim().parse().ok();
     }
-    parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|info| info.0.ip())
+    let peer = parts.extensions.get::<ConnectInfo<SocketAddr>>()?.0.ip();
+    (!peer.is_loopback() && !peer.to_canonical().is_loopback()).then_some(peer)
 }
 
 /// A body that could not be read: too large (413), too slow (408) or cut off (400).
@@ -136,4 +139,42 @@ pub async fn token_input(
 /// Whether an error code is the client's fault (logged at info) or ours (logged at error).
 pub fn is_server_side(code: ErrorCode) -> bool {
     matches!(code, ErrorCode::ServerError | ErrorCode::TemporarilyUnavailable)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parts(peer: &str, forwarded: Option<&str>) -> axum::http::request::Parts {
+        let mut request = Request::builder().uri("/oauth2/token");
+        if let Some(value) = forwarded {
+            request = request.header("X-Forwarded-For", value);
+        }
+        let (mut parts, ()) = request.body(()).unwrap().into_parts();
+        parts.extensions.insert(ConnectInfo::<SocketAddr>(peer.parse().unwrap()));
+        parts
+    }
+
+    #[test]
+    fn the_peer_is_the_caller_unless_it_is_loopback() {
+        assert_eq!(source_address(&parts("192.0.2.1:5000", None), None), Some("192.0.2.1".parse().unwrap()));
+        assert_eq!(source_address(&parts("[2001:db8::1]:5000", None), None), Some("2001:db8::1".parse().unwrap()));
+        assert_eq!(source_address(&parts("127.0.0.1:5000", None), None), None);
+        assert_eq!(source_address(&parts("[::1]:5000", None), None), None);
+        assert_eq!(source_address(&parts("[::ffff:127.0.0.1]:5000", None), None), None);
+        // Forwarded headers mean nothing unless the operator said a proxy sets one.
+        assert_eq!(
+            source_address(&parts("192.0.2.1:5000", Some("203.0.113.9")), None),
+            Some("192.0.2.1".parse().unwrap())
+        );
+    }
+
+    #[test]
+    fn behind_a_trusted_proxy_the_last_forwarded_address_counts() {
+        let header = Some("X-Forwarded-For");
+        let forged_then_real = parts("127.0.0.1:5000", Some("10.0.0.1, 203.0.113.9"));
+        assert_eq!(source_address(&forged_then_real, header), Some("203.0.113.9".parse().unwrap()));
+        assert_eq!(source_address(&parts("127.0.0.1:5000", None), header), None);
+        assert_eq!(source_address(&parts("127.0.0.1:5000", Some("not an address")), header), None);
+    }
 }

@@ -67,7 +67,8 @@ fn words(text: &str) -> Vec<String> {
     text.split(' ').map(str::to_owned).collect()
 }
 
-/// Failures from one address (all tests call from 127.0.0.1) before it is blocked.
+/// Failures from one address before it is blocked. The harness trusts `X-Forwarded-For` (as behind
+/// a proxy), so a test picks the caller's address; requests without it count against no address.
 pub const ADDRESS_THRESHOLD: i64 = 25;
 
 /// The harness's header and body read timeout.
@@ -103,6 +104,7 @@ impl Server {
             admin_token: Some(ADMIN_TOKEN.into()),
             throttle,
             read_timeout: READ_TIMEOUT,
+            client_address_header: Some("X-Forwarded-For".into()),
             ..ServerConfig::default()
         };
         let mut netpay = FieldLimits::default();

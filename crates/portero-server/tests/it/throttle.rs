@@ -67,25 +67,47 @@ async fn repeated_client_failures_are_throttled_in_every_dialect() {
     assert_eq!(server.post_json("/oauth2/token", &version, &proper).await.0, 200);
 }
 
+/// A form POST from `address`, as the trusted proxy in front of the harness reports it.
+async fn post_from(
+    server: &Server,
+    address: &str,
+    path: &str,
+    basic: (&str, &str),
+    body: &str,
+) -> (u16, reqwest::header::HeaderMap, serde_json::Value) {
+    let request = server
+        .http
+        .post(server.url(path))
+        .header("Content-Type", "application/x-www-form-urlencoded")
+        .header("X-Forwarded-For", format!("198.51.100.1, {address}"))
+        .header("Authorization", basic_header(basic.0, basic.1))
+        .body(body.to_owned());
+    send(request).await
+}
+
 #[tokio::test]
 async fn one_address_guessing_many_clients_is_throttled_as_a_whole() {
     let server = Server::start().await;
-    // Each guess is under the per-client threshold, but they all come from 127.0.0.1.
+    let attacker = "203.0.113.9";
+    // Each guess is under the per-client threshold, but they all come from one address.
     for i in 0..ADDRESS_THRESHOLD {
-        let guess = Some((format!("ghost-{i}"), "guess".to_owned()));
-        let guess = guess.as_ref().map(|(id, secret)| (id.as_str(), secret.as_str()));
-        let (status, _, _) = server.post_form("/oauth2/token", guess, "grant_type=client_credentials").await;
+        let ghost = format!("ghost-{i}");
+        let (status, _, _) =
+            post_from(&server, attacker, "/oauth2/token", (&ghost, "guess"), "grant_type=client_credentials").await;
         assert_eq!(status, 401, "guess {i}");
     }
     let right = format!("grant_type=password&username={NETPAY_USER}&password={NETPAY_PASSWORD}");
-    let (status, headers, body) = server.post_form("/oauth2/token", NETPAY, &right).await;
+    let netpay = (NETPAY_CLIENT, NETPAY_SECRET);
+    let (status, headers, body) = post_from(&server, attacker, "/oauth2/token", netpay, &right).await;
     assert_eq!((status, body["error"].as_str()), (429, Some("slow_down")), "the whole address is slowed down");
     assert!(headers.contains_key("retry-after"));
     // Introspection authenticates clients too, so it is no way around the block.
-    let (status, _, _) = server.post_form("/oauth2/introspect", NETPAY, "token=x").await;
-    assert_eq!(status, 429);
+    assert_eq!(post_from(&server, attacker, "/oauth2/introspect", netpay, "token=x").await.0, 429);
+    // Another address, and a caller the proxy gave no address for, are not affected.
+    assert_eq!(post_from(&server, "203.0.113.10", "/oauth2/token", netpay, &right).await.0, 200);
+    assert_eq!(server.post_form("/oauth2/token", NETPAY, &right).await.0, 200);
 
     tokio::time::sleep(Duration::from_millis(3100)).await;
-    let (status, _, body) = server.post_form("/oauth2/token", NETPAY, &right).await;
+    let (status, _, body) = post_from(&server, attacker, "/oauth2/token", netpay, &right).await;
     assert_eq!(status, 200, "released after the block: {body}");
 }
