@@ -27,7 +27,7 @@ pub struct ThrottleRules {
 
 impl Default for ThrottleRules {
     fn default() -> Self {
-        Self { threshold: 5, window: 900, base_block: 30, max_block: 900, address_threshold: 50 }
+        Self { threshold: 10, window: 900, base_block: 30, max_block: 900, address_threshold: 50 }
     }
 }
 
@@ -112,9 +112,17 @@ impl Throttle {
         self.count_failure(store, key, self.rules.threshold, now).await
     }
 
-    /// `slow_down` while the caller's address is blocked (nothing to do if it is unknown).
+    /// The address failures are counted against: none when the rule is off, the address is
+    /// unknown, or it is loopback (a local proxy or tool, not an address that says who is calling:
+    /// counting it would make every caller behind a local proxy one address).
+    fn counted_address(&self, source: Option<IpAddr>) -> Option<IpAddr> {
+        let loopback = |ip: &IpAddr| ip.is_loopback() || ip.to_canonical().is_loopback();
+        source.filter(|ip| self.rules.address_threshold > 0 && !loopback(ip))
+    }
+
+    /// `slow_down` while the caller's address is blocked.
     pub async fn check_address<S: Store>(&self, store: &S, source: Option<IpAddr>, now: i64) -> Result<(), OAuthError> {
-        match source.filter(|_| self.rules.address_threshold > 0) {
+        match self.counted_address(source) {
             Some(address) => self.check(store, &address_key(address), now).await.map(|_| ()),
             None => Ok(()),
         }
@@ -127,7 +135,7 @@ impl Throttle {
         source: Option<IpAddr>,
         now: i64,
     ) -> Result<(), OAuthError> {
-        match source.filter(|_| self.rules.address_threshold > 0) {
+        match self.counted_address(source) {
             Some(address) => self.count_failure(store, &address_key(address), self.rules.address_threshold, now).await,
             None => Ok(()),
         }
@@ -150,5 +158,25 @@ impl Throttle {
         store.clear_auth_failures(key).await?;
         self.mark_clean(key, true);
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn addresses_are_keyed_by_host_or_64_prefix_and_loopback_is_not_counted() {
+        assert_eq!(address_key("203.0.113.9".parse().unwrap()), "addr:203.0.113.9");
+        assert_eq!(address_key("2001:db8:1:2:aaaa::1".parse().unwrap()), "addr:2001:db8:1:2::/64");
+        assert_eq!(address_key("2001:db8:1:2:bbbb::7".parse().unwrap()), "addr:2001:db8:1:2::/64");
+        assert_eq!(address_key("::ffff:203.0.113.9".parse().unwrap()), "addr:203.0.113.9");
+        let throttle = Throttle::new(ThrottleRules::default());
+        for loopback in ["127.0.0.1", "::1", "::ffff:127.0.0.1"] {
+            assert_eq!(throttle.counted_address(Some(loopback.parse().unwrap())), None, "{loopback}");
+        }
+        assert!(throttle.counted_address(Some("192.0.2.1".parse().unwrap())).is_some());
+        let off = Throttle::new(ThrottleRules { address_threshold: 0, ..ThrottleRules::default() });
+        assert_eq!(off.counted_address(Some("192.0.2.1".parse().unwrap())), None);
     }
 }

@@ -50,16 +50,13 @@ fn body_kind(headers: &HeaderMap, body_is_empty: bool) -> Result<BodyKind, OAuth
 }
 
 /// The caller's address: behind a proxy that is configured as trusted (`client_address_header`),
-/// the last address that proxy appended to the header; otherwise the peer of the connection,
-/// unless that is loopback. A loopback peer is a local proxy or tool, not an address that says
-/// who is calling: counting it would make every caller behind a local proxy one address.
+/// the last address that proxy appended to the header; otherwise the peer of the connection.
 fn source_address(parts: &axum::http::request::Parts, address_header: Option<&str>) -> Option<IpAddr> {
     if let Some(name) = address_header {
         let last = parts.headers.get_all(name).iter().next_back()?.to_str().ok()?.rsplit(',').next()?;
         return last.trim().parse().ok();
     }
-    let peer = parts.extensions.get::<ConnectInfo<SocketAddr>>()?.0.ip();
-    (!peer.is_loopback() && !peer.to_canonical().is_loopback()).then_some(peer)
+    parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|info| info.0.ip())
 }
 
 /// A body that could not be read: too large (413), too slow (408) or cut off (400).
@@ -156,12 +153,10 @@ mod tests {
     }
 
     #[test]
-    fn the_peer_is_the_caller_unless_it_is_loopback() {
+    fn the_peer_is_the_caller() {
         assert_eq!(source_address(&parts("192.0.2.1:5000", None), None), Some("192.0.2.1".parse().unwrap()));
         assert_eq!(source_address(&parts("[2001:db8::1]:5000", None), None), Some("2001:db8::1".parse().unwrap()));
-        assert_eq!(source_address(&parts("127.0.0.1:5000", None), None), None);
-        assert_eq!(source_address(&parts("[::1]:5000", None), None), None);
-        assert_eq!(source_address(&parts("[::ffff:127.0.0.1]:5000", None), None), None);
+        assert_eq!(source_address(&parts("127.0.0.1:5000", None), None), Some("127.0.0.1".parse().unwrap()));
         // Forwarded headers mean nothing unless the operator said a proxy sets one.
         assert_eq!(
             source_address(&parts("192.0.2.1:5000", Some("203.0.113.9")), None),

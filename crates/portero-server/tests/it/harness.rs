@@ -92,8 +92,10 @@ impl Server {
             api_version: Some(ApiVersionRule::parse(&format!("ALG-API-VERSION={API_VERSION}")).unwrap()),
             default_locale: "es_PE".into(),
         };
-        // Blocks of 2-3 s (at least 1 s at one-second granularity) so the release of a throttled key can be shown without long sleeps.
+        // Threshold 5 and blocks of 2-3 s (at least 1 s at one-second granularity), so a block and its
+        // release can be shown without long sleeps. The shipped defaults are 10 failures and 30 s.
         let throttle = ThrottleRules {
+            threshold: 5,
             base_block: 2,
             max_block: 3,
             address_threshold: ADDRESS_THRESHOLD,

@@ -180,9 +180,10 @@ async fn two_nodes_on_one_postgres_are_one_service() {
     assert_eq!(revoke.send().await.unwrap().status(), 200);
     assert_eq!(introspect(&http, &b, svc, &access).await, json!({ "active": false }));
 
-    // Failed logins on A count on B: five wrong passwords on A, and B refuses even the right one.
+    // Failed logins on A count on B: ten wrong passwords on A (the default threshold), and B
+    // refuses even the right one.
     let wrong = [("grant_type", "password"), ("username", "alice"), ("password", "wrong")];
-    for _ in 0..5 {
+    for _ in 0..10 {
         assert_eq!(token(&http, &a, app, &wrong).await.0, 400);
     }
     let (status, throttled) = token(&http, &b, app, &login).await;
