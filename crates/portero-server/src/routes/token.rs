@@ -35,8 +35,9 @@ pub async fn token(State(state): State<AppState>, limits: FieldLimits, request: 
     };
     let dialect = input.dialect.clone();
     let source = input.source;
+    let now = unix_now();
     let started = std::time::Instant::now();
-    let outcome = match tokio::time::timeout(state.config.request_timeout, issue(&state.ctx, input, unix_now())).await {
+    let outcome = match tokio::time::timeout(state.config.request_timeout, issue(&state.ctx, input, now)).await {
         Ok(outcome) => outcome,
         Err(_) => Outcome::failed(OAuthError::temporarily_unavailable("request deadline passed"), policy),
     };
@@ -47,7 +48,7 @@ pub async fn token(State(state): State<AppState>, limits: FieldLimits, request: 
     };
     // `client_id` is set only once the client has authenticated: a caller cannot invent labels.
     crate::metrics::token_request(grant, outcome.client_id.as_deref(), result, started.elapsed());
-    audit(&state, &outcome, grant, result, source);
+    audit(&state, &outcome, (grant, result), source, now);
     match &outcome.result {
         Ok(response) => respond::token(response, &dialect, &outcome.locale),
         Err(error) => {
@@ -64,13 +65,15 @@ pub async fn token(State(state): State<AppState>, limits: FieldLimits, request: 
 }
 
 /// One audit event per token request that reached the pipeline.
-fn audit(state: &AppState, outcome: &Outcome, grant: &'static str, result: &'static str, source: Option<IpAddr>) {
+/// `labels` are the grant and result already worked out for the metrics; `now` is the request's time.
+fn audit(state: &AppState, outcome: &Outcome, labels: (&'static str, &'static str), source: Option<IpAddr>, now: i64) {
+    let (grant, result) = labels;
     let kind = match &outcome.result {
         Ok(_) => "token_issued",
         Err(error) if error.code == ErrorCode::SlowDown => "throttled",
         Err(_) => "token_refused",
     };
-    let mut event = AuditEvent::new(unix_now(), kind, result);
+    let mut event = AuditEvent::new(now, kind, result);
     event.client_id = outcome.client_id.clone();
     event.subject = outcome.subject.clone();
     event.grant_type = (grant != "-").then(|| grant.to_owned());
