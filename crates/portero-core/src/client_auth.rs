@@ -9,6 +9,8 @@ use base64::engine::{DecodePaddingMode, GeneralPurposeConfig};
 
 use crate::error::OAuthError;
 use crate::params::{Params, form_decode};
+use crate::secret::Verdict;
+use crate::single_flight::FlightKey;
 use crate::store::{Client, Store};
 use crate::token_endpoint::Context;
 
@@ -100,22 +102,22 @@ pub fn decode_basic(header: &str) -> Result<BasicCredentials, OAuthError> {
 }
 
 /// Looks the client up and checks its secret (or, during a rotation's overlap, its previous
-/// secret). Every failure is the same `invalid_client`.
+/// secret). Every failure is the same `invalid_client` after the same work: one argon2 check,
+/// real or dummy, whether the client is unknown, has a generated secret or a chosen one.
+///
+/// A secret already verified recently is accepted without a check. Any other check first takes
+/// its attempt slots (see `throttle`), and identical attempts in flight at once share one check.
 pub async fn authenticate<S: Store>(
     ctx: &Context<S>,
     credentials: &ClientCredentials,
     source: Option<IpAddr>,
     now: i64,
 ) -> Result<Client, OAuthError> {
-    let verifier = &ctx.verifier;
     ctx.throttle.check_address(&ctx.store, source, now).await?;
     let Some(secret) = credentials.secret.as_deref() else {
         return Err(OAuthError::invalid_client().with_detail("public clients are not supported: no client_secret"));
     };
-    let (raw_id, raw_secret) = match &credentials.undecoded {
-        Some((id, secret)) => (Some(id.as_str()), Some(secret.as_str())),
-        None => (None, None),
-    };
+    let raw_id = credentials.undecoded.as_ref().map(|(id, _)| id.as_str());
     let mut client = ctx.clients.get(&ctx.store, &credentials.client_id).await?;
     if client.is_none()
         && let Some(raw_id) = raw_id.filter(|id| *id != credentials.client_id)
@@ -123,36 +125,84 @@ pub async fn authenticate<S: Store>(
         client = ctx.clients.get(&ctx.store, raw_id).await?;
     }
     let key = crate::throttle::client_key(client.as_ref().map_or(&credentials.client_id, |c| &c.id));
-    let had_failures = ctx.throttle.check(&ctx.store, &key, now).await?;
-    let Some(client) = client else {
-        count_failure(ctx, &key, source, now).await?;
-        return Err(OAuthError::invalid_client().with_detail(format!("unknown client {:?}", credentials.client_id)));
-    };
-    let presented = std::iter::once(secret).chain(raw_secret.filter(|raw| *raw != secret));
-    let previous = client.previous_secret.as_ref().filter(|p| p.expires_at > now).map(|p| p.hash.as_str());
-    let stored: Vec<&str> = std::iter::once(client.secret_hash.as_str()).chain(previous).collect();
-    for candidate in presented {
-        for hash in &stored {
-            if verifier.verify_client_secret(&client.id, candidate, hash).await {
-                if had_failures {
-                    ctx.throttle.succeeded(&ctx.store, &key).await?;
-                }
-                return Ok(client);
+    ctx.throttle.check(&ctx.store, &key, now).await?;
+    let presented = presented_secrets(secret, credentials);
+    let stored = client.as_ref().map(|c| stored_hashes(c, now)).unwrap_or_default();
+    if let Some(client) = &client
+        && presented.iter().any(|p| stored.iter().any(|h| ctx.verifier.known_client_secret(&client.id, p, h)))
+    {
+        return Ok(client.clone());
+    }
+    let flight = flight_key(&key, &presented);
+    let attempt = check_secret(ctx, &key, client.as_ref().map(|c| c.id.as_str()), &presented, &stored, source, now);
+    match ctx.verifier.client_checks.run(flight, attempt).await? {
+        Verdict::Match => client.ok_or_else(|| OAuthError::server_error("matched an unknown client")),
+        Verdict::Unavailable => Err(OAuthError::temporarily_unavailable("secret verification is at capacity")),
+        Verdict::NoMatch => Err(OAuthError::invalid_client().with_detail(match &client {
+            Some(client) => format!("wrong secret for client {:?}", client.id),
+            None => format!("unknown client {:?}", credentials.client_id),
+        })),
+    }
+}
+
+/// The secret as decoded, then as sent when decoding changed it (see [`decode_basic`]).
+fn presented_secrets<'a>(secret: &'a str, credentials: &'a ClientCredentials) -> Vec<&'a str> {
+    let raw = credentials.undecoded.as_ref().map(|(_, raw)| raw.as_str()).filter(|raw| *raw != secret);
+    std::iter::once(secret).chain(raw).collect()
+}
+
+/// The hashes a client's secret may match: the current one, and the previous during its overlap.
+fn stored_hashes(client: &Client, now: i64) -> Vec<String> {
+    let previous = client.previous_secret.as_ref().filter(|p| p.expires_at > now).map(|p| p.hash.clone());
+    std::iter::once(client.secret_hash.clone()).chain(previous).collect()
+}
+
+/// Identifies one attempt (a throttle key and the secrets presented) without keeping a secret.
+fn flight_key(key: &str, presented: &[&str]) -> FlightKey {
+    let mut digest = aws_lc_rs::digest::Context::new(&aws_lc_rs::digest::SHA256);
+    for part in std::iter::once(key).chain(presented.iter().copied()) {
+        digest.update(&(part.len() as u64).to_be_bytes());
+        digest.update(part.as_bytes());
+    }
+    let mut out = [0u8; 32];
+    out.copy_from_slice(digest.finish().as_ref());
+    out
+}
+
+/// One throttled check: take the slots, check every presented secret against every stored hash
+/// (a dummy argon2 when no slow check ran, so that every miss costs the same), then give the
+/// slots back on a match or when the check could not be made, or keep them as failures.
+async fn check_secret<S: Store>(
+    ctx: &Context<S>,
+    key: &str,
+    client_id: Option<&str>,
+    presented: &[&str],
+    stored: &[String],
+    source: Option<IpAddr>,
+    now: i64,
+) -> Result<Verdict, OAuthError> {
+    let slots = ctx.throttle.reserve(&ctx.store, key, source, now).await?;
+    let mut verdict = Verdict::NoMatch;
+    let mut slow = false;
+    'check: for candidate in presented {
+        for hash in stored {
+            let Some(client_id) = client_id else { break 'check };
+            let (answer, was_slow) = ctx.verifier.check_client_secret(client_id, candidate, hash).await;
+            slow |= was_slow;
+            verdict = answer;
+            if answer != Verdict::NoMatch {
+                break 'check;
             }
         }
     }
-    count_failure(ctx, &key, source, now).await?;
-    Err(OAuthError::invalid_client().with_detail(format!("wrong secret for client {:?}", client.id)))
-}
-
-async fn count_failure<S: Store>(
-    ctx: &Context<S>,
-    client_key: &str,
-    source: Option<IpAddr>,
-    now: i64,
-) -> Result<(), OAuthError> {
-    ctx.throttle.failed(&ctx.store, client_key, now).await?;
-    ctx.throttle.failed_address(&ctx.store, source, now).await
+    if verdict == Verdict::NoMatch && !slow {
+        verdict = ctx.verifier.slow_miss(presented[0]).await;
+    }
+    match verdict {
+        Verdict::NoMatch => ctx.throttle.failed(slots),
+        Verdict::Match | Verdict::Unavailable => ctx.throttle.release(&ctx.store, slots).await,
+    }
+    Ok(verdict)
 }
 
 /// Reads and checks client credentials for endpoints other than the token endpoint

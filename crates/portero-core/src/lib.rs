@@ -24,6 +24,7 @@ pub mod request;
 pub mod revoke;
 pub mod scope;
 pub mod secret;
+pub mod single_flight;
 pub mod store;
 pub mod throttle;
 pub mod token_endpoint;

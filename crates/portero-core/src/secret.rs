@@ -150,12 +150,27 @@ fn dummy_password_hash() -> &'static str {
     DUMMY.get_or_init(|| hash_password(&random_token(24)))
 }
 
+/// The answer of a secret or password check.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    Match,
+    NoMatch,
+    /// The check could not be made: every worker is busy and the queue is full. Not a failed
+    /// login; the caller answers 503 and counts nothing.
+    Unavailable,
+}
+
 /// One argon2 check for a worker: the presented secret, the stored hash, where to answer.
 struct Job {
     presented: String,
     stored: String,
     answer: oneshot::Sender<bool>,
 }
+
+/// Checks waiting per worker: 64 at ~25 ms a check is about 1.6 s of queue, well within the
+/// request deadline (5 s). A longer queue would only hold requests that miss their deadline
+/// anyway; past it, a check is refused at once (503, Retry-After) and counts as no failure.
+const QUEUE_PER_WORKER: usize = 64;
 
 /// Runs argon2 checks on a fixed set of worker threads, one per core, each reusing its own
 /// memory: a burst of password logins cannot starve the async threads, and memory stays at
@@ -164,10 +179,12 @@ struct Job {
 pub struct Verifier {
     jobs: std::sync::mpsc::SyncSender<Job>,
     client_cache: Arc<Mutex<HashMap<String, CachedSecret>>>,
+    /// Identical client authentications in flight at once, checked once (see `client_auth`).
+    pub(crate) client_checks: Arc<crate::single_flight::SingleFlight<Result<Verdict, crate::OAuthError>>>,
 }
 
 fn spawn_workers(count: usize) -> std::sync::mpsc::SyncSender<Job> {
-    let (sender, receiver) = std::sync::mpsc::sync_channel::<Job>(1024);
+    let (sender, receiver) = std::sync::mpsc::sync_channel::<Job>(QUEUE_PER_WORKER * count);
     let receiver = Arc::new(Mutex::new(receiver));
     for index in 0..count {
         let receiver = receiver.clone();
@@ -179,6 +196,10 @@ fn spawn_workers(count: usize) -> std::sync::mpsc::SyncSender<Job> {
                     Err(_) => return,
                 };
                 let Ok(job) = job else { return };
+                // A request that gave up (deadline) no longer waits: skip its work.
+                if job.answer.is_closed() {
+                    continue;
+                }
                 let _ = job.answer.send(verify_with_memory(&job.presented, &job.stored, &mut memory));
             }
         });
@@ -199,34 +220,51 @@ impl Verifier {
     pub fn new(parallelism: usize) -> Self {
         // Warm the dummy hash now so the first unknown-user login is not faster than the rest.
         let _ = dummy_password_hash();
-        Self { jobs: spawn_workers(parallelism.max(1)), client_cache: Arc::default() }
+        Self { jobs: spawn_workers(parallelism.max(1)), client_cache: Arc::default(), client_checks: Arc::default() }
     }
 
     /// Verifies a user's password; `None` means "no such user" and costs the same as a miss.
-    pub async fn verify_password(&self, presented: &str, stored: Option<&str>) -> bool {
-        let (presented, stored, known) = match stored {
-            Some(hash) => (presented.to_owned(), hash.to_owned(), true),
-            None => (presented.to_owned(), dummy_password_hash().to_owned(), false),
+    pub async fn verify_password(&self, presented: &str, stored: Option<&str>) -> Verdict {
+        let (stored, known) = match stored {
+            Some(hash) => (hash, true),
+            None => (dummy_password_hash(), false),
         };
-        let matched = self.run_argon2(presented, stored).await;
-        matched && known
+        match self.run_argon2(presented.to_owned(), stored.to_owned()).await {
+            Verdict::Match if !known => Verdict::NoMatch,
+            verdict => verdict,
+        }
     }
 
-    /// Verifies a client secret, answering from the cache when this exact secret was verified
-    /// against this exact stored hash within the last few minutes.
-    pub async fn verify_client_secret(&self, client_id: &str, presented: &str, stored: &str) -> bool {
-        if stored.starts_with(S256_PREFIX) {
-            return verify_blocking(presented, stored);
+    /// The cost of a failed slow check, for a miss that needed none (an unknown client, a wrong
+    /// generated secret): every kind of failure then takes the same time.
+    pub async fn slow_miss(&self, presented: &str) -> Verdict {
+        match self.run_argon2(presented.to_owned(), dummy_password_hash().to_owned()).await {
+            Verdict::Unavailable => Verdict::Unavailable,
+            _ => Verdict::NoMatch,
         }
-        let presented_digest = digest_of(presented);
-        if self.cached(client_id, stored, &presented_digest) {
-            return true;
+    }
+
+    /// Whether this exact secret was verified against this exact stored hash within the last
+    /// few minutes (no check needed, no throttle slot taken).
+    pub fn known_client_secret(&self, client_id: &str, presented: &str, stored: &str) -> bool {
+        self.cached(client_id, stored, &digest_of(presented))
+    }
+
+    /// Checks a client secret against one stored hash of either scheme, remembering a match.
+    /// Returns the verdict and whether the check was a slow (argon2) one.
+    pub async fn check_client_secret(&self, client_id: &str, presented: &str, stored: &str) -> (Verdict, bool) {
+        let slow = !stored.starts_with(S256_PREFIX);
+        let verdict = if slow {
+            self.run_argon2(presented.to_owned(), stored.to_owned()).await
+        } else if verify_blocking(presented, stored) {
+            Verdict::Match
+        } else {
+            Verdict::NoMatch
+        };
+        if verdict == Verdict::Match {
+            self.remember(client_id, stored, digest_of(presented));
         }
-        let ok = self.run_argon2(presented.to_owned(), stored.to_owned()).await;
-        if ok {
-            self.remember(client_id, stored, presented_digest);
-        }
-        ok
+        (verdict, slow)
     }
 
     fn cached(&self, client_id: &str, stored: &str, presented_digest: &[u8; 32]) -> bool {
@@ -254,15 +292,18 @@ impl Verifier {
         cache.insert(client_id.to_owned(), entry);
     }
 
-    /// Queues a check for the workers; `false` if they are gone or the queue is full (overload
-    /// fails closed).
-    async fn run_argon2(&self, presented: String, stored: String) -> bool {
+    /// Queues a check for the workers; `Unavailable` if they are gone or the queue is full.
+    async fn run_argon2(&self, presented: String, stored: String) -> Verdict {
         let (answer, answered) = oneshot::channel();
         if self.jobs.try_send(Job { presented, stored, answer }).is_err() {
             tracing::warn!("password verification queue full: refusing");
-            return false;
+            return Verdict::Unavailable;
         }
-        answered.await.unwrap_or(false)
+        match answered.await {
+            Ok(true) => Verdict::Match,
+            Ok(false) => Verdict::NoMatch,
+            Err(_) => Verdict::Unavailable,
+        }
     }
 }
 
@@ -298,17 +339,22 @@ mod tests {
     #[tokio::test]
     async fn unknown_user_never_matches() {
         let verifier = Verifier::new(1);
-        assert!(!verifier.verify_password("anything", None).await);
+        assert_eq!(verifier.verify_password("anything", None).await, Verdict::NoMatch);
     }
 
     #[tokio::test]
     async fn cache_is_keyed_by_stored_hash_and_secret() {
         let verifier = Verifier::new(1);
         let stored = hash_password("s3cret");
-        assert!(verifier.verify_client_secret("c", "s3cret", &stored).await);
-        assert!(verifier.verify_client_secret("c", "s3cret", &stored).await);
-        assert!(!verifier.verify_client_secret("c", "other", &stored).await);
+        assert!(!verifier.known_client_secret("c", "s3cret", &stored));
+        assert_eq!(verifier.check_client_secret("c", "s3cret", &stored).await, (Verdict::Match, true));
+        assert!(verifier.known_client_secret("c", "s3cret", &stored));
+        assert!(!verifier.known_client_secret("c", "other", &stored));
+        assert_eq!(verifier.check_client_secret("c", "other", &stored).await, (Verdict::NoMatch, true));
         let rotated = hash_password("new");
-        assert!(!verifier.verify_client_secret("c", "s3cret", &rotated).await);
+        assert!(!verifier.known_client_secret("c", "s3cret", &rotated));
+        let generated = hash_generated_secret("g");
+        assert_eq!(verifier.check_client_secret("d", "g", &generated).await, (Verdict::Match, false));
+        assert!(verifier.known_client_secret("d", "g", &generated));
     }
 }

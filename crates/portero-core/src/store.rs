@@ -137,6 +137,27 @@ pub struct AuthFailures {
     pub blocked_until: i64,
 }
 
+/// How [`Store::reserve_attempt`] counts one key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AttemptRules {
+    /// Slots (failed or unfinished attempts) a window allows.
+    pub threshold: i64,
+    /// Length of a window in seconds; the first slot taken after it starts a new one.
+    pub window: i64,
+    /// The first block, in seconds; each later block in the same window doubles the last.
+    pub base_block: i64,
+    pub max_block: i64,
+}
+
+/// The answer of [`Store::reserve_attempt`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reservation {
+    /// A slot is taken; give it back with `release_attempt(key, window_start)` on success.
+    Granted { window_start: i64 },
+    /// No slot: the key is blocked until then.
+    Blocked { until: i64 },
+}
+
 /// Result of an atomic refresh-token rotation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Rotation {
@@ -203,16 +224,19 @@ pub trait Store: Send + Sync + 'static {
     // Brute-force throttling
     /// Failures in the current window and the end of any block, for `key`.
     fn auth_failures(&self, key: &str) -> impl Future<Output = StoreResult<Option<AuthFailures>>> + Send;
-    /// Counts one failure (a new window starts when the last one began before `window_start`);
-    /// returns the failures in the current window.
-    fn record_auth_failure(
+    /// Takes one attempt slot for `key` before its secret is checked, in one atomic statement
+    /// (see [`AttemptRules`]): granted while fewer than `threshold` slots are taken in the
+    /// window; otherwise refused, and a block starts (the last one doubled, at most `max_block`)
+    /// after which one more slot is free. A key that is blocked is refused and left as it is.
+    fn reserve_attempt(
         &self,
         key: &str,
         now: i64,
-        window_start: i64,
-    ) -> impl Future<Output = StoreResult<i64>> + Send;
-    fn block_auth(&self, key: &str, until: i64) -> impl Future<Output = StoreResult<()>> + Send;
-    fn clear_auth_failures(&self, key: &str) -> impl Future<Output = StoreResult<()>> + Send;
+        rules: &AttemptRules,
+    ) -> impl Future<Output = StoreResult<Reservation>> + Send;
+    /// Gives back a slot taken by [`Store::reserve_attempt`] (the attempt succeeded, or was
+    /// never checked): only within the window it was taken in.
+    fn release_attempt(&self, key: &str, window_start: i64) -> impl Future<Output = StoreResult<()>> + Send;
 
     // Audit trail
     fn insert_audit_events(&self, events: &[AuditEvent]) -> impl Future<Output = StoreResult<()>> + Send;

@@ -1,11 +1,14 @@
-//! Brute-force defence: failed client authentications (per client id) and failed passwords (per
-//! client and username) are counted in the database, so the count holds across nodes. After
-//! `threshold` failures within `window` seconds the key is blocked, for `base_block` seconds
-//! doubling with each further failure, at most `max_block`: the owner is slowed, never locked
-//! out for good, and a success clears the count.
+//! Brute-force defence, counted in the database so that it holds across nodes.
 //!
-//! Failures are also counted per source address (IPv6 by /64), with a higher threshold and no
-//! reset on success: one address guessing many client ids or usernames is slowed down as a whole.
+//! Every check of a secret or password that is not already known to be right first takes an
+//! attempt slot for its key (a client id, a client's username, a source address) in one atomic
+//! statement (`Store::reserve_attempt`); a success gives the slot back. So a key never has more
+//! than `threshold` failed or unfinished checks in a window, however many requests arrive at
+//! once: the slot is taken before the slow hash runs, not counted after it. When the slots run
+//! out the key is blocked for `base_block` seconds, doubling with each further block, at most
+//! `max_block`; after a block one more attempt is allowed, so the owner is slowed, never locked
+//! out for good. Addresses (IPv6 by /64) have a higher threshold: one address guessing many
+//! client ids or usernames is slowed down as a whole.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -13,7 +16,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use crate::error::{ErrorCode, OAuthError};
-use crate::store::Store;
+use crate::store::{AttemptRules, Reservation, Store};
 
 #[derive(Debug, Clone, Copy)]
 pub struct ThrottleRules {
@@ -31,13 +34,39 @@ impl Default for ThrottleRules {
     }
 }
 
+impl ThrottleRules {
+    fn attempts(&self, threshold: i64) -> AttemptRules {
+        AttemptRules { threshold, window: self.window, base_block: self.base_block, max_block: self.max_block }
+    }
+}
+
 /// Keys with no failures are remembered for a second, so a busy, well-behaved client does not
 /// cost a database read per request; a block set by another node is seen within that second.
+/// (This only spares reads for callers whose credentials are already known to be right: every
+/// check of a secret takes its slot in the database, so the bound does not depend on it.)
 const CLEAN_FOR: Duration = Duration::from_secs(1);
+/// Keys remembered per node (clean or blocked); when full, stale entries go (all, if none is stale).
+const SEEN_MAX: usize = 100_000;
+
+/// What this node last learnt of a key.
+#[derive(Debug, Clone, Copy)]
+enum Seen {
+    Clean(Instant),
+    /// Blocked until this unix time: refused here without asking the database again.
+    Blocked(i64),
+}
 
 pub struct Throttle {
     rules: ThrottleRules,
-    clean: Mutex<HashMap<String, Instant>>,
+    seen: Mutex<HashMap<String, Seen>>,
+}
+
+/// The attempt slots one check holds (see the module docs). Keep them when the check failed;
+/// give them back with [`Throttle::release`] when it succeeded or could not be made.
+#[must_use = "slots of a successful attempt must be released"]
+#[derive(Debug, Default)]
+pub struct Slots {
+    taken: Vec<(String, i64)>,
 }
 
 pub fn client_key(client_id: &str) -> String {
@@ -46,6 +75,18 @@ pub fn client_key(client_id: &str) -> String {
 
 pub fn user_key(client_id: &str, username: &str) -> String {
     format!("user:{client_id}:{username}")
+}
+
+/// A key as it may appear in a log line: usernames are replaced by a short digest (it still
+/// tells one user's failures from another's, without writing the name down).
+pub fn loggable(key: &str) -> String {
+    match key.strip_prefix("user:").and_then(|rest| rest.split_once(':')) {
+        Some((client, username)) => {
+            let digest = crate::secret::sha256_b64(username.as_bytes());
+            format!("user:{client}:#{}", &digest[..10])
+        }
+        None => key.to_owned(),
+    }
 }
 
 /// The throttling key of a source address: IPv4 as is, IPv6 by its /64 (one host's usual share).
@@ -70,46 +111,58 @@ fn too_many(retry_after: i64) -> OAuthError {
 
 impl Throttle {
     pub fn new(rules: ThrottleRules) -> Self {
-        Self { rules, clean: Mutex::default() }
+        Self { rules, seen: Mutex::default() }
     }
 
-    fn known_clean(&self, key: &str) -> bool {
-        self.clean.lock().ok().and_then(|c| c.get(key).map(|at| at.elapsed() < CLEAN_FOR)).unwrap_or(false)
+    fn seen(&self, key: &str) -> Option<Seen> {
+        self.seen.lock().ok()?.get(key).copied()
     }
 
-    fn mark_clean(&self, key: &str, clean: bool) {
-        if let Ok(mut cache) = self.clean.lock() {
-            if cache.len() > 100_000 {
-                cache.clear();
+    fn remember(&self, key: &str, seen: Option<Seen>, now: i64) {
+        let Ok(mut map) = self.seen.lock() else { return };
+        match seen {
+            Some(seen) => {
+                if map.len() >= SEEN_MAX {
+                    map.retain(|_, s| match s {
+                        Seen::Clean(at) => at.elapsed() < CLEAN_FOR,
+                        Seen::Blocked(until) => *until > now,
+                    });
+                    if map.len() >= SEEN_MAX {
+                        map.clear();
+                    }
+                }
+                map.insert(key.to_owned(), seen);
             }
-            if clean {
-                cache.insert(key.to_owned(), Instant::now());
-            } else {
-                cache.remove(key);
+            None => {
+                map.remove(key);
             }
         }
     }
 
-    /// `slow_down` (429) while `key` is blocked. Returns whether `key` has failures to clear on success.
-    pub async fn check<S: Store>(&self, store: &S, key: &str, now: i64) -> Result<bool, OAuthError> {
-        if self.known_clean(key) {
-            return Ok(false);
+    /// `slow_down` (429) while `key` is blocked. Costs no database read for a key this node saw
+    /// clean within the last second or saw blocked.
+    pub async fn check<S: Store>(&self, store: &S, key: &str, now: i64) -> Result<(), OAuthError> {
+        match self.seen(key) {
+            Some(Seen::Clean(at)) if at.elapsed() < CLEAN_FOR => return Ok(()),
+            Some(Seen::Blocked(until)) if until > now => return Err(too_many(until - now)),
+            _ => {}
         }
         let record = store.auth_failures(key).await?;
-        let has_failures = record.is_some_and(|r| r.failures > 0 && r.window_start >= now - self.rules.window);
-        self.mark_clean(key, !has_failures && record.is_none_or(|r| r.blocked_until <= now));
         match record {
             Some(r) if r.blocked_until > now => {
-                tracing::warn!(key, until = r.blocked_until, "throttled: blocked after repeated failures");
+                self.remember(key, Some(Seen::Blocked(r.blocked_until)), now);
+                tracing::warn!(key = %loggable(key), until = r.blocked_until, "throttled: blocked after repeated failures");
                 Err(too_many(r.blocked_until - now))
             }
-            _ => Ok(has_failures),
+            Some(r) if r.failures > 0 && r.window_start >= now - self.rules.window => {
+                self.remember(key, None, now);
+                Ok(())
+            }
+            _ => {
+                self.remember(key, Some(Seen::Clean(Instant::now())), now);
+                Ok(())
+            }
         }
-    }
-
-    /// Counts a failure for `key`, blocking it once the threshold is reached.
-    pub async fn failed<S: Store>(&self, store: &S, key: &str, now: i64) -> Result<(), OAuthError> {
-        self.count_failure(store, key, self.rules.threshold, now).await
     }
 
     /// The address failures are counted against: none when the rule is off, the address is
@@ -123,41 +176,69 @@ impl Throttle {
     /// `slow_down` while the caller's address is blocked.
     pub async fn check_address<S: Store>(&self, store: &S, source: Option<IpAddr>, now: i64) -> Result<(), OAuthError> {
         match self.counted_address(source) {
-            Some(address) => self.check(store, &address_key(address), now).await.map(|_| ()),
+            Some(address) => self.check(store, &address_key(address), now).await,
             None => Ok(()),
         }
     }
 
-    /// Counts a failed authentication against the caller's address.
-    pub async fn failed_address<S: Store>(
+    /// Takes the slots one check of a secret for `key` needs, from `key` and from the caller's
+    /// address, before the check runs; `slow_down` when either has none left.
+    pub async fn reserve<S: Store>(
         &self,
         store: &S,
+        key: &str,
         source: Option<IpAddr>,
         now: i64,
+    ) -> Result<Slots, OAuthError> {
+        let mut slots = Slots::default();
+        self.take(store, key, self.rules.threshold, now, &mut slots).await?;
+        if let Some(address) = self.counted_address(source) {
+            let taken = self.take(store, &address_key(address), self.rules.address_threshold, now, &mut slots).await;
+            if let Err(error) = taken {
+                self.release(store, slots).await;
+                return Err(error);
+            }
+        }
+        Ok(slots)
+    }
+
+    async fn take<S: Store>(
+        &self,
+        store: &S,
+        key: &str,
+        threshold: i64,
+        now: i64,
+        slots: &mut Slots,
     ) -> Result<(), OAuthError> {
-        match self.counted_address(source) {
-            Some(address) => self.count_failure(store, &address_key(address), self.rules.address_threshold, now).await,
-            None => Ok(()),
+        self.remember(key, None, now);
+        match store.reserve_attempt(key, now, &self.rules.attempts(threshold)).await? {
+            Reservation::Granted { window_start } => {
+                slots.taken.push((key.to_owned(), window_start));
+                Ok(())
+            }
+            Reservation::Blocked { until } => {
+                self.remember(key, Some(Seen::Blocked(until)), now);
+                tracing::warn!(key = %loggable(key), until, "throttled: no attempts left");
+                Err(too_many(until - now))
+            }
         }
     }
 
-    async fn count_failure<S: Store>(&self, store: &S, key: &str, threshold: i64, now: i64) -> Result<(), OAuthError> {
-        self.mark_clean(key, false);
-        let failures = store.record_auth_failure(key, now, now - self.rules.window).await?;
-        tracing::warn!(key, failures, "authentication failed");
-        if failures >= threshold {
-            let doublings = (failures - threshold).min(20) as u32;
-            let block = self.rules.base_block.saturating_mul(1 << doublings).min(self.rules.max_block);
-            store.block_auth(key, now + block).await?;
+    /// Gives slots back: their attempt succeeded, or never reached the check. A database error
+    /// leaves the slot counted (the safe side) and is only logged.
+    pub async fn release<S: Store>(&self, store: &S, slots: Slots) {
+        for (key, window_start) in slots.taken {
+            if let Err(error) = store.release_attempt(&key, window_start).await {
+                tracing::warn!(key = %loggable(&key), %error, "could not give an attempt slot back");
+            }
         }
-        Ok(())
     }
 
-    /// Forgets the failures of `key` after a success.
-    pub async fn succeeded<S: Store>(&self, store: &S, key: &str) -> Result<(), OAuthError> {
-        store.clear_auth_failures(key).await?;
-        self.mark_clean(key, true);
-        Ok(())
+    /// Keeps slots as failures (their check failed), noting it in the log.
+    pub fn failed(&self, slots: Slots) {
+        for (key, _) in slots.taken {
+            tracing::warn!(key = %loggable(&key), "authentication failed");
+        }
     }
 }
 

@@ -128,14 +128,7 @@ async fn run<S: Store>(
     if let Some(locale) = &client.locale {
         outcome.locale = locale.clone();
     }
-    let is_password = request.grant.grant_type() == GrantType::Password;
-    let authz = match grant::handle(ctx, &client, request, now).await {
-        Err(error) if is_password && error.code == ErrorCode::InvalidGrant => {
-            ctx.throttle.failed_address(&ctx.store, input.source, now).await?;
-            return Err(error);
-        }
-        authz => authz?,
-    };
+    let authz = grant::handle(ctx, &client, request, input.source, now).await?;
     let lifetimes =
         Lifetimes { access_token: ctx.policy.access_token_ttl, refresh_token: ctx.policy.refresh_token_ttl };
     let minted = mint(&ctx.keys.current(), &ctx.policy.issuer, &client, &authz, &lifetimes, now)?;

@@ -13,7 +13,8 @@ use std::time::Duration;
 
 use portero_core::audit::{AuditEvent, AuditQuery};
 use portero_core::store::{
-    AuthFailures, Client, RefreshTokenRecord, Rotation, Store, StoreError, StoreResult, StoredKey, Tenant, User,
+    AttemptRules, AuthFailures, Client, RefreshTokenRecord, Reservation, Rotation, Store, StoreError, StoreResult,
+    StoredKey, Tenant, User,
 };
 use sqlx::postgres::{PgPool, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
@@ -183,6 +184,33 @@ const POSTGRES_INSERT_AUDIT: &str = "INSERT INTO audit_events (id, at, kind, out
 const INSERT_REFRESH: &str = "INSERT INTO refresh_tokens (hash, family_id, client_id, subject, user_id, tenants, \
      scopes, audiences, auth_time, created_at, expires_at, used_at, revoked_at) \
      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)";
+
+/// One attempt slot for a key, taken or refused in one statement, so that however many requests
+/// arrive at once (on however many nodes) at most `threshold` slots are taken per window and the
+/// check and the count cannot drift apart. `$1` key, `$2` now, `$3` the oldest window start still
+/// current, `$4` threshold, `$5` first block, `$6` longest block. In an UPDATE's SET, every column
+/// read is the old row's (both backends), so each CASE below decides from the same state:
+/// blocked → unchanged; window over → a new window with this slot; slots left → one more;
+/// none left → no slot, failures one below the threshold (one try after the block) and a block
+/// twice the last. Answers `(blocked_until, window_start)`: blocked when the first is in the future.
+const RESERVE_ATTEMPT: &str = "INSERT INTO auth_failures (key, failures, window_start, blocked_until, last_block) \
+     VALUES ($1, 1, $2, 0, 0) ON CONFLICT (key) DO UPDATE SET \
+     failures = CASE WHEN auth_failures.blocked_until > $2 THEN auth_failures.failures \
+         WHEN auth_failures.window_start < $3 THEN 1 \
+         WHEN auth_failures.failures < $4 THEN auth_failures.failures + 1 ELSE $4 - 1 END, \
+     window_start = CASE WHEN auth_failures.blocked_until <= $2 AND auth_failures.window_start < $3 THEN $2 \
+         ELSE auth_failures.window_start END, \
+     last_block = CASE WHEN auth_failures.blocked_until > $2 THEN auth_failures.last_block \
+         WHEN auth_failures.window_start < $3 THEN 0 \
+         WHEN auth_failures.failures < $4 THEN auth_failures.last_block \
+         WHEN auth_failures.last_block = 0 THEN $5 \
+         WHEN auth_failures.last_block * 2 > $6 THEN $6 ELSE auth_failures.last_block * 2 END, \
+     blocked_until = CASE WHEN auth_failures.blocked_until > $2 THEN auth_failures.blocked_until \
+         WHEN auth_failures.window_start < $3 THEN 0 \
+         WHEN auth_failures.failures < $4 THEN auth_failures.blocked_until \
+         WHEN auth_failures.last_block = 0 THEN $2 + $5 \
+         WHEN auth_failures.last_block * 2 > $6 THEN $2 + $6 ELSE $2 + auth_failures.last_block * 2 END \
+     RETURNING blocked_until, window_start";
 
 /// SQLite-only schema that PostgreSQL does without (its rotation uses a CTE). Idempotent.
 /// Rotations (see `rotation`) insert the child with `rotated_from` set; this marks the parent used.
@@ -414,31 +442,25 @@ impl Store for Database {
         Ok(row.map(|(failures, window_start, blocked_until)| AuthFailures { failures, window_start, blocked_until }))
     }
 
-    async fn record_auth_failure(&self, key: &str, now: i64, window_start: i64) -> StoreResult<i64> {
-        // One upsert, atomic on both backends: concurrent failures on several nodes all count.
-        let sql = "INSERT INTO auth_failures (key, failures, window_start, blocked_until) VALUES ($1, 1, $2, 0) \
-                   ON CONFLICT (key) DO UPDATE SET \
-                   failures = CASE WHEN auth_failures.window_start < $3 THEN 1 ELSE auth_failures.failures + 1 END, \
-                   window_start = CASE WHEN auth_failures.window_start < $3 THEN $2 ELSE auth_failures.window_start END \
-                   RETURNING failures";
-        with_writer!(self, |pool| sqlx::query_scalar::<_, i64>(sql)
+    async fn reserve_attempt(&self, key: &str, now: i64, rules: &AttemptRules) -> StoreResult<Reservation> {
+        let (until, window_start) = with_writer!(self, |pool| sqlx::query_as::<_, (i64, i64)>(RESERVE_ATTEMPT)
             .bind(key)
             .bind(now)
-            .bind(window_start)
+            .bind(now - rules.window)
+            .bind(rules.threshold.max(1))
+            .bind(rules.base_block.min(rules.max_block).max(1))
+            .bind(rules.max_block.max(1))
             .fetch_one(pool)
             .await)
-        .map_err(map_err)
+        .map_err(map_err)?;
+        Ok(if until > now { Reservation::Blocked { until } } else { Reservation::Granted { window_start } })
     }
 
-    async fn block_auth(&self, key: &str, until: i64) -> StoreResult<()> {
-        let sql = "UPDATE auth_failures SET blocked_until = $2 WHERE key = $1";
-        with_writer!(self, |pool| sqlx::query(sql).bind(key).bind(until).execute(pool).await.map(|_| ()))
+    async fn release_attempt(&self, key: &str, window_start: i64) -> StoreResult<()> {
+        let sql =
+            "UPDATE auth_failures SET failures = failures - 1 WHERE key = $1 AND window_start = $2 AND failures > 0";
+        with_writer!(self, |pool| sqlx::query(sql).bind(key).bind(window_start).execute(pool).await.map(|_| ()))
             .map_err(map_err)
-    }
-
-    async fn clear_auth_failures(&self, key: &str) -> StoreResult<()> {
-        let sql = "DELETE FROM auth_failures WHERE key = $1";
-        with_writer!(self, |pool| sqlx::query(sql).bind(key).execute(pool).await.map(|_| ())).map_err(map_err)
     }
 
     async fn insert_key(&self, key: &StoredKey) -> StoreResult<()> {

@@ -5,7 +5,8 @@ use std::sync::Arc;
 
 use portero_core::grant::GrantType;
 use portero_core::store::{
-    Client, PreviousSecret, RefreshPolicy, RefreshTokenRecord, Rotation, Store, StoreError, StoredKey, Tenant, User,
+    AttemptRules, Client, PreviousSecret, RefreshPolicy, RefreshTokenRecord, Reservation, Rotation, Store, StoreError,
+    StoredKey, Tenant, User,
 };
 use portero_store::Database;
 
@@ -259,19 +260,67 @@ async fn keys_retire(db: &Database) {
 }
 conformance!(key_retirement, keys_retire);
 
-async fn auth_failures_count_block_and_clear(db: &Database) {
-    assert_eq!(db.auth_failures("user:c:u").await.unwrap(), None);
-    assert_eq!(db.record_auth_failure("user:c:u", 100, 0).await.unwrap(), 1);
-    assert_eq!(db.record_auth_failure("user:c:u", 101, 0).await.unwrap(), 2);
-    db.block_auth("user:c:u", 160).await.unwrap();
-    let record = db.auth_failures("user:c:u").await.unwrap().unwrap();
-    assert_eq!((record.failures, record.window_start, record.blocked_until), (2, 100, 160));
-    // A failure after the window (which began at 100) starts a new one.
-    assert_eq!(db.record_auth_failure("user:c:u", 2_000, 1_500).await.unwrap(), 1);
-    db.clear_auth_failures("user:c:u").await.unwrap();
-    assert_eq!(db.auth_failures("user:c:u").await.unwrap(), None);
+const RULES: AttemptRules = AttemptRules { threshold: 3, window: 900, base_block: 30, max_block: 100 };
+
+async fn attempt_slots_run_out_block_double_and_come_back(db: &Database) {
+    let key = "user:c:u";
+    assert_eq!(db.auth_failures(key).await.unwrap(), None);
+    for at in 100..103 {
+        assert_eq!(db.reserve_attempt(key, at, &RULES).await.unwrap(), Reservation::Granted { window_start: 100 });
+    }
+    // No slot left: refused, and a block of base_block starts.
+    assert_eq!(db.reserve_attempt(key, 103, &RULES).await.unwrap(), Reservation::Blocked { until: 133 });
+    assert_eq!(db.reserve_attempt(key, 120, &RULES).await.unwrap(), Reservation::Blocked { until: 133 });
+    let record = db.auth_failures(key).await.unwrap().unwrap();
+    assert_eq!((record.failures, record.window_start, record.blocked_until), (2, 100, 133));
+    // After the block one more try; when it fails too, the next block is twice as long.
+    assert_eq!(db.reserve_attempt(key, 133, &RULES).await.unwrap(), Reservation::Granted { window_start: 100 });
+    assert_eq!(db.reserve_attempt(key, 134, &RULES).await.unwrap(), Reservation::Blocked { until: 194 });
+    assert_eq!(db.reserve_attempt(key, 194, &RULES).await.unwrap(), Reservation::Granted { window_start: 100 });
+    assert_eq!(
+        db.reserve_attempt(key, 195, &RULES).await.unwrap(),
+        Reservation::Blocked { until: 295 },
+        "at most max_block"
+    );
+    // A released slot (a success) can be taken again.
+    assert_eq!(db.reserve_attempt(key, 300, &RULES).await.unwrap(), Reservation::Granted { window_start: 100 });
+    db.release_attempt(key, 100).await.unwrap();
+    assert_eq!(db.reserve_attempt(key, 301, &RULES).await.unwrap(), Reservation::Granted { window_start: 100 });
+    // A release for an older window changes nothing; the next window starts afresh.
+    assert_eq!(db.reserve_attempt(key, 1_001, &RULES).await.unwrap(), Reservation::Granted { window_start: 1_001 });
+    db.release_attempt(key, 100).await.unwrap();
+    assert_eq!(db.auth_failures(key).await.unwrap().unwrap().failures, 1);
+    // Keys are independent.
+    assert_eq!(
+        db.reserve_attempt("client:x", 1_001, &RULES).await.unwrap(),
+        Reservation::Granted { window_start: 1_001 }
+    );
+    // A day after the window, with no block, the record is purged.
+    db.purge_expired(1_001 + 86_401).await.unwrap();
+    assert_eq!(db.auth_failures(key).await.unwrap(), None);
 }
-conformance!(auth_failures, auth_failures_count_block_and_clear);
+conformance!(attempt_slots, attempt_slots_run_out_block_double_and_come_back);
+
+/// The throttle's bound rests on this: however many reservations race for one key, exactly
+/// `threshold` are granted.
+async fn concurrent_reservations_grant_exactly_the_threshold(db: &Database) {
+    let db = Arc::new(db.clone());
+    let rules = AttemptRules { threshold: 10, ..RULES };
+    let mut tasks = Vec::new();
+    for _ in 0..300 {
+        let db = db.clone();
+        tasks.push(tokio::spawn(async move { db.reserve_attempt("client:burst", 500, &rules).await.unwrap() }));
+    }
+    let mut granted = 0;
+    for task in tasks {
+        if let Reservation::Granted { .. } = task.await.unwrap() {
+            granted += 1;
+        }
+    }
+    assert_eq!(granted, 10);
+    assert!(db.auth_failures("client:burst").await.unwrap().unwrap().blocked_until > 500);
+}
+conformance!(attempt_race, concurrent_reservations_grant_exactly_the_threshold);
 
 async fn audit_events_write_in_batches_and_filter(db: &Database) {
     use portero_core::audit::{AuditEvent, AuditQuery};

@@ -65,6 +65,7 @@ pub async fn handle<S: Store>(
     ctx: &Context<S>,
     client: &Client,
     request: TokenRequest,
+    source: Option<std::net::IpAddr>,
     now: i64,
 ) -> Result<Authorization, OAuthError> {
     let grant_type = request.grant.grant_type();
@@ -75,7 +76,7 @@ pub async fn handle<S: Store>(
     match request.grant {
         Grant::ClientCredentials => client_credentials::handle(ctx, client, &request_target(&request), now),
         Grant::Password { ref username, ref password } => {
-            password::handle(ctx, client, username, &password.0, &request_target(&request), now).await
+            password::handle(ctx, client, username, &password.0, &request_target(&request), source, now).await
         }
         Grant::RefreshToken { ref refresh_token } => {
             refresh_token::handle(ctx, client, &refresh_token.0, request.scope.as_deref(), now).await

@@ -3,7 +3,8 @@
 
 use super::{Authorization, GrantType, Target, refresh_plan};
 use crate::error::OAuthError;
-use crate::store::{Client, Store};
+use crate::secret::Verdict;
+use crate::store::{Client, Store, User};
 use crate::token_endpoint::Context;
 
 pub(super) async fn handle<S: Store>(
@@ -12,32 +13,27 @@ pub(super) async fn handle<S: Store>(
     username: &str,
     password: &str,
     target: &Target<'_>,
+    source: Option<std::net::IpAddr>,
     now: i64,
 ) -> Result<Authorization, OAuthError> {
     let (scopes, audiences) = target.resolve(client, &ctx.policy.issuer)?;
     let key = crate::throttle::user_key(&client.id, username);
-    let had_failures = ctx.throttle.check(&ctx.store, &key, now).await?;
-    let candidates =
-        if client.tenants.is_empty() { Vec::new() } else { ctx.store.find_users(username, &client.tenants).await? };
-    let mut user = None;
-    if candidates.is_empty() {
-        ctx.verifier.verify_password(password, None).await;
-    }
-    // The same username may exist in several of the client's tenants; the password decides.
-    for candidate in candidates {
-        if ctx.verifier.verify_password(password, Some(&candidate.password_hash)).await {
-            user = Some(candidate);
-            break;
+    ctx.throttle.check(&ctx.store, &key, now).await?;
+    // The slots are taken before the slow hash runs: a burst of guesses cannot all be checked.
+    let slots = ctx.throttle.reserve(&ctx.store, &key, source, now).await?;
+    let user = match find_user(ctx, client, username, password).await {
+        Ok(user) => user,
+        Err(error) => {
+            ctx.throttle.release(&ctx.store, slots).await;
+            return Err(error);
         }
-    }
+    };
     let Some(user) = user else {
-        ctx.throttle.failed(&ctx.store, &key, now).await?;
+        ctx.throttle.failed(slots);
         return Err(OAuthError::invalid_grant("invalid username or password")
             .with_detail(format!("password grant failed for client {:?}", client.id)));
     };
-    if had_failures {
-        ctx.throttle.succeeded(&ctx.store, &key).await?;
-    }
+    ctx.throttle.release(&ctx.store, slots).await;
     let refresh = refresh_plan(client, &scopes);
     Ok(Authorization {
         grant_type: GrantType::Password,
@@ -50,4 +46,33 @@ pub(super) async fn handle<S: Store>(
         auth_time: now,
         refresh,
     })
+}
+
+/// The user of one of the client's tenants whose password this is; `None` for an unknown user
+/// or a wrong password, after the same argon2 work. `temporarily_unavailable` when the check
+/// could not be made (it is then no failed login).
+async fn find_user<S: Store>(
+    ctx: &Context<S>,
+    client: &Client,
+    username: &str,
+    password: &str,
+) -> Result<Option<User>, OAuthError> {
+    let candidates =
+        if client.tenants.is_empty() { Vec::new() } else { ctx.store.find_users(username, &client.tenants).await? };
+    let unavailable = || OAuthError::temporarily_unavailable("password verification is at capacity");
+    if candidates.is_empty() {
+        return match ctx.verifier.verify_password(password, None).await {
+            Verdict::Unavailable => Err(unavailable()),
+            _ => Ok(None),
+        };
+    }
+    // The same username may exist in several of the client's tenants; the password decides.
+    for candidate in candidates {
+        match ctx.verifier.verify_password(password, Some(&candidate.password_hash)).await {
+            Verdict::Match => return Ok(Some(candidate)),
+            Verdict::Unavailable => return Err(unavailable()),
+            Verdict::NoMatch => {}
+        }
+    }
+    Ok(None)
 }

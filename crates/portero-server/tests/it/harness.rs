@@ -44,6 +44,8 @@ pub struct Server {
     pub zertiban_secret: String,
     pub nequi_secret: String,
     _dir: tempfile::TempDir,
+    /// The admin URL and name of this server's own PostgreSQL database, if it runs on one.
+    postgres: Option<(String, String)>,
 }
 
 pub fn base_client(id: &str, secret_hash: String, grants: &[GrantType]) -> Client {
@@ -71,6 +73,18 @@ fn words(text: &str) -> Vec<String> {
 /// a proxy), so a test picks the caller's address; requests without it count against no address.
 pub const ADDRESS_THRESHOLD: i64 = 25;
 
+/// Threshold 5 and blocks of 2-3 s (at least 1 s at one-second granularity), so a block and its
+/// release can be shown without long sleeps. The shipped defaults are 10 failures and 30 s.
+pub fn short_blocks() -> ThrottleRules {
+    ThrottleRules {
+        threshold: 5,
+        base_block: 2,
+        max_block: 3,
+        address_threshold: ADDRESS_THRESHOLD,
+        ..ThrottleRules::default()
+    }
+}
+
 /// The harness's header and body read timeout.
 pub const READ_TIMEOUT: Duration = Duration::from_secs(2);
 
@@ -80,9 +94,51 @@ impl Server {
     }
 
     pub async fn start_with(alg: Alg) -> Self {
+        Self::start_sqlite(alg, short_blocks()).await
+    }
+
+    pub async fn start_sqlite(alg: Alg, throttle: ThrottleRules) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let url = format!("sqlite://{}", dir.path().join("portero.db").display());
-        let db = Database::connect(&url).await.unwrap();
+        Self::start_on(alg, &url, dir, throttle).await
+    }
+
+    /// A server on a fresh PostgreSQL database, when `PORTERO_TEST_POSTGRES_URL` is set (says
+    /// SKIPPED otherwise). The database is dropped by [`Server::finish`].
+    pub async fn start_postgres(test: &str, throttle: ThrottleRules) -> Option<Self> {
+        let Ok(base) = std::env::var("PORTERO_TEST_POSTGRES_URL") else {
+            use std::io::Write as _;
+            let _ = writeln!(std::io::stderr(), "SKIPPED: {test} on PostgreSQL (set PORTERO_TEST_POSTGRES_URL)");
+            return None;
+        };
+        let name = format!(
+            "portero_it_{}",
+            portero_core::secret::random_token(9).to_ascii_lowercase().replace(['-', '_'], "x")
+        );
+        let admin = Database::connect(&base).await.unwrap();
+        let pool = admin.postgres_pool().expect("PORTERO_TEST_POSTGRES_URL is a PostgreSQL URL");
+        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).execute(pool).await.unwrap();
+        admin.close().await;
+        let (prefix, _) = base.rsplit_once('/').expect("PORTERO_TEST_POSTGRES_URL names a database");
+        let url = format!("{prefix}/{name}");
+        let mut server = Self::start_on(Alg::Rs256, &url, tempfile::tempdir().unwrap(), throttle).await;
+        server.postgres = Some((base, name));
+        Some(server)
+    }
+
+    /// Drops the PostgreSQL database of [`Server::start_postgres`] (SQLite's goes with its folder).
+    pub async fn finish(self) {
+        self.db.close().await;
+        if let Some((base, name)) = &self.postgres {
+            let admin = Database::connect(base).await.unwrap();
+            let drop = format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)");
+            sqlx::query(sqlx::AssertSqlSafe(drop)).execute(admin.postgres_pool().unwrap()).await.unwrap();
+            admin.close().await;
+        }
+    }
+
+    async fn start_on(alg: Alg, url: &str, dir: tempfile::TempDir, throttle: ThrottleRules) -> Self {
+        let db = Database::connect(url).await.unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
         let policy = Policy {
@@ -91,15 +147,6 @@ impl Server {
             refresh_token_ttl: 30 * 86_400,
             api_version: Some(ApiVersionRule::parse(&format!("ALG-API-VERSION={API_VERSION}")).unwrap()),
             default_locale: "es_PE".into(),
-        };
-        // Threshold 5 and blocks of 2-3 s (at least 1 s at one-second granularity), so a block and its
-        // release can be shown without long sleeps. The shipped defaults are 10 failures and 30 s.
-        let throttle = ThrottleRules {
-            threshold: 5,
-            base_block: 2,
-            max_block: 3,
-            address_threshold: ADDRESS_THRESHOLD,
-            ..ThrottleRules::default()
         };
         // A short read timeout so the slowloris test need not wait the default 10 s.
         let mut config = ServerConfig {
@@ -120,7 +167,7 @@ impl Server {
             portero_server::run(listener, None, state, Duration::from_secs(1), std::future::pending()).await.unwrap();
         });
         let http = reqwest::Client::builder().timeout(Duration::from_secs(30)).build().unwrap();
-        Self { base, db, http, zertiban_secret, nequi_secret, _dir: dir }
+        Self { base, db, http, zertiban_secret, nequi_secret, _dir: dir, postgres: None }
     }
 
     pub fn url(&self, path: &str) -> String {

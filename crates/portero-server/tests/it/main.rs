@@ -5,6 +5,7 @@
 //! One test binary for the whole crate (linking is the slow part of a test build).
 
 mod admin_api;
+mod burst;
 mod errors;
 mod harness;
 mod hostile;
@@ -13,3 +14,4 @@ mod lifecycle;
 mod refresh;
 mod seeds;
 mod throttle;
+mod timing;
