@@ -189,6 +189,33 @@ async fn two_nodes_on_one_postgres_are_one_service() {
     let (status, throttled) = token(&http, &b, app, &login).await;
     assert_eq!((status, throttled["error"].as_str()), (429, Some("slow_down")));
 
+    // 240 different wrong passwords for another user at once, split across A and B: the attempt
+    // slots live in PostgreSQL, so together the nodes check at most the threshold (10) of them.
+    let bob = json!({ "tenant": "acme", "username": "bob", "password": "bob-pw" });
+    assert_eq!(json_of(admin("/admin/users", bob)).await.0, 201);
+    let tasks: Vec<_> = (0..240)
+        .map(|i| {
+            let (http, nodes) = (http.clone(), nodes.clone());
+            tokio::spawn(async move {
+                let url = format!("{}/oauth2/token", nodes[i % 2]);
+                let guess = format!("guess-{i}");
+                let form = [("grant_type", "password"), ("username", "bob"), ("password", guess.as_str())];
+                http.post(url).basic_auth("app", Some("app-secret")).form(&form).send().await.unwrap().status().as_u16()
+            })
+        })
+        .collect();
+    let mut checked = 0;
+    for task in tasks {
+        match task.await.unwrap() {
+            400 => checked += 1,
+            429 => {}
+            other => panic!("burst answer {other}"),
+        }
+    }
+    assert!((1..=10).contains(&checked), "wrong passwords checked across two nodes: {checked}");
+    let bob_login = [("grant_type", "password"), ("username", "bob"), ("password", "bob-pw")];
+    assert_eq!(token(&http, &a, app, &bob_login).await.0, 429, "the right password waits out the block");
+
     // A key rotated through A: in B's JWKS at once, used by both after the delay.
     let old_kid = kid(token(&http, &b, svc, &cc).await.1["access_token"].as_str().unwrap());
     let (status, rotated_key) = json_of(admin("/admin/keys", json!({ "alg": "ES256", "publish_delay": 3 }))).await;
