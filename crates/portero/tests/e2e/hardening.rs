@@ -1,0 +1,138 @@
+//! The binary's defences from issue 10: file modes, logs without query values, the Pay-me
+//! version header from `portero token`, and where `/metrics` is served.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_portero");
+
+/// A `portero serve` whose stderr goes to a file (to read its log).
+struct Running {
+    child: Child,
+    base: String,
+    log: PathBuf,
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Running {
+    #[allow(dead_code)]
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    #[allow(dead_code)]
+    fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap()
+    }
+}
+
+fn free_address() -> String {
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    format!("127.0.0.1:{port}")
+}
+
+fn wait_for(address: &str) {
+    let started = Instant::now();
+    while std::net::TcpStream::connect(address).is_err() {
+        assert!(started.elapsed() < Duration::from_secs(30), "nothing listens on {address}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// `portero ARGS` under `sh` with the given umask, so file modes do not depend on the test's.
+fn under_umask(umask: &str, dir: &Path, args: &[&str], envs: &[(&str, &str)]) -> Command {
+    let mut command = Command::new("sh");
+    command
+        .arg("-c")
+        .arg(format!("umask {umask} && exec \"$0\" \"$@\""))
+        .arg(BIN)
+        .args(args)
+        .current_dir(dir)
+        .env_remove("PORTERO_MASTER_KEY")
+        .env_remove("PORTERO_DATABASE_URL")
+        .env_remove("PORTERO_METRICS_LISTEN")
+        .env_remove("PORTERO_METRICS_TOKEN")
+        .env_remove("RUST_LOG");
+    for (name, value) in envs {
+        command.env(name, value);
+    }
+    command
+}
+
+fn serve(dir: &Path, extra: &[&str], envs: &[(&str, &str)]) -> Running {
+    let listen = free_address();
+    let mut args = vec!["serve", "--listen", &listen];
+    args.extend_from_slice(extra);
+    let log = dir.join(format!("serve-{}.log", listen.replace([':', '.'], "-")));
+    let child = under_umask("022", dir, &args, envs)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    wait_for(&listen);
+    Running { child, base: format!("http://{listen}"), log }
+}
+
+fn portero(dir: &Path, args: &[&str], stdin: Option<&str>) -> Output {
+    use std::io::Write;
+    let mut child = under_umask("022", dir, args, &[])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    if let Some(input) = stdin {
+        child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+    }
+    drop(child.stdin.take());
+    child.wait_with_output().unwrap()
+}
+
+fn ok(output: Output) -> String {
+    assert!(output.status.success(), "failed: {}", String::from_utf8_lossy(&output.stderr));
+    String::from_utf8(output.stdout).unwrap().trim().to_owned()
+}
+
+#[cfg(unix)]
+fn mode(path: &Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path).unwrap_or_else(|e| panic!("{}: {e}", path.display())).permissions().mode() & 0o777
+}
+
+/// The SQLite file and its `-wal`/`-shm` hold password hashes: owner-only, whatever the umask.
+#[cfg(unix)]
+#[test]
+fn the_sqlite_files_are_created_owner_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let server = serve(d, &[], &[]);
+    // A write, so the WAL exists with content while the server holds the database open.
+    let created = ok(portero(d, &["client", "create", "--id", "svc", "--grants", "client_credentials"], None));
+    assert!(!created.is_empty());
+    for name in ["portero.db", "portero.db-wal", "portero.db-shm"] {
+        assert_eq!(mode(&d.join(name)), 0o600, "{name} under umask 022");
+    }
+    drop(server);
+
+    // An admin command on a fresh path, under the most permissive umask.
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let output = under_umask("000", d, &["--database-url", "sqlite://admin.db", "tenant", "create", "acme"], &[])
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert_eq!(mode(&d.join("admin.db")), 0o600, "admin.db under umask 000");
+    for name in ["admin.db-wal", "admin.db-shm"] {
+        if d.join(name).exists() {
+            assert_eq!(mode(&d.join(name)), 0o600, "{name} under umask 000");
+        }
+    }
+}
