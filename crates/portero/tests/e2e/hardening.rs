@@ -136,3 +136,57 @@ fn the_sqlite_files_are_created_owner_only() {
         }
     }
 }
+
+/// The Pay-me document makes `ALG-API-VERSION: 1618440906` required: `portero token --dialect
+/// json` sends it unasked, and `--header` overrides or drops it.
+#[test]
+fn portero_token_speaks_pay_me_against_a_server_that_requires_the_version_header() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    ok(portero(d, &["tenant", "create", "acme"], None));
+    let client = [
+        "client",
+        "create",
+        "--id",
+        "payme",
+        "--secret",
+        "pay-me secret",
+        "--grants",
+        "password,refresh_token",
+        "--scopes",
+        "post:charges offline_access",
+        "--audience",
+        "https://api.dev.alignet.io",
+        "--tenant",
+        "acme",
+    ];
+    ok(portero(d, &client, None));
+    ok(portero(d, &["user", "create", "--tenant", "acme", "--username", "commerce@email.com"], Some("123456\n")));
+    let server = serve(d, &["--api-version-header", "ALG-API-VERSION=1618440906"], &[]);
+    let url = server.url("/oauth2/token");
+    let token = |headers: &[&str]| {
+        let mut args = vec!["token", "--url", &url, "--client-id", "payme", "--client-secret", "pay-me secret"];
+        args.extend(["--dialect", "pay-me", "--grant", "password", "--username", "commerce@email.com"]);
+        args.extend(["--scope", "post:charges", "--audience", "https://api.dev.alignet.io", "--json"]);
+        for header in headers {
+            args.extend(["--header", header]);
+        }
+        portero(d, &args, Some("123456\n"))
+    };
+
+    let answer: serde_json::Value = serde_json::from_str(&ok(token(&[]))).unwrap();
+    assert_eq!((answer["action"].as_str(), answer["success"].as_bool()), (Some("authorize"), Some(true)), "{answer}");
+    assert_eq!(answer["authorization"]["meta"]["status"]["code"], "00");
+    assert!(answer["access_token"].is_string());
+
+    let ours = ok(token(&["X-Request-Id: abc-123", "ALG-API-VERSION: 1618440906"]));
+    assert!(ours.contains("\"success\":true"), "{ours}");
+    for headers in [&["ALG-API-VERSION: 1500000000"][..], &["ALG-API-VERSION:"][..]] {
+        let refused = token(headers);
+        assert!(!refused.status.success(), "{headers:?}");
+        let stderr = String::from_utf8_lossy(&refused.stderr);
+        assert!(stderr.contains("invalid_request") && stderr.contains("ALG-API-VERSION"), "{headers:?}: {stderr}");
+    }
+    let bad = token(&["Bad Name: x"]);
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("invalid name or value"), "{bad:?}");
+}
