@@ -41,6 +41,11 @@ pub struct ServeArgs {
 }
 
 pub async fn run(global: &Global, args: ServeArgs) -> anyhow::Result<()> {
+    // A panic's message may quote what a request sent: log where it happened, not what it said.
+    std::panic::set_hook(Box::new(|info| {
+        let location = info.location().map(|l| format!("{}:{}", l.file(), l.line())).unwrap_or_default();
+        tracing::error!(%location, "panicked (the message is withheld from the log: it may quote request data)");
+    }));
     let file = FileConfig::load(global.config.as_deref())?;
     let listen = args.listen.or(file.listen.clone()).unwrap_or_else(|| settings::DEFAULT_LISTEN.to_owned());
     let database_url = settings::database_url(global.database_url.as_deref(), &file);

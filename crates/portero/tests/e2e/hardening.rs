@@ -190,3 +190,99 @@ fn portero_token_speaks_pay_me_against_a_server_that_requires_the_version_header
     let bad = token(&["Bad Name: x"]);
     assert!(String::from_utf8_lossy(&bad.stderr).contains("invalid name or value"), "{bad:?}");
 }
+
+/// Query strings may carry credentials (clients do send them, and are refused): no log line, at
+/// any level and in either format, may show their values. The names may appear.
+#[test]
+fn no_log_line_carries_a_query_strings_values() {
+    const ADMIN: &str = "logs-test-admin-token-0123456789";
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let secret = ok(portero(d, &["client", "create", "--id", "svc", "--grants", "client_credentials"], None));
+    for format in ["text", "json"] {
+        let server = serve(
+            d,
+            &["--log-format", format],
+            &[("RUST_LOG", "trace"), ("PORTERO_ADMIN_TOKEN", ADMIN), ("PORTERO_METRICS_TOKEN", ADMIN)],
+        );
+        let values: Vec<String> = (0..9).map(|i| format!("QueryValue{i}x{format}Z")).collect();
+        let v = |i: usize| values[i].as_str();
+        let query = |i: usize| {
+            format!(
+                "client_secret={}&password={}&refresh_token={}&token={}&grant_type=client_credentials",
+                v(i),
+                v(i),
+                v(i),
+                v(i)
+            )
+        };
+        let basic = format!("svc:{secret}");
+        let admin = format!("Authorization: Bearer {ADMIN}");
+        let wrong_admin = format!("Authorization: Bearer {}", v(8));
+        let requests: Vec<Vec<String>> = vec![
+            vec![
+                "-u".into(),
+                basic.clone(),
+                "-d".into(),
+                "grant_type=client_credentials".into(),
+                server.url(&format!("/oauth2/token?{}", query(0))),
+            ],
+            vec![
+                "-u".into(),
+                basic.clone(),
+                "-d".into(),
+                "".into(),
+                server.url(&format!("/oauth-service/oauth/token?{}", query(1))),
+            ],
+            vec![
+                "-u".into(),
+                basic.clone(),
+                "-d".into(),
+                "token=abc".into(),
+                server.url(&format!("/oauth2/introspect?{}", query(2))),
+            ],
+            vec![
+                "-u".into(),
+                basic.clone(),
+                "-d".into(),
+                "token=abc".into(),
+                server.url(&format!("/oauth2/revoke?{}", query(3))),
+            ],
+            vec!["-H".into(), admin.clone(), server.url(&format!("/admin/clients?{}", query(4)))],
+            vec![
+                "-H".into(),
+                admin.clone(),
+                "-d".into(),
+                "{\"name\":\"x\"".into(),
+                server.url(&format!("/admin/tenants?{}", query(5))),
+            ],
+            vec![server.url(&format!("/oauth2/token?{}", query(6)))],
+            vec!["-H".into(), admin, server.url(&format!("/metrics?{}", query(7)))],
+            vec!["-H".into(), wrong_admin, server.url("/admin/keys")],
+        ];
+        for args in &requests {
+            let output = Command::new("curl")
+                .args(["-sS", "-o", "/dev/null", "-w", "%{http_code}"])
+                .args(args)
+                .output()
+                .unwrap();
+            let status = String::from_utf8_lossy(&output.stdout).to_string();
+            assert!(status.starts_with('2') || status.starts_with('4'), "{args:?}: {status}");
+        }
+        std::thread::sleep(Duration::from_millis(300));
+        let log_file = server.log.clone();
+        drop(server);
+        let log = std::fs::read_to_string(log_file).unwrap();
+        assert!(log.contains("/oauth2/introspect") && log.contains("/admin/clients"), "the paths are logged:\n{log}");
+        assert!(log.contains("token request rejected"), "the rejection is logged:\n{log}");
+        assert!(log.contains("client_secret,password,refresh_token,token,grant_type"), "names are logged:\n{log}");
+        for value in &values {
+            assert!(
+                !log.contains(value.as_str()),
+                "{format} log shows {value}:\n{}",
+                log.lines().filter(|l| l.contains(value.as_str())).collect::<Vec<_>>().join("\n")
+            );
+        }
+        assert!(!log.contains(&secret));
+    }
+}
