@@ -133,6 +133,18 @@ pub async fn token_input(
     Ok(TokenInput { params, authorization, dialect, api_version, source })
 }
 
+/// Whether the request's `Authorization: Bearer` token is `expected`: compared as SHA-256
+/// digests, in constant time.
+pub fn bearer_is(headers: &HeaderMap, expected: &[u8; 32]) -> bool {
+    use subtle::ConstantTimeEq;
+    let presented = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(|token| crate::state::digest(token.trim()));
+    presented.is_some_and(|digest| bool::from(digest.ct_eq(expected)))
+}
+
 /// Whether an error code is the client's fault (logged at info) or ours (logged at error).
 pub fn is_server_side(code: ErrorCode) -> bool {
     matches!(code, ErrorCode::ServerError | ErrorCode::TemporarilyUnavailable)

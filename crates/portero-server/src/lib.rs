@@ -43,9 +43,11 @@ pub fn app(state: AppState) -> Router {
         .route("/admin/clients/{id}/secret", post(routes::admin::rotate_client_secret))
         .route("/admin/users", post(routes::admin::create_user))
         .route("/admin/keys", get(routes::admin::list_keys).post(routes::admin::rotate_key))
-        .route("/metrics", get(routes::health::metrics))
         .route("/healthz", get(routes::health::healthz))
         .route("/readyz", get(routes::health::readyz));
+    if state.config.metrics_on_main {
+        router = router.route("/metrics", get(metrics));
+    }
     for token_path in &state.config.token_paths {
         let limits = token_path.limits.clone();
         router = router.route(
@@ -60,6 +62,45 @@ pub fn app(state: AppState) -> Router {
         .layer(TraceLayer::new_for_http().make_span_with(request_span::<Body>))
         .layer(SetSensitiveRequestHeadersLayer::new([header::AUTHORIZATION]))
         .with_state(state)
+}
+
+/// `/metrics` alone, for a listener of its own (`--metrics-listen`).
+pub fn metrics_app(state: AppState) -> Router {
+    Router::new()
+        .route("/metrics", get(metrics))
+        .layer(TraceLayer::new_for_http().make_span_with(request_span::<Body>))
+        .layer(SetSensitiveRequestHeadersLayer::new([header::AUTHORIZATION]))
+        .with_state(state)
+}
+
+/// Prometheus metrics, behind `metrics_token` when one is set.
+async fn metrics(
+    axum::extract::State(state): axum::extract::State<AppState>,
+    headers: axum::http::HeaderMap,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    if let Some(token) = &state.config.metrics_token
+        && !extract::bearer_is(&headers, &state::digest(token))
+    {
+        let challenge = [(header::WWW_AUTHENTICATE, "Bearer realm=\"portero-metrics\"")];
+        return (axum::http::StatusCode::UNAUTHORIZED, challenge, "a valid metrics token is required\n")
+            .into_response();
+    }
+    routes::health::metrics(axum::extract::State(state)).await.into_response()
+}
+
+/// Serves `metrics_app(state)` over plain HTTP on `listener`, with the main listener's limits on
+/// request heads, until the task is dropped.
+pub async fn serve_metrics(listener: TcpListener, state: AppState) -> std::io::Result<()> {
+    let read_timeout = state.config.read_timeout;
+    let mut server = axum_server::from_tcp(listener.into_std()?)?.first_request_timeout(read_timeout);
+    server
+        .http_builder()
+        .http1()
+        .header_read_timeout(read_timeout)
+        .max_buf_size(MAX_HEAD_BYTES)
+        .max_headers(MAX_HEADERS);
+    server.serve(metrics_app(state).into_make_service()).await
 }
 
 /// The span every request's log lines carry: method, path and the names of the query

@@ -10,7 +10,6 @@ use portero_core::store::Store;
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::json;
-use subtle::ConstantTimeEq;
 
 use crate::admin::{self, AdminError, NewClient};
 use crate::routes::token::unix_now;
@@ -66,15 +65,7 @@ fn authorize(state: &AppState, headers: &HeaderMap) -> Result<(), Refused> {
     let Some(expected) = &state.admin_token_digest else {
         return Err(Refused::Disabled);
     };
-    let presented = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(|token| crate::state::digest(token.trim()));
-    match presented {
-        Some(digest) if bool::from(digest.ct_eq(expected)) => Ok(()),
-        _ => Err(Refused::Unauthorized),
-    }
+    if crate::extract::bearer_is(headers, expected) { Ok(()) } else { Err(Refused::Unauthorized) }
 }
 
 fn body<T: DeserializeOwned>(bytes: &Bytes) -> Result<T, Refused> {

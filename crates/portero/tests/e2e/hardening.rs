@@ -22,12 +22,10 @@ impl Drop for Running {
 }
 
 impl Running {
-    #[allow(dead_code)]
     fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
     }
 
-    #[allow(dead_code)]
     fn log_text(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap()
     }
@@ -285,4 +283,81 @@ fn no_log_line_carries_a_query_strings_values() {
         }
         assert!(!log.contains(&secret));
     }
+}
+
+/// `curl URL` with extra arguments: (status, body).
+fn curl(url: &str, extra: &[&str]) -> (u16, String) {
+    let output = Command::new("curl")
+        .args(["-sS", "--max-time", "10", "-w", "\n%{http_code}"])
+        .args(extra)
+        .arg(url)
+        .output()
+        .unwrap();
+    let text = String::from_utf8(output.stdout).unwrap();
+    let (body, status) = text.rsplit_once('\n').unwrap();
+    (status.parse().unwrap(), body.to_owned())
+}
+
+/// `/metrics` labels series by client id: not served unless asked for, then on its own address
+/// (`--metrics-listen`, `PORTERO_METRICS_LISTEN`, `metrics_listen`) and/or behind a bearer token
+/// (`--metrics-token`, `PORTERO_METRICS_TOKEN`, `metrics_token`).
+#[test]
+fn metrics_are_private_unless_configured() {
+    const TOKEN: &str = "metrics-test-token-0123456789abcdef";
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let secret = ok(portero(d, &["client", "create", "--id", "svc", "--grants", "client_credentials"], None));
+    let basic = format!("svc:{secret}");
+    let get_token = |server: &Running| {
+        let (status, _) = curl(&server.url("/oauth2/token"), &["-u", &basic, "-d", "grant_type=client_credentials"]);
+        assert_eq!(status, 200);
+    };
+    let bearer = format!("Authorization: Bearer {TOKEN}");
+
+    // The default: no /metrics anywhere.
+    let server = serve(d, &[], &[]);
+    get_token(&server);
+    assert_eq!(curl(&server.url("/metrics"), &[]).0, 404);
+    assert_eq!(curl(&server.url("/metrics"), &["-H", &bearer]).0, 404);
+    assert!(server.log_text().contains("/metrics is off"), "{}", server.log_text());
+    drop(server);
+
+    // A token alone: on the main address, behind the token.
+    let server = serve(d, &["--metrics-token", TOKEN], &[]);
+    get_token(&server);
+    assert_eq!(curl(&server.url("/metrics"), &[]).0, 401);
+    assert_eq!(
+        curl(&server.url("/metrics"), &["-H", "Authorization: Bearer metrics-test-token-0123456789abcdeX"]).0,
+        401
+    );
+    let (status, body) = curl(&server.url("/metrics"), &["-H", &bearer]);
+    assert_eq!(status, 200);
+    assert!(body.contains("portero_token_requests_total{") && body.contains("svc"), "{body}");
+    drop(server);
+
+    // Its own address (from the environment): there and only there, with no token.
+    let metrics = free_address();
+    let server = serve(d, &[], &[("PORTERO_METRICS_LISTEN", &metrics)]);
+    wait_for(&metrics);
+    get_token(&server);
+    assert_eq!(curl(&server.url("/metrics"), &[]).0, 404);
+    let (status, body) = curl(&format!("http://{metrics}/metrics"), &[]);
+    assert_eq!(status, 200);
+    assert!(body.contains("portero_token_requests_total{"), "{body}");
+    assert_eq!(curl(&format!("http://{metrics}/oauth2/token"), &["-d", "grant_type=client_credentials"]).0, 404);
+    drop(server);
+
+    // Its own address from the configuration file, and a token from the environment.
+    let metrics = free_address();
+    std::fs::write(d.join("portero.toml"), format!("metrics_listen = \"{metrics}\"\n")).unwrap();
+    let server = serve(d, &["--config", "portero.toml"], &[("PORTERO_METRICS_TOKEN", TOKEN)]);
+    wait_for(&metrics);
+    assert_eq!(curl(&server.url("/metrics"), &["-H", &bearer]).0, 404);
+    assert_eq!(curl(&format!("http://{metrics}/metrics"), &[]).0, 401);
+    assert_eq!(curl(&format!("http://{metrics}/metrics"), &["-H", &bearer]).0, 200);
+    drop(server);
+
+    let short = portero(d, &["serve", "--listen", &free_address(), "--metrics-token", "short"], None);
+    assert!(!short.status.success());
+    assert!(String::from_utf8_lossy(&short.stderr).contains("at least 24 characters"));
 }
