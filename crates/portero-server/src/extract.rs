@@ -59,6 +59,11 @@ fn source_address(parts: &axum::http::request::Parts, address_header: Option<&st
     parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|info| info.0.ip())
 }
 
+/// The caller's address, as `source_address` works it out (for handlers outside the token path).
+pub fn caller_address(parts: &axum::http::request::Parts, address_header: Option<&str>) -> Option<IpAddr> {
+    source_address(parts, address_header)
+}
+
 /// A body that could not be read: too large (413), too slow (408) or cut off (400).
 fn body_rejected(error: axum::Error) -> Rejected {
     let mut source: Option<&(dyn std::error::Error + 'static)> = Some(&error);

@@ -38,11 +38,7 @@ pub fn app(state: AppState) -> Router {
         .route("/.well-known/oauth-authorization-server", get(routes::metadata::authorization_server))
         .route(INTROSPECTION_PATH, post(routes::lifecycle::introspect))
         .route(REVOCATION_PATH, post(routes::lifecycle::revoke))
-        .route("/admin/tenants", get(routes::admin::list_tenants).post(routes::admin::create_tenant))
-        .route("/admin/clients", get(routes::admin::list_clients).post(routes::admin::create_client))
-        .route("/admin/clients/{id}/secret", post(routes::admin::rotate_client_secret))
-        .route("/admin/users", post(routes::admin::create_user))
-        .route("/admin/keys", get(routes::admin::list_keys).post(routes::admin::rotate_key))
+        .merge(admin_routes(&state))
         .route("/healthz", get(routes::health::healthz))
         .route("/readyz", get(routes::health::readyz));
     if state.config.metrics_on_main {
@@ -62,6 +58,19 @@ pub fn app(state: AppState) -> Router {
         .layer(TraceLayer::new_for_http().make_span_with(request_span::<Body>))
         .layer(SetSensitiveRequestHeadersLayer::new([header::AUTHORIZATION]))
         .with_state(state)
+}
+
+/// The admin API, each route behind the guard that checks the token before anything reads the
+/// body, throttles wrong tokens and audits the call.
+fn admin_routes(state: &AppState) -> Router<AppState> {
+    use routes::admin;
+    Router::new()
+        .route("/admin/tenants", get(admin::list_tenants).post(admin::create_tenant))
+        .route("/admin/clients", get(admin::list_clients).post(admin::create_client))
+        .route("/admin/clients/{id}/secret", post(admin::rotate_client_secret))
+        .route("/admin/users", post(admin::create_user))
+        .route("/admin/keys", get(admin::list_keys).post(admin::rotate_key))
+        .route_layer(axum::middleware::from_fn_with_state(state.clone(), admin::guard))
 }
 
 /// `/metrics` alone, for a listener of its own (`--metrics-listen`).

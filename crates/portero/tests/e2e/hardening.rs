@@ -361,3 +361,31 @@ fn metrics_are_private_unless_configured() {
     assert!(!short.status.success());
     assert!(String::from_utf8_lossy(&short.stderr).contains("at least 24 characters"));
 }
+
+/// Admin API calls show in `portero audit --kind admin_action`, refused ones included.
+#[test]
+fn admin_actions_are_listed_by_portero_audit() {
+    const ADMIN: &str = "audit-test-admin-token-0123456789";
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let server = serve(d, &[], &[("PORTERO_ADMIN_TOKEN", ADMIN)]);
+    let bearer = format!("Authorization: Bearer {ADMIN}");
+    let tenants = server.url("/admin/tenants");
+    let body = ["-H", "Content-Type: application/json", "-d", "{\"name\":\"shop\"}"];
+    assert_eq!(curl(&tenants, &[&["-H", &bearer][..], &body].concat()).0, 201);
+    assert_eq!(curl(&tenants, &[&["-H", "Authorization: Bearer wrong-token-value"][..], &body].concat()).0, 401);
+    let started = Instant::now();
+    let listing = loop {
+        let listing = ok(portero(d, &["audit", "--kind", "admin_action"], None));
+        if listing.lines().count() >= 2 || started.elapsed() > Duration::from_secs(10) {
+            break listing;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let lines: Vec<&str> = listing.lines().collect();
+    assert_eq!(lines.len(), 2, "{listing}");
+    assert!(lines[0].contains("\tadmin_action\t401\t") && lines[0].ends_with("\tcreate_tenant"), "{listing}");
+    assert!(lines[1].contains("\tadmin_action\tok\t") && lines[1].contains("create_tenant tenant shop ("), "{listing}");
+    assert!(lines.iter().all(|l| l.contains("from=127.0.0.1")), "{listing}");
+    assert!(!listing.contains(ADMIN) && !listing.contains("wrong-token-value"));
+}
