@@ -104,7 +104,7 @@ impl TokenClient {
         let mut backoff = FIRST_BACKOFF;
         let mut attempt = 1;
         loop {
-            let result = match self.config.request(&self.http, refresh).send().await {
+            let result = match self.config.request(&self.http, refresh)?.send().await {
                 Ok(response) => read_answer(response).await,
                 Err(error) => Err(ClientError::Unavailable(error.without_url().to_string())),
             };

@@ -1,6 +1,7 @@
 //! How a token request is written in each dialect, and how the answer is read.
 
 use base64::Engine;
+use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
@@ -44,8 +45,24 @@ pub struct ClientConfig {
     pub grant: Grant,
     pub scope: Option<String>,
     pub audience: Option<String>,
-    /// Extra headers, e.g. `("ALG-API-VERSION", "1618440906")` for Pay-me.
+    /// Headers to add to every token request, or to override the dialect's own with (see
+    /// [`Dialect::default_headers`]): a name given here replaces the dialect's value, and a
+    /// name given with an empty value is not sent at all. A name repeated here is sent repeated.
     pub headers: Vec<(String, String)>,
+}
+
+/// The API version the Pay-me document makes required on every request (`ALG-API-VERSION`).
+pub const PAYME_API_VERSION: (&str, &str) = ("ALG-API-VERSION", "1618440906");
+
+impl Dialect {
+    /// Headers the dialect's document requires, sent unless [`ClientConfig::headers`] overrides
+    /// them: Pay-me's `ALG-API-VERSION: 1618440906`.
+    pub fn default_headers(self) -> &'static [(&'static str, &'static str)] {
+        match self {
+            Self::Json => &[PAYME_API_VERSION],
+            Self::Basic | Self::Post | Self::Query => &[],
+        }
+    }
 }
 
 impl std::fmt::Debug for ClientConfig {
@@ -58,6 +75,7 @@ impl std::fmt::Debug for ClientConfig {
             .field("grant", &self.grant)
             .field("scope", &self.scope)
             .field("audience", &self.audience)
+            .field("headers", &self.headers.iter().map(|(name, _)| name).collect::<Vec<_>>())
             .finish()
     }
 }
@@ -146,8 +164,42 @@ impl ClientConfig {
         params
     }
 
+    /// The dialect's headers with the configured ones applied over them.
+    pub fn request_headers(&self) -> Result<HeaderMap, ClientError> {
+        let invalid = |name: &str| ClientError::InvalidHeader(name.to_owned());
+        let parse = |name: &str, value: &str| -> Result<(HeaderName, HeaderValue), ClientError> {
+            let header_name = HeaderName::from_bytes(name.trim().as_bytes()).map_err(|_| invalid(name))?;
+            let header_value = HeaderValue::from_str(value.trim()).map_err(|_| invalid(name))?;
+            Ok((header_name, header_value))
+        };
+        let mut headers = HeaderMap::new();
+        for (name, value) in self.dialect.default_headers() {
+            let (name, value) = parse(name, value)?;
+            headers.insert(name, value);
+        }
+        let mut overridden = Vec::new();
+        for (name, value) in &self.headers {
+            let (name, value) = parse(name, value)?;
+            if overridden.contains(&name) {
+                headers.append(name, value);
+            } else {
+                overridden.push(name.clone());
+                headers.remove(&name);
+                if !value.is_empty() {
+                    headers.insert(name, value);
+                }
+            }
+        }
+        Ok(headers)
+    }
+
     /// Builds the HTTP request for a new token, or a refresh when `refresh` is given.
-    pub(crate) fn request(&self, http: &reqwest::Client, refresh: Option<&str>) -> reqwest::RequestBuilder {
+    pub(crate) fn request(
+        &self,
+        http: &reqwest::Client,
+        refresh: Option<&str>,
+    ) -> Result<reqwest::RequestBuilder, ClientError> {
+        let headers = self.request_headers()?;
         let mut params = self.params(refresh);
         let mut request = match self.dialect {
             Dialect::Basic => http
@@ -178,10 +230,10 @@ impl ClientConfig {
                     .form(&params)
             }
         };
-        for (name, value) in &self.headers {
+        for (name, value) in &headers {
             request = request.header(name, value);
         }
-        request
+        Ok(request)
     }
 }
 
@@ -205,4 +257,35 @@ pub(crate) async fn read_answer(response: reqwest::Response) -> Result<TokenAnsw
         serde_json::from_value(raw.clone()).map_err(|e| ClientError::Protocol(e.to_string()))?;
     answer.raw = raw;
     Ok(answer)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(dialect: Dialect, headers: &[(&str, &str)]) -> ClientConfig {
+        let mut config = ClientConfig::client_credentials("http://127.0.0.1:9/oauth2/token", "id", "secret", dialect);
+        config.headers = headers.iter().map(|(n, v)| ((*n).to_owned(), (*v).to_owned())).collect();
+        config
+    }
+
+    fn sent(config: &ClientConfig, name: &str) -> Vec<String> {
+        let headers = config.request_headers().unwrap();
+        headers.get_all(name).iter().map(|v| v.to_str().unwrap().to_owned()).collect()
+    }
+
+    #[test]
+    fn pay_me_sends_its_api_version_unless_told_otherwise() {
+        assert_eq!(sent(&config(Dialect::Json, &[]), "alg-api-version"), ["1618440906"]);
+        for other in [Dialect::Basic, Dialect::Post, Dialect::Query] {
+            assert!(sent(&config(other, &[]), "ALG-API-VERSION").is_empty(), "{other:?}");
+        }
+        let newer = config(Dialect::Json, &[("alg-api-version", "1700000000")]);
+        assert_eq!(sent(&newer, "ALG-API-VERSION"), ["1700000000"], "a configured value replaces the default");
+        assert!(sent(&config(Dialect::Json, &[("ALG-API-VERSION", "")]), "ALG-API-VERSION").is_empty());
+        let added = config(Dialect::Basic, &[("X-Trace", "a"), ("X-Trace", "b")]);
+        assert_eq!(sent(&added, "x-trace"), ["a", "b"]);
+        let bad = config(Dialect::Basic, &[("Bad Name", "x")]).request_headers();
+        assert!(matches!(bad, Err(ClientError::InvalidHeader(name)) if name == "Bad Name"));
+    }
 }

@@ -9,6 +9,9 @@ pub enum ClientError {
     /// An answer that is not a token response.
     #[error("unexpected token response: {0}")]
     Protocol(String),
+    /// A configured header whose name or value cannot be sent (the value is not shown).
+    #[error("header {0:?} has an invalid name or value")]
+    InvalidHeader(String),
 }
 
 impl ClientError {
@@ -17,7 +20,7 @@ impl ClientError {
         match self {
             Self::Unavailable(_) => true,
             Self::Refused { status, .. } => *status >= 500 || *status == 429,
-            Self::Protocol(_) => false,
+            Self::Protocol(_) | Self::InvalidHeader(_) => false,
         }
     }
 }

@@ -19,5 +19,5 @@ mod dialect;
 mod error;
 
 pub use cache::TokenClient;
-pub use dialect::{ClientConfig, Dialect, Grant, TokenAnswer};
+pub use dialect::{ClientConfig, Dialect, Grant, PAYME_API_VERSION, TokenAnswer};
 pub use error::ClientError;

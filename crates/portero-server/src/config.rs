@@ -29,6 +29,12 @@ pub struct ServerConfig {
     /// The longest a request may take once read; past it the answer is 503
     /// `temporarily_unavailable` (a database that hangs never hangs the caller).
     pub request_timeout: std::time::Duration,
+    /// Whether the main listener answers `/metrics`. Off by default: the series are labelled by
+    /// client id, which is not for everyone; serve them with `metrics_app` on a listener of their
+    /// own, or turn this on together with `metrics_token`.
+    pub metrics_on_main: bool,
+    /// Bearer token `/metrics` requires wherever it is served; `None` requires none.
+    pub metrics_token: Option<String>,
 }
 
 /// The paths every Portero answers on: RFC-style, NetPay's (Spring) and Zertiban's.
@@ -48,6 +54,8 @@ impl Default for ServerConfig {
             read_timeout: std::time::Duration::from_secs(10),
             client_address_header: None,
             request_timeout: std::time::Duration::from_secs(5),
+            metrics_on_main: false,
+            metrics_token: None,
         }
     }
 }

@@ -59,6 +59,11 @@ fn source_address(parts: &axum::http::request::Parts, address_header: Option<&st
     parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|info| info.0.ip())
 }
 
+/// The caller's address, as `source_address` works it out (for handlers outside the token path).
+pub fn caller_address(parts: &axum::http::request::Parts, address_header: Option<&str>) -> Option<IpAddr> {
+    source_address(parts, address_header)
+}
+
 /// A body that could not be read: too large (413), too slow (408) or cut off (400).
 fn body_rejected(error: axum::Error) -> Rejected {
     let mut source: Option<&(dyn std::error::Error + 'static)> = Some(&error);
@@ -131,6 +136,18 @@ pub async fn token_input(
         None => None,
     };
     Ok(TokenInput { params, authorization, dialect, api_version, source })
+}
+
+/// Whether the request's `Authorization: Bearer` token is `expected`: compared as SHA-256
+/// digests, in constant time.
+pub fn bearer_is(headers: &HeaderMap, expected: &[u8; 32]) -> bool {
+    use subtle::ConstantTimeEq;
+    let presented = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(|token| crate::state::digest(token.trim()));
+    presented.is_some_and(|digest| bool::from(digest.ct_eq(expected)))
 }
 
 /// Whether an error code is the client's fault (logged at info) or ours (logged at error).

@@ -16,7 +16,8 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use axum::Router;
-use axum::http::header;
+use axum::body::Body;
+use axum::http::{Request, header};
 use axum::routing::{get, post};
 use tokio::net::TcpListener;
 use tower_http::catch_panic::CatchPanicLayer;
@@ -37,14 +38,12 @@ pub fn app(state: AppState) -> Router {
         .route("/.well-known/oauth-authorization-server", get(routes::metadata::authorization_server))
         .route(INTROSPECTION_PATH, post(routes::lifecycle::introspect))
         .route(REVOCATION_PATH, post(routes::lifecycle::revoke))
-        .route("/admin/tenants", get(routes::admin::list_tenants).post(routes::admin::create_tenant))
-        .route("/admin/clients", get(routes::admin::list_clients).post(routes::admin::create_client))
-        .route("/admin/clients/{id}/secret", post(routes::admin::rotate_client_secret))
-        .route("/admin/users", post(routes::admin::create_user))
-        .route("/admin/keys", get(routes::admin::list_keys).post(routes::admin::rotate_key))
-        .route("/metrics", get(routes::health::metrics))
+        .merge(admin_routes(&state))
         .route("/healthz", get(routes::health::healthz))
         .route("/readyz", get(routes::health::readyz));
+    if state.config.metrics_on_main {
+        router = router.route("/metrics", get(metrics));
+    }
     for token_path in &state.config.token_paths {
         let limits = token_path.limits.clone();
         router = router.route(
@@ -55,10 +54,114 @@ pub fn app(state: AppState) -> Router {
     }
     router
         .layer(RequestBodyDeadlineLayer::new(state.config.read_timeout))
-        .layer(CatchPanicLayer::new())
-        .layer(TraceLayer::new_for_http())
+        .layer(CatchPanicLayer::custom(answer_panic))
+        .layer(TraceLayer::new_for_http().make_span_with(request_span::<Body>))
         .layer(SetSensitiveRequestHeadersLayer::new([header::AUTHORIZATION]))
         .with_state(state)
+}
+
+/// The admin API, each route behind the guard that checks the token before anything reads the
+/// body, throttles wrong tokens and audits the call.
+fn admin_routes(state: &AppState) -> Router<AppState> {
+    use routes::admin;
+    Router::new()
+        .route("/admin/tenants", get(admin::list_tenants).post(admin::create_tenant))
+        .route("/admin/clients", get(admin::list_clients).post(admin::create_client))
+        .route("/admin/clients/{id}/secret", post(admin::rotate_client_secret))
+        .route("/admin/users", post(admin::create_user))
+        .route("/admin/keys", get(admin::list_keys).post(admin::rotate_key))
+        .route_layer(axum::middleware::from_fn_with_state(state.clone(), admin::guard))
+}
+
+/// `/metrics` alone, for a listener of its own (`--metrics-listen`).
+pub fn metrics_app(state: AppState) -> Router {
+    Router::new()
+        .route("/metrics", get(metrics))
+        .layer(TraceLayer::new_for_http().make_span_with(request_span::<Body>))
+        .layer(SetSensitiveRequestHeadersLayer::new([header::AUTHORIZATION]))
+        .with_state(state)
+}
+
+/// Prometheus metrics, behind `metrics_token` when one is set.
+async fn metrics(
+    axum::extract::State(state): axum::extract::State<AppState>,
+    headers: axum::http::HeaderMap,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    if let Some(token) = &state.config.metrics_token
+        && !extract::bearer_is(&headers, &state::digest(token))
+    {
+        let challenge = [(header::WWW_AUTHENTICATE, "Bearer realm=\"portero-metrics\"")];
+        return (axum::http::StatusCode::UNAUTHORIZED, challenge, "a valid metrics token is required\n")
+            .into_response();
+    }
+    routes::health::metrics(axum::extract::State(state)).await.into_response()
+}
+
+/// Serves `metrics_app(state)` over plain HTTP on `listener`, with the main listener's limits on
+/// request heads, until the task is dropped.
+pub async fn serve_metrics(listener: TcpListener, state: AppState) -> std::io::Result<()> {
+    let read_timeout = state.config.read_timeout;
+    let mut server = axum_server::from_tcp(listener.into_std()?)?.first_request_timeout(read_timeout);
+    server
+        .http_builder()
+        .http1()
+        .header_read_timeout(read_timeout)
+        .max_buf_size(MAX_HEAD_BYTES)
+        .max_headers(MAX_HEADERS);
+    server.serve(metrics_app(state).into_make_service()).await
+}
+
+/// The span every request's log lines carry: method, path and the names of the query
+/// parameters, never the query string itself. Clients do send credentials there (they are
+/// refused, but the span is made before that), so a value must not reach a log at any level.
+fn request_span<B>(request: &Request<B>) -> tracing::Span {
+    let span = tracing::debug_span!(
+        "request",
+        method = %request.method(),
+        path = %request.uri().path(),
+        query = tracing::field::Empty,
+        version = ?request.version(),
+    );
+    if let Some(query) = request.uri().query() {
+        span.record("query", tracing::field::display(QueryNames(query)));
+    }
+    span
+}
+
+/// Displays the parameter names of a query string (`client_secret,password`). A name that is
+/// not a short plain word is shown as `?`: it may be a value sent without a name.
+struct QueryNames<'a>(&'a str);
+
+impl std::fmt::Display for QueryNames<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        const MOST: usize = 12;
+        let plain = |name: &str| {
+            !name.is_empty()
+                && name.len() <= 32
+                && name.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'))
+        };
+        let pairs: Vec<&str> = self.0.split('&').filter(|pair| !pair.is_empty()).collect();
+        for (i, pair) in pairs.iter().take(MOST).enumerate() {
+            let name = match pair.split_once('=') {
+                Some((name, _)) if plain(name) => name,
+                _ => "?",
+            };
+            write!(f, "{}{name}", if i == 0 { "" } else { "," })?;
+        }
+        if pairs.len() > MOST {
+            write!(f, ",+{}", pairs.len() - MOST)?;
+        }
+        Ok(())
+    }
+}
+
+/// A handler that panicked: 500 `server_error`. The panic's message is not logged: it may quote
+/// the request (the process's panic hook logs where it happened).
+fn answer_panic(_payload: Box<dyn std::any::Any + Send + 'static>) -> axum::response::Response {
+    tracing::error!("a request handler panicked; answered 500");
+    let error = portero_core::OAuthError::server_error("handler panicked");
+    respond::error(&error, &portero_core::dialect::Dialect::Standard, "en", None)
 }
 
 /// TLS for `run`: a certificate chain and key loaded from PEM files.
@@ -122,5 +225,18 @@ async fn maintain_forever(state: AppState, every: Duration) {
         if let Err(error) = state.maintain(routes::token::unix_now()).await {
             tracing::warn!(%error, "maintenance failed; will retry");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::QueryNames;
+
+    #[test]
+    fn query_names_show_plain_names_only() {
+        let names = |query: &str| QueryNames(query).to_string();
+        assert_eq!(names("client_secret=s3cret&password=pw&grant_type=x"), "client_secret,password,grant_type");
+        assert_eq!(names("s3cret-value&a%20b=1&=v&&ok="), "?,?,?,ok");
+        assert_eq!(names(&"a=1&".repeat(14)), "a,a,a,a,a,a,a,a,a,a,a,a,+2");
     }
 }

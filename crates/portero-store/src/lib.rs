@@ -79,9 +79,55 @@ macro_rules! with_writer {
 impl Database {
     /// Opens `sqlite://PATH` (created if missing) or `postgres://...`, and migrates the schema.
     pub async fn connect(url: &str) -> StoreResult<Self> {
+        /// The database holds password hashes: a new file is created owner-only (0600, whatever
+        /// the umask) before SQLite opens it. SQLite gives its `-wal` and `-shm` files the main
+        /// file's permissions, so they come out 0600 too.
+        fn create_private(url: &str, path: &std::path::Path) -> StoreResult<()> {
+            let special = url.contains(":memory:") || url.contains("mode=memory") || url.contains("mode=ro");
+            if special || path.as_os_str().is_empty() || path.to_string_lossy().starts_with("file:") {
+                return Ok(());
+            }
+            let mut options = std::fs::OpenOptions::new();
+            options.write(true).create_new(true);
+            #[cfg(unix)]
+            {
+                use std::os::unix::fs::OpenOptionsExt;
+                options.mode(0o600);
+            }
+            match options.open(path) {
+                // The umask may have taken bits off the mode: set it exactly.
+                #[cfg(unix)]
+                Ok(file) => {
+                    use std::os::unix::fs::PermissionsExt;
+                    file.set_permissions(std::fs::Permissions::from_mode(0o600))
+                        .map_err(|e| StoreError::Other(format!("setting the mode of {}: {e}", path.display())))
+                }
+                #[cfg(not(unix))]
+                Ok(_) => Ok(()),
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                    // An older Portero (or the operator) made it: say so, leave the choice to them.
+                    #[cfg(unix)]
+                    {
+                        use std::os::unix::fs::PermissionsExt;
+                        if std::fs::metadata(path).is_ok_and(|m| m.permissions().mode() & 0o077 != 0) {
+                            tracing::warn!(
+                                path = %path.display(),
+                                "the database file is readable by other users; it holds password hashes: chmod 600 it \
+                                 (and its -wal and -shm files)"
+                            );
+                        }
+                    }
+                    Ok(())
+                }
+                Err(e) => Err(StoreError::Other(format!("creating the SQLite file {}: {e}", path.display()))),
+            }
+        }
+
         let db = if url.starts_with("sqlite:") {
-            let options = SqliteConnectOptions::from_str(url)
-                .map_err(|e| StoreError::Other(format!("bad SQLite URL: {e}")))?
+            let options =
+                SqliteConnectOptions::from_str(url).map_err(|e| StoreError::Other(format!("bad SQLite URL: {e}")))?;
+            create_private(url, options.get_filename())?;
+            let options = options
                 .create_if_missing(true)
                 .journal_mode(SqliteJournalMode::Wal)
                 .synchronous(SqliteSynchronous::Normal)

@@ -18,6 +18,20 @@ struct Header {
     alg: String,
     kid: Option<String>,
     typ: Option<String>,
+    /// RFC 7515 §4.1.11: extensions the recipient must understand. We understand none, so a
+    /// header that has the member at all (even `null` or `[]`) is refused.
+    #[serde(default)]
+    crit: Present,
+}
+
+/// Whether a header member is there, whatever its value.
+#[derive(Default)]
+struct Present(bool);
+
+impl<'de> Deserialize<'de> for Present {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        serde::de::IgnoredAny::deserialize(deserializer).map(|_| Self(true))
+    }
 }
 
 fn decode_json<T: serde::de::DeserializeOwned>(part: &str) -> Option<T> {
@@ -102,6 +116,9 @@ impl Verifier {
         let (signing_input, signature) = token.rsplit_once('.').ok_or_else(|| invalid("not a JWS"))?;
         let (header, payload) = signing_input.split_once('.').ok_or_else(|| invalid("not a JWS"))?;
         let header: Header = decode_json(header).ok_or_else(|| invalid("malformed header"))?;
+        if header.crit.0 {
+            return Err(invalid("critical header extensions are not supported"));
+        }
         let typ = header.typ.as_deref().unwrap_or("");
         if !typ.eq_ignore_ascii_case("at+jwt") && !typ.eq_ignore_ascii_case("application/at+jwt") {
             return Err(invalid("not an access token (typ must be at+jwt)"));

@@ -42,6 +42,11 @@ pub struct FileConfig {
     pub client_address_header: Option<String>,
     /// Failed authentications from one address before it is blocked (default 50; 0 = off).
     pub address_failure_threshold: Option<i64>,
+    /// Serve `/metrics` on this address of its own (plain HTTP), not on `listen`.
+    pub metrics_listen: Option<String>,
+    /// Bearer token `/metrics` requires (prefer `PORTERO_METRICS_TOKEN`). With no `metrics_listen`,
+    /// it puts `/metrics` on the main listener; with neither, `/metrics` is not served.
+    pub metrics_token: Option<String>,
     /// Limits for every token path: `default_max_chars`, `max_params`, and per-parameter caps.
     #[serde(default)]
     pub limits: LimitsConfig,

@@ -167,6 +167,10 @@ impl KeySet {
             return None;
         }
         let header: Value = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(header).ok()?).ok()?;
+        // RFC 7515 §4.1.11: we sign with no extensions and understand none.
+        if header.get("crit").is_some() {
+            return None;
+        }
         let kid = header.get("kid")?.as_str()?;
         let key = self.keys.iter().find(|k| k.kid == kid)?;
         if header.get("alg")?.as_str()? != key.alg.as_str() || header.get("typ")?.as_str()? != "at+jwt" {
@@ -293,6 +297,25 @@ mod tests {
         assert!(set.verify(head).is_none());
         let other = KeySet::load(&[SigningKey::generate(Alg::Es256, &master, 0, 0).unwrap()], &master).unwrap();
         assert!(other.verify(&token).is_none());
+    }
+
+    #[test]
+    fn a_crit_header_is_refused_even_when_the_signature_is_good() {
+        let master = MasterKey::generate();
+        let stored = SigningKey::generate(Alg::Es256, &master, 0, 0).unwrap();
+        let key = SigningKey::load(&stored, &master).unwrap();
+        let set = KeySet::load(&[stored], &master).unwrap();
+        let payload = URL_SAFE_NO_PAD.encode(r#"{"sub":"x"}"#);
+        let token = |extra: &str| {
+            let header = format!(r#"{{"alg":"ES256","kid":"{}","typ":"at+jwt"{extra}}}"#, key.kid);
+            let signed = format!("{}.{payload}", URL_SAFE_NO_PAD.encode(header));
+            let signature = URL_SAFE_NO_PAD.encode(key.signer.sign(signed.as_bytes()).unwrap());
+            format!("{signed}.{signature}")
+        };
+        assert_eq!(set.verify(&token("")).unwrap()["sub"], "x", "the same token without crit verifies");
+        for crit in [r#"["exp"]"#, "[]", "null"] {
+            assert!(set.verify(&token(&format!(r#","crit":{crit}"#))).is_none(), "crit {crit}");
+        }
     }
 
     #[test]

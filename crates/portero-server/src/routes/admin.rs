@@ -1,20 +1,33 @@
 //! The admin HTTP API: the CLI's operations for onboarding systems. Off unless an admin token
 //! is configured; every call needs `Authorization: Bearer <admin token>`.
+//!
+//! `guard` runs before any handler: it checks the token before the body is read (an
+//! unauthenticated caller cannot make the server read or buffer a body), counts wrong tokens
+//! against the caller's address in the shared failure throttle (429 + `Retry-After` once
+//! blocked), and writes one `admin_action` audit event per call, refused or not.
+
+use std::net::IpAddr;
 
 use axum::Json;
-use axum::body::Bytes;
-use axum::extract::{Path, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::body::{Body, Bytes};
+use axum::extract::{Path, Request, State};
+use axum::http::{HeaderValue, Method, StatusCode, header};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use portero_core::OAuthError;
+use portero_core::audit::AuditEvent;
+use portero_core::error::ErrorCode;
 use portero_core::store::Store;
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::json;
-use subtle::ConstantTimeEq;
 
 use crate::admin::{self, AdminError, NewClient};
 use crate::routes::token::unix_now;
 use crate::state::AppState;
+
+/// Largest admin request body (a client with many audiences and tenants is a few KiB).
+const MAX_ADMIN_BODY: usize = 64 * 1024;
 
 fn problem(status: StatusCode, error: &str, description: impl Into<String>) -> Response {
     let mut response =
@@ -46,6 +59,10 @@ impl IntoResponse for AdminError {
 enum Refused {
     Disabled,
     Unauthorized,
+    Throttled(OAuthError),
+    Unavailable,
+    TooLarge,
+    BadBody,
     BadJson(String),
 }
 
@@ -54,6 +71,21 @@ impl IntoResponse for Refused {
         match self {
             Self::Disabled => problem(StatusCode::NOT_FOUND, "not_found", "the admin API is disabled"),
             Self::Unauthorized => problem(StatusCode::UNAUTHORIZED, "invalid_token", "a valid admin token is required"),
+            Self::Throttled(error) => {
+                let mut response = problem(StatusCode::TOO_MANY_REQUESTS, "slow_down", error.description);
+                let seconds = error.retry_after.unwrap_or(1);
+                response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+                response
+            }
+            Self::Unavailable => {
+                let mut response = problem(StatusCode::SERVICE_UNAVAILABLE, "temporarily_unavailable", "storage error");
+                response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(1));
+                response
+            }
+            Self::TooLarge => {
+                problem(StatusCode::PAYLOAD_TOO_LARGE, "invalid_request", "the request body is too large")
+            }
+            Self::BadBody => problem(StatusCode::BAD_REQUEST, "invalid_request", "the request body could not be read"),
             Self::BadJson(why) => {
                 problem(StatusCode::BAD_REQUEST, "invalid_request", format!("invalid JSON body: {why}"))
             }
@@ -61,20 +93,91 @@ impl IntoResponse for Refused {
     }
 }
 
-/// Checks the bearer token against the configured admin token, in constant time.
-fn authorize(state: &AppState, headers: &HeaderMap) -> Result<(), Refused> {
-    let Some(expected) = &state.admin_token_digest else {
-        return Err(Refused::Disabled);
+/// What an admin call acted on, set by the handler for the audit event (never a secret).
+#[derive(Clone)]
+struct Target(String);
+
+fn with_target(mut response: Response, target: impl Into<String>) -> Response {
+    response.extensions_mut().insert(Target(target.into()));
+    response
+}
+
+/// The name of the operation a method and path ask for, for the audit trail.
+fn action(method: &Method, path: &str) -> &'static str {
+    let path = if path.starts_with("/admin/clients/") && path.ends_with("/secret") {
+        "/admin/clients/{id}/secret"
+    } else {
+        path
     };
-    let presented = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(|token| crate::state::digest(token.trim()));
-    match presented {
-        Some(digest) if bool::from(digest.ct_eq(expected)) => Ok(()),
-        _ => Err(Refused::Unauthorized),
+    match (method.as_str(), path) {
+        ("GET", "/admin/tenants") => "list_tenants",
+        ("POST", "/admin/tenants") => "create_tenant",
+        ("GET", "/admin/clients") => "list_clients",
+        ("POST", "/admin/clients") => "create_client",
+        ("POST", "/admin/clients/{id}/secret") => "rotate_client_secret",
+        ("POST", "/admin/users") => "create_user",
+        ("GET", "/admin/keys") => "list_keys",
+        ("POST", "/admin/keys") => "rotate_key",
+        _ => "other",
     }
+}
+
+/// Runs before every admin handler (as a route layer, so before its extractors read the body).
+pub async fn guard(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let Some(expected) = state.admin_token_digest else {
+        return Refused::Disabled.into_response();
+    };
+    let (parts, body) = request.into_parts();
+    let action = action(&parts.method, parts.uri.path());
+    let source = crate::extract::caller_address(&parts, state.config.client_address_header.as_deref());
+    let now = unix_now();
+    let throttle = &state.ctx.throttle;
+    let response = match throttle.check_address(&state.ctx.store, source, now).await {
+        Err(error) if error.code == ErrorCode::SlowDown => Refused::Throttled(error).into_response(),
+        Err(error) => {
+            tracing::error!(%error, "admin request: the throttle could not be read");
+            Refused::Unavailable.into_response()
+        }
+        Ok(()) if !crate::extract::bearer_is(&parts.headers, &expected) => {
+            if let Err(error) = throttle.failed_address(&state.ctx.store, source, now).await {
+                tracing::error!(%error, "admin request: a failure could not be counted");
+            }
+            Refused::Unauthorized.into_response()
+        }
+        Ok(()) => next.run(Request::from_parts(parts, body)).await,
+    };
+    audit(&state, action, &response, source, now);
+    response
+}
+
+/// One `admin_action` event: outcome `ok` or the HTTP status, detail the action and its target.
+fn audit(state: &AppState, action: &str, response: &Response, source: Option<IpAddr>, now: i64) {
+    let status = response.status();
+    let outcome = if status.is_success() { "ok".to_owned() } else { status.as_u16().to_string() };
+    let detail = match response.extensions().get::<Target>() {
+        Some(Target(target)) => format!("{action} {target}"),
+        None => action.to_owned(),
+    };
+    let source = source.map(|ip| ip.to_string());
+    tracing::info!(action = %detail, %outcome, source = source.as_deref().unwrap_or("-"), "admin action");
+    let mut event = AuditEvent::new(now, "admin_action", outcome);
+    event.source = source;
+    event.detail = Some(detail);
+    state.ctx.audit.record(event);
+}
+
+/// The body, once the caller is known to be the operator, bounded by `MAX_ADMIN_BODY`.
+async fn read_body(body: Body) -> Result<Bytes, Refused> {
+    axum::body::to_bytes(body, MAX_ADMIN_BODY).await.map_err(|error| {
+        let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(&error);
+        while let Some(current) = cause {
+            if current.is::<http_body_util::LengthLimitError>() {
+                return Refused::TooLarge;
+            }
+            cause = current.source();
+        }
+        Refused::BadBody
+    })
 }
 
 fn body<T: DeserializeOwned>(bytes: &Bytes) -> Result<T, Refused> {
@@ -97,17 +200,22 @@ struct NewTenant {
     id: Option<String>,
 }
 
-pub async fn create_tenant(State(state): State<AppState>, headers: HeaderMap, bytes: Bytes) -> Response {
-    guard!(authorize(&state, &headers));
+pub async fn create_tenant(State(state): State<AppState>, request: Body) -> Response {
+    let bytes = guard!(read_body(request).await);
     let new: NewTenant = guard!(body(&bytes));
-    match admin::create_tenant(&state.ctx.store, &new.name, new.id.as_deref(), unix_now()).await {
-        Ok(t) => (StatusCode::CREATED, Json(json!({ "id": t.id, "name": t.name }))).into_response(),
+    let response = match admin::create_tenant(&state.ctx.store, &new.name, new.id.as_deref(), unix_now()).await {
+        Ok(t) => {
+            return with_target(
+                (StatusCode::CREATED, Json(json!({ "id": t.id, "name": t.name }))).into_response(),
+                format!("tenant {} ({})", t.name, t.id),
+            );
+        }
         Err(error) => error.into_response(),
-    }
+    };
+    with_target(response, format!("tenant {}", new.name))
 }
 
-pub async fn list_tenants(State(state): State<AppState>, headers: HeaderMap) -> Response {
-    guard!(authorize(&state, &headers));
+pub async fn list_tenants(State(state): State<AppState>) -> Response {
     match state.ctx.store.list_tenants().await {
         Ok(tenants) => {
             Json(tenants.iter().map(|t| json!({ "id": t.id, "name": t.name })).collect::<Vec<_>>()).into_response()
@@ -116,10 +224,11 @@ pub async fn list_tenants(State(state): State<AppState>, headers: HeaderMap) -> 
     }
 }
 
-pub async fn create_client(State(state): State<AppState>, headers: HeaderMap, bytes: Bytes) -> Response {
-    guard!(authorize(&state, &headers));
+pub async fn create_client(State(state): State<AppState>, request: Body) -> Response {
+    let bytes = guard!(read_body(request).await);
     let new: NewClient = guard!(body(&bytes));
-    match admin::create_client(&state.ctx.store, new, unix_now()).await {
+    let target = format!("client {}", new.id);
+    let response = match admin::create_client(&state.ctx.store, new, unix_now()).await {
         Ok((client, secret)) => {
             let mut answer = json!({ "client_id": client.id });
             if let Some(secret) = secret {
@@ -128,11 +237,11 @@ pub async fn create_client(State(state): State<AppState>, headers: HeaderMap, by
             crate::respond::no_store((StatusCode::CREATED, Json(answer)).into_response())
         }
         Err(error) => error.into_response(),
-    }
+    };
+    with_target(response, target)
 }
 
-pub async fn list_clients(State(state): State<AppState>, headers: HeaderMap) -> Response {
-    guard!(authorize(&state, &headers));
+pub async fn list_clients(State(state): State<AppState>) -> Response {
     match state.ctx.store.list_clients().await {
         Ok(clients) => Json(
             clients
@@ -163,27 +272,34 @@ struct SecretRotation {
     overlap: Option<String>,
 }
 
-pub async fn rotate_client_secret(
-    State(state): State<AppState>,
-    Path(id): Path<String>,
-    headers: HeaderMap,
-    bytes: Bytes,
-) -> Response {
-    guard!(authorize(&state, &headers));
-    let rotation: SecretRotation = if bytes.is_empty() { SecretRotation::default() } else { guard!(body(&bytes)) };
+pub async fn rotate_client_secret(State(state): State<AppState>, Path(id): Path<String>, request: Body) -> Response {
+    let target = format!("client {id}");
+    let bytes = match read_body(request).await {
+        Ok(bytes) => bytes,
+        Err(refused) => return with_target(refused.into_response(), target),
+    };
+    let rotation: SecretRotation = if bytes.is_empty() {
+        SecretRotation::default()
+    } else {
+        match body(&bytes) {
+            Ok(rotation) => rotation,
+            Err(refused) => return with_target(refused.into_response(), target),
+        }
+    };
     let overlap = match admin::parse_duration(rotation.overlap.as_deref().unwrap_or("24h")) {
         Ok(seconds) => seconds,
-        Err(error) => return error.into_response(),
+        Err(error) => return with_target(error.into_response(), target),
     };
     let rotated = admin::rotate_client_secret(&state.ctx.store, &id, overlap, unix_now()).await;
     state.ctx.clients.invalidate(&id);
-    match rotated {
+    let response = match rotated {
         Ok(secret) => crate::respond::no_store(
             Json(json!({ "client_id": id, "client_secret": secret, "previous_secret_valid_for": overlap }))
                 .into_response(),
         ),
         Err(error) => error.into_response(),
-    }
+    };
+    with_target(response, target)
 }
 
 #[derive(Deserialize)]
@@ -194,17 +310,20 @@ struct NewUser {
     password: String,
 }
 
-pub async fn create_user(State(state): State<AppState>, headers: HeaderMap, bytes: Bytes) -> Response {
-    guard!(authorize(&state, &headers));
+pub async fn create_user(State(state): State<AppState>, request: Body) -> Response {
+    let bytes = guard!(read_body(request).await);
     let new: NewUser = guard!(body(&bytes));
-    match admin::create_user(&state.ctx.store, &new.tenant, &new.username, &new.password, unix_now()).await {
+    let target = format!("user {} in tenant {}", new.username, new.tenant);
+    let response = match admin::create_user(&state.ctx.store, &new.tenant, &new.username, &new.password, unix_now())
+        .await
+    {
         Ok(user) => (StatusCode::CREATED, Json(json!({ "id": user.id, "tenant_id": user.tenant_id }))).into_response(),
         Err(error) => error.into_response(),
-    }
+    };
+    with_target(response, target)
 }
 
-pub async fn list_keys(State(state): State<AppState>, headers: HeaderMap) -> Response {
-    guard!(authorize(&state, &headers));
+pub async fn list_keys(State(state): State<AppState>) -> Response {
     match state.ctx.store.list_keys().await {
         Ok(keys) => Json(
             keys.iter()
@@ -226,17 +345,20 @@ struct KeyRotation {
     publish_delay: Option<i64>,
 }
 
-pub async fn rotate_key(State(state): State<AppState>, headers: HeaderMap, bytes: Bytes) -> Response {
-    guard!(authorize(&state, &headers));
+pub async fn rotate_key(State(state): State<AppState>, request: Body) -> Response {
+    let bytes = guard!(read_body(request).await);
     let rotation: KeyRotation = if bytes.is_empty() { KeyRotation::default() } else { guard!(body(&bytes)) };
     let alg = rotation.alg.as_deref().unwrap_or("RS256");
     let delay = rotation.publish_delay.unwrap_or(360);
     match admin::rotate_key(&state.ctx.store, &state.master_key, alg, delay, unix_now()).await {
         Ok(key) => {
             let _ = state.reload_keys().await;
-            (StatusCode::CREATED, Json(json!({ "kid": key.kid, "alg": key.alg, "activate_at": key.activate_at })))
-                .into_response()
+            let target = format!("key {} ({})", key.kid, key.alg);
+            let response =
+                (StatusCode::CREATED, Json(json!({ "kid": key.kid, "alg": key.alg, "activate_at": key.activate_at })))
+                    .into_response();
+            with_target(response, target)
         }
-        Err(error) => error.into_response(),
+        Err(error) => with_target(error.into_response(), format!("key ({alg})")),
     }
 }

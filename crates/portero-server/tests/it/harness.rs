@@ -33,6 +33,7 @@ pub const PAYME_USER: &str = "commerce@email.com";
 pub const PAYME_PASSWORD: &str = "123456";
 
 pub const ADMIN_TOKEN: &str = "test-admin-token-0123456789abcdef";
+pub const METRICS_TOKEN: &str = "test-metrics-token-0123456789abcdef";
 pub const ZERTIBAN_CLIENT: &str = "zertiban-merchant";
 pub const NEQUI_CLIENT: &str = "5k657h190bpoqj17pfuestkqkq";
 
@@ -154,6 +155,8 @@ impl Server {
             throttle,
             read_timeout: READ_TIMEOUT,
             client_address_header: Some("X-Forwarded-For".into()),
+            metrics_on_main: true,
+            metrics_token: Some(METRICS_TOKEN.into()),
             ..ServerConfig::default()
         };
         let mut netpay = FieldLimits::default();

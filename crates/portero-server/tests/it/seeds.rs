@@ -312,7 +312,7 @@ async fn prometheus_metrics_count_token_requests() {
     assert_eq!(server.post_form("/oauth2/token", nequi, "grant_type=client_credentials").await.0, 200);
     let invented = Some(("invented-client-id", "x"));
     assert_eq!(server.post_form("/oauth2/token", invented, "grant_type=client_credentials").await.0, 401);
-    let response = server.http.get(server.url("/metrics")).send().await.unwrap();
+    let response = server.http.get(server.url("/metrics")).bearer_auth(METRICS_TOKEN).send().await.unwrap();
     assert!(response.headers()["content-type"].to_str().unwrap().starts_with("text/plain"));
     let text = response.text().await.unwrap();
     let issued = text.lines().find(|l| {
@@ -323,4 +323,21 @@ async fn prometheus_metrics_count_token_requests() {
     assert!(!text.contains("invented-client-id"), "unauthenticated ids never become labels");
     assert!(text.contains("portero_token_request_duration_seconds_bucket"));
     assert!(text.contains("portero_audit_events_dropped 0"), "{text}");
+}
+
+#[tokio::test]
+async fn metrics_need_their_token() {
+    let server = Server::start().await;
+    for token in [None, Some("wrong-token"), Some(ADMIN_TOKEN)] {
+        let mut request = server.http.get(server.url("/metrics"));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        let response = request.send().await.unwrap();
+        assert_eq!(response.status(), 401, "{token:?}");
+        assert_eq!(response.headers()["www-authenticate"], "Bearer realm=\"portero-metrics\"");
+        assert!(!response.text().await.unwrap().contains("portero_"), "{token:?}");
+    }
+    let response = server.http.get(server.url("/metrics")).bearer_auth(METRICS_TOKEN).send().await.unwrap();
+    assert_eq!(response.status(), 200);
 }

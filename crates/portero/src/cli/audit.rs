@@ -17,7 +17,7 @@ pub struct AuditArgs {
     #[arg(long)]
     pub client: Option<String>,
     /// Only this kind: token_issued, token_refused, throttled, refresh_reuse, token_revoked,
-    /// introspection_refused, revocation_refused.
+    /// introspection_refused, revocation_refused, admin_action.
     #[arg(long)]
     pub kind: Option<String>,
     /// At most this many events.
@@ -28,7 +28,7 @@ pub struct AuditArgs {
     pub json: bool,
 }
 
-const KINDS: [&str; 7] = [
+const KINDS: [&str; 8] = [
     "token_issued",
     "token_refused",
     "throttled",
@@ -36,6 +36,7 @@ const KINDS: [&str; 7] = [
     "token_revoked",
     "introspection_refused",
     "revocation_refused",
+    "admin_action",
 ];
 
 pub async fn run(global: &Global, args: AuditArgs) -> anyhow::Result<()> {

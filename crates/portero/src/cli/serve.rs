@@ -38,9 +38,21 @@ pub struct ServeArgs {
     /// PEM private key of --tls-cert.
     #[arg(long, env = "PORTERO_TLS_KEY", requires = "tls_cert")]
     pub tls_key: Option<std::path::PathBuf>,
+    /// Serve /metrics on this address (plain HTTP) instead of the main one.
+    #[arg(long, env = "PORTERO_METRICS_LISTEN")]
+    pub metrics_listen: Option<String>,
+    /// Require `Authorization: Bearer TOKEN` on /metrics (at least 24 characters). Without
+    /// --metrics-listen this serves /metrics on the main address; with neither, /metrics is off.
+    #[arg(long, env = "PORTERO_METRICS_TOKEN", hide_env_values = true)]
+    pub metrics_token: Option<String>,
 }
 
 pub async fn run(global: &Global, args: ServeArgs) -> anyhow::Result<()> {
+    // A panic's message may quote what a request sent: log where it happened, not what it said.
+    std::panic::set_hook(Box::new(|info| {
+        let location = info.location().map(|l| format!("{}:{}", l.file(), l.line())).unwrap_or_default();
+        tracing::error!(%location, "panicked (the message is withheld from the log: it may quote request data)");
+    }));
     let file = FileConfig::load(global.config.as_deref())?;
     let listen = args.listen.or(file.listen.clone()).unwrap_or_else(|| settings::DEFAULT_LISTEN.to_owned());
     let database_url = settings::database_url(global.database_url.as_deref(), &file);
@@ -67,6 +79,12 @@ pub async fn run(global: &Global, args: ServeArgs) -> anyhow::Result<()> {
         anyhow::ensure!(token.len() >= 24, "PORTERO_ADMIN_TOKEN must be at least 24 characters");
         tracing::info!("the admin API is on at /admin");
     }
+    let metrics_listen = args.metrics_listen.or(file.metrics_listen.clone()).filter(|a| !a.is_empty());
+    server_config.metrics_token = args.metrics_token.or(file.metrics_token.clone()).filter(|t| !t.is_empty());
+    if let Some(token) = &server_config.metrics_token {
+        anyhow::ensure!(token.len() >= 24, "the metrics token must be at least 24 characters");
+    }
+    server_config.metrics_on_main = metrics_listen.is_none() && server_config.metrics_token.is_some();
 
     let tls = tls_config(args.tls_cert.or(file.tls_cert.clone()), args.tls_key.or(file.tls_key.clone())).await?;
     let db = Database::connect(&database_url).await.with_context(|| "opening the database")?;
@@ -82,10 +100,42 @@ pub async fn run(global: &Global, args: ServeArgs) -> anyhow::Result<()> {
              use --tls-cert/--tls-key or a TLS-terminating proxy"
         );
     }
+    let metrics = match metrics_listen {
+        Some(address) => Some(serve_metrics(&address, &state).await?),
+        None if state.config.metrics_on_main => {
+            tracing::info!("/metrics is served on the main address and needs the metrics token");
+            None
+        }
+        None => {
+            tracing::info!("/metrics is off: set --metrics-listen or --metrics-token to serve it");
+            None
+        }
+    };
     let reload = Duration::from_secs(file.key_reload_seconds.unwrap_or(10).max(1));
-    portero_server::run(listener, tls, state, reload, shutdown_signal()).await?;
+    let served = portero_server::run(listener, tls, state, reload, shutdown_signal()).await;
+    if let Some(metrics) = metrics {
+        metrics.abort();
+    }
+    served?;
     tracing::info!("portero stopped");
     Ok(())
+}
+
+/// Binds the metrics listener (a bad address stops `serve`) and serves `/metrics` on it.
+async fn serve_metrics(address: &str, state: &AppState) -> anyhow::Result<tokio::task::JoinHandle<()>> {
+    let listener = TcpListener::bind(address).await.with_context(|| format!("listening for metrics on {address}"))?;
+    let local = listener.local_addr()?;
+    let token = state.config.metrics_token.is_some();
+    tracing::info!(address = %local, token, "serving /metrics");
+    if !token && !local.ip().is_loopback() {
+        tracing::warn!("/metrics is served without a token on a non-loopback address: keep that address private");
+    }
+    let state = state.clone();
+    Ok(tokio::spawn(async move {
+        if let Err(error) = portero_server::serve_metrics(listener, state).await {
+            tracing::error!(%error, "the metrics listener stopped");
+        }
+    }))
 }
 
 /// Loads the certificate and key up front, so a bad file stops `serve` with a clear error.

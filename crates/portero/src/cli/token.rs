@@ -54,8 +54,10 @@ pub struct TokenArgs {
     pub scope: Option<String>,
     #[arg(long)]
     pub audience: Option<String>,
-    /// A header to send, NAME=VALUE (e.g. ALG-API-VERSION=1618440906); repeatable.
-    #[arg(long = "header")]
+    /// A header to send, 'NAME: VALUE' (NAME=VALUE also works); repeatable. It adds to, or
+    /// overrides, the dialect's own (the Pay-me dialect sends ALG-API-VERSION: 1618440906);
+    /// 'NAME:' with no value sends no NAME at all.
+    #[arg(long = "header", value_name = "NAME: VALUE")]
     pub headers: Vec<String>,
     /// Print the whole JSON response instead of the access token alone.
     #[arg(long)]
@@ -78,9 +80,9 @@ pub async fn run(args: TokenArgs) -> anyhow::Result<()> {
     config.scope = args.scope;
     config.audience = args.audience;
     for header in &args.headers {
-        let (name, value) = header.split_once('=').context("--header must be NAME=VALUE")?;
-        config.headers.push((name.to_owned(), value.to_owned()));
+        config.headers.push(parse_header(header)?);
     }
+    config.request_headers()?;
     let answer = TokenClient::new(config).fetch().await?;
     if args.json {
         println!("{}", answer.raw);
@@ -88,4 +90,29 @@ pub async fn run(args: TokenArgs) -> anyhow::Result<()> {
         println!("{}", answer.access_token);
     }
     Ok(())
+}
+
+/// `NAME: VALUE` (as curl takes it) or `NAME=VALUE`: neither `:` nor `=` can be in a header name,
+/// so the first of them ends the name.
+fn parse_header(text: &str) -> anyhow::Result<(String, String)> {
+    let at = text.find([':', '=']).context("--header must be 'NAME: VALUE'")?;
+    let (name, value) = (text[..at].trim(), text[at + 1..].trim());
+    anyhow::ensure!(!name.is_empty(), "--header must be 'NAME: VALUE'");
+    Ok((name.to_owned(), value.to_owned()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_header;
+
+    #[test]
+    fn headers_as_curl_writes_them_or_name_equals_value() {
+        let pair = |n: &str, v: &str| (n.to_owned(), v.to_owned());
+        assert_eq!(parse_header("ALG-API-VERSION: 1618440906").unwrap(), pair("ALG-API-VERSION", "1618440906"));
+        assert_eq!(parse_header("ALG-API-VERSION=1618440906").unwrap(), pair("ALG-API-VERSION", "1618440906"));
+        assert_eq!(parse_header("X-Url: http://a=b").unwrap(), pair("X-Url", "http://a=b"));
+        assert_eq!(parse_header("ALG-API-VERSION:").unwrap(), pair("ALG-API-VERSION", ""));
+        assert!(parse_header("no separator").is_err());
+        assert!(parse_header(": value").is_err());
+    }
 }

@@ -2,5 +2,6 @@
 
 mod cli;
 mod crash;
+mod hardening;
 mod nodes;
 mod outage;
