@@ -224,6 +224,25 @@ impl Throttle {
         }
     }
 
+    /// Counts a failure that needed no slow check (a wrong admin token) against the caller's address.
+    pub async fn failed_address<S: Store>(
+        &self,
+        store: &S,
+        source: Option<IpAddr>,
+        now: i64,
+    ) -> Result<(), OAuthError> {
+        let Some(address) = self.counted_address(source) else { return Ok(()) };
+        let mut slots = Slots::default();
+        match self.take(store, &address_key(address), self.rules.address_threshold, now, &mut slots).await {
+            Ok(()) => {
+                self.failed(slots);
+                Ok(())
+            }
+            Err(error) if error.code == ErrorCode::SlowDown => Ok(()),
+            Err(error) => Err(error),
+        }
+    }
+
     /// Gives slots back: their attempt succeeded, or never reached the check. A database error
     /// leaves the slot counted (the safe side) and is only logged.
     pub async fn release<S: Store>(&self, store: &S, slots: Slots) {
