@@ -224,23 +224,18 @@ impl Throttle {
         }
     }
 
-    /// Counts a failure that needed no slow check (a wrong admin token) against the caller's address.
-    pub async fn failed_address<S: Store>(
+    /// Takes an address slot only (a check with no per-key count, such as the admin token).
+    pub async fn reserve_address<S: Store>(
         &self,
         store: &S,
         source: Option<IpAddr>,
         now: i64,
-    ) -> Result<(), OAuthError> {
-        let Some(address) = self.counted_address(source) else { return Ok(()) };
+    ) -> Result<Slots, OAuthError> {
         let mut slots = Slots::default();
-        match self.take(store, &address_key(address), self.rules.address_threshold, now, &mut slots).await {
-            Ok(()) => {
-                self.failed(slots);
-                Ok(())
-            }
-            Err(error) if error.code == ErrorCode::SlowDown => Ok(()),
-            Err(error) => Err(error),
+        if let Some(address) = self.counted_address(source) {
+            self.take(store, &address_key(address), self.rules.address_threshold, now, &mut slots).await?;
         }
+        Ok(slots)
     }
 
     /// Gives slots back: their attempt succeeded, or never reached the check. A database error

@@ -132,19 +132,21 @@ pub async fn guard(State(state): State<AppState>, request: Request, next: Next) 
     let source = crate::extract::caller_address(&parts, state.config.client_address_header.as_deref());
     let now = unix_now();
     let throttle = &state.ctx.throttle;
-    let response = match throttle.check_address(&state.ctx.store, source, now).await {
+    // The address slot is taken before the token is compared, so a burst of guesses cannot all be checked.
+    let response = match throttle.reserve_address(&state.ctx.store, source, now).await {
         Err(error) if error.code == ErrorCode::SlowDown => Refused::Throttled(error).into_response(),
         Err(error) => {
             tracing::error!(%error, "admin request: the throttle could not be read");
             Refused::Unavailable.into_response()
         }
-        Ok(()) if !crate::extract::bearer_is(&parts.headers, &expected) => {
-            if let Err(error) = throttle.failed_address(&state.ctx.store, source, now).await {
-                tracing::error!(%error, "admin request: a failure could not be counted");
-            }
+        Ok(slots) if !crate::extract::bearer_is(&parts.headers, &expected) => {
+            throttle.failed(slots);
             Refused::Unauthorized.into_response()
         }
-        Ok(()) => next.run(Request::from_parts(parts, body)).await,
+        Ok(slots) => {
+            throttle.release(&state.ctx.store, slots).await;
+            next.run(Request::from_parts(parts, body)).await
+        }
     };
     audit(&state, action, &response, source, now);
     response
