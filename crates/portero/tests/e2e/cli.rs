@@ -25,16 +25,14 @@ fn free_port() -> u16 {
 }
 
 fn portero(dir: &Path, args: &[&str], stdin: Option<&str>) -> Output {
-    let mut child = Command::new(BIN)
-        .args(args)
-        .current_dir(dir)
-        .env_remove("PORTERO_MASTER_KEY")
-        .env_remove("PORTERO_DATABASE_URL")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut command = Command::new(BIN);
+    command.args(args).current_dir(dir).env_remove("PORTERO_MASTER_KEY").env_remove("PORTERO_DATABASE_URL");
+    run_with_stdin(command, stdin)
+}
+
+/// Runs `command` to its end, writing `stdin` (if any) to it, and keeps its output.
+pub(crate) fn run_with_stdin(mut command: Command, stdin: Option<&str>) -> Output {
+    let mut child = command.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
     if let Some(input) = stdin {
         child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
     }
@@ -42,7 +40,7 @@ fn portero(dir: &Path, args: &[&str], stdin: Option<&str>) -> Output {
     child.wait_with_output().unwrap()
 }
 
-fn ok(output: Output) -> String {
+pub(crate) fn ok(output: Output) -> String {
     assert!(output.status.success(), "failed: {}", String::from_utf8_lossy(&output.stderr));
     String::from_utf8(output.stdout).unwrap().trim().to_owned()
 }

@@ -79,24 +79,10 @@ fn serve(dir: &Path, extra: &[&str], envs: &[(&str, &str)]) -> Running {
     Running { child, base: format!("http://{listen}"), log }
 }
 
-fn portero(dir: &Path, args: &[&str], stdin: Option<&str>) -> Output {
-    use std::io::Write;
-    let mut child = under_umask("022", dir, args, &[])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    if let Some(input) = stdin {
-        child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
-    }
-    drop(child.stdin.take());
-    child.wait_with_output().unwrap()
-}
+use crate::cli::ok;
 
-fn ok(output: Output) -> String {
-    assert!(output.status.success(), "failed: {}", String::from_utf8_lossy(&output.stderr));
-    String::from_utf8(output.stdout).unwrap().trim().to_owned()
+fn portero(dir: &Path, args: &[&str], stdin: Option<&str>) -> Output {
+    crate::cli::run_with_stdin(under_umask("022", dir, args, &[]), stdin)
 }
 
 #[cfg(unix)]
