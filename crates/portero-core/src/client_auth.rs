@@ -152,9 +152,9 @@ fn presented_secrets<'a>(secret: &'a str, credentials: &'a ClientCredentials) ->
 }
 
 /// The hashes a client's secret may match: the current one, and the previous during its overlap.
-fn stored_hashes(client: &Client, now: i64) -> Vec<String> {
-    let previous = client.previous_secret.as_ref().filter(|p| p.expires_at > now).map(|p| p.hash.clone());
-    std::iter::once(client.secret_hash.clone()).chain(previous).collect()
+fn stored_hashes(client: &Client, now: i64) -> Vec<&str> {
+    let previous = client.previous_secret.as_ref().filter(|p| p.expires_at > now).map(|p| p.hash.as_str());
+    std::iter::once(client.secret_hash.as_str()).chain(previous).collect()
 }
 
 /// Identifies one attempt (a throttle key and the secrets presented) without keeping a secret.
@@ -177,7 +177,7 @@ async fn check_secret<S: Store>(
     key: &str,
     client_id: Option<&str>,
     presented: &[&str],
-    stored: &[String],
+    stored: &[&str],
     source: Option<IpAddr>,
     now: i64,
 ) -> Result<Verdict, OAuthError> {
