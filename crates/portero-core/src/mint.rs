@@ -2,7 +2,7 @@
 
 use crate::claims::AccessTokenClaims;
 use crate::error::OAuthError;
-use crate::grant::{Authorization, RefreshPlan};
+use crate::grant::{Authorization, GrantedScope, RefreshPlan};
 use crate::keys::KeySet;
 use crate::secret::{random_token, sha256_b64};
 use crate::store::{Client, RefreshTokenRecord};
@@ -36,35 +36,44 @@ pub fn mint(
     let refresh = match &authz.refresh {
         RefreshPlan::None => None,
         RefreshPlan::NewFamily => {
-            Some(new_refresh_token(client, authz, uuid::Uuid::now_v7().to_string(), now + lifetimes.refresh_token, now))
+            let family = Family { id: uuid::Uuid::now_v7().to_string(), expires_at: now + lifetimes.refresh_token };
+            let grant = GrantedScope { scopes: authz.scopes.clone(), audiences: authz.audiences.clone() };
+            Some(new_refresh_token(client, authz, family, grant, now))
         }
-        RefreshPlan::Rotate { family_id, expires_at, .. } => {
-            Some(new_refresh_token(client, authz, family_id.clone(), *expires_at, now))
+        RefreshPlan::Rotate { family_id, expires_at, grant, .. } => {
+            let family = Family { id: family_id.clone(), expires_at: *expires_at };
+            Some(new_refresh_token(client, authz, family, grant.clone(), now))
         }
     };
     Ok(Minted { access_token, expires_in: ttl, refresh })
 }
 
+/// The refresh-token family a new token joins, and when the family ends.
+struct Family {
+    id: String,
+    expires_at: i64,
+}
+
 fn new_refresh_token(
     client: &Client,
     authz: &Authorization,
-    family_id: String,
-    expires_at: i64,
+    family: Family,
+    grant: GrantedScope,
     now: i64,
 ) -> (String, RefreshTokenRecord) {
     let value = random_token(32);
     let record = RefreshTokenRecord {
         hash: sha256_b64(value.as_bytes()),
-        family_id,
+        family_id: family.id,
         client_id: client.id.clone(),
         subject: authz.subject.clone(),
         user_id: authz.user_id.clone(),
         tenants: authz.tenants.clone(),
-        scopes: authz.scopes.clone(),
-        audiences: authz.audiences.clone(),
+        scopes: grant.scopes,
+        audiences: grant.audiences,
         auth_time: authz.auth_time,
         created_at: now,
-        expires_at,
+        expires_at: family.expires_at,
         used_at: None,
         revoked_at: None,
     };

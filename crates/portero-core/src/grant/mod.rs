@@ -39,12 +39,21 @@ pub enum RefreshPlan {
     None,
     /// Start a new family (password grant under a policy that issues refresh tokens).
     NewFamily,
-    /// Replace the presented token within its family (refresh grant).
+    /// Replace the presented token within its family (refresh grant). The new refresh token
+    /// carries the whole original grant (RFC 6749 §6), even when the access token was narrowed.
     Rotate {
         old_hash: String,
         family_id: String,
         expires_at: i64,
+        grant: GrantedScope,
     },
+}
+
+/// The scopes and audiences a refresh-token family was granted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GrantedScope {
+    pub scopes: Vec<String>,
+    pub audiences: Vec<String>,
 }
 
 /// The outcome of a grant: everything minting needs.
@@ -79,12 +88,12 @@ pub async fn handle<S: Store>(
             password::handle(ctx, client, username, &password.0, &request_target(&request), source, now).await
         }
         Grant::RefreshToken { ref refresh_token } => {
-            refresh_token::handle(ctx, client, &refresh_token.0, request.scope.as_deref(), now).await
+            refresh_token::handle(ctx, client, &refresh_token.0, &request_target(&request), now).await
         }
     }
 }
 
-/// The scope and audience a new grant asks for.
+/// The scope and audience a request asks for.
 pub(crate) struct Target<'a> {
     pub scope: Option<&'a str>,
     pub audience: Option<&'a str>,

@@ -1,7 +1,7 @@
 //! RFC 6749 §6 with RFC 9700 §4.14.2 rotation: every refresh token redeems once; presenting a
 //! used one revokes its whole family (someone holds a stolen copy).
 
-use super::{Authorization, GrantType, RefreshPlan};
+use super::{Authorization, GrantType, GrantedScope, RefreshPlan, Target};
 use crate::error::OAuthError;
 use crate::secret::sha256_b64;
 use crate::store::{Client, RefreshTokenRecord, Store};
@@ -11,7 +11,7 @@ pub(super) async fn handle<S: Store>(
     ctx: &Context<S>,
     client: &Client,
     refresh_token: &str,
-    scope: Option<&str>,
+    target: &Target<'_>,
     now: i64,
 ) -> Result<Authorization, OAuthError> {
     let invalid = || OAuthError::invalid_grant("the refresh token is invalid, expired or revoked");
@@ -43,20 +43,24 @@ pub(super) async fn handle<S: Store>(
         return Err(invalid().with_detail("expired refresh token"));
     }
     // Scopes the client lost since the grant are not renewed.
-    let still_allowed: Vec<String> = record.scopes.iter().filter(|s| client.scopes.contains(s)).cloned().collect();
-    let scopes = crate::scope::narrow(scope, &still_allowed)?;
+    record.scopes.retain(|s| client.scopes.contains(s));
+    // RFC 6749 §6 and RFC 8707 §2.2: the access token may be narrowed to part of the grant; the
+    // rotated refresh token keeps the whole of it.
+    let scopes = crate::scope::narrow(target.scope, &record.scopes)?;
+    let audiences = crate::audience::narrow(target.audience, &target.resources, &record.audiences)?;
     Ok(Authorization {
         grant_type: GrantType::RefreshToken,
         subject: record.subject,
         user_id: record.user_id,
         tenants: record.tenants,
         scopes,
-        audiences: record.audiences,
+        audiences,
         auth_time: record.auth_time,
         refresh: RefreshPlan::Rotate {
             old_hash: record.hash,
             family_id: record.family_id,
             expires_at: record.expires_at,
+            grant: GrantedScope { scopes: record.scopes, audiences: record.audiences },
         },
     })
 }

@@ -102,3 +102,96 @@ async fn concurrent_double_refresh_has_exactly_one_winner() {
         assert_eq!(winners, 1, "round {round}");
     }
 }
+
+const PAYME: Option<(&str, &str)> = Some((PAYME_CLIENT, PAYME_SECRET));
+const OTHER_AUDIENCE: &str = "https://api.alignet.io";
+
+/// A Pay-me login for both audiences with a refresh token (form body, standard dialect).
+async fn payme_login(server: &Server) -> Value {
+    let scope = "create:token%20post:charges%20offline_access";
+    let body = format!("grant_type=password&username={PAYME_USER}&password={PAYME_PASSWORD}&scope={scope}");
+    let (status, _, tokens) = server.post_form("/oauth2/token", PAYME, &body).await;
+    assert_eq!(status, 200, "{tokens}");
+    tokens
+}
+
+async fn payme_redeem(server: &Server, refresh_token: &str, extra: &str) -> (u16, Value) {
+    let body = format!("grant_type=refresh_token&refresh_token={refresh_token}{extra}");
+    let (status, _, answer) = server.post_form("/oauth2/token", PAYME, &body).await;
+    (status, answer)
+}
+
+fn encoded(uri: &str) -> String {
+    uri.replace(':', "%3A").replace('/', "%2F")
+}
+
+/// RFC 8707 §2.2 on refresh: `resource` and `audience` narrow the access token to part of the
+/// grant, anything outside it is `invalid_target`, and the family keeps every audience.
+async fn resource_narrows_within_the_grant(server: &Server) {
+    let tokens = payme_login(server).await;
+    let claims = server.verify(tokens["access_token"].as_str().unwrap(), PAYME_AUDIENCE).await;
+    assert_eq!(claims["aud"], serde_json::json!([PAYME_AUDIENCE, OTHER_AUDIENCE]));
+
+    let only_a = format!("&resource={}", encoded(PAYME_AUDIENCE));
+    let (status, narrowed) = payme_redeem(server, tokens["refresh_token"].as_str().unwrap(), &only_a).await;
+    assert_eq!(status, 200, "{narrowed}");
+    let claims = server.verify(narrowed["access_token"].as_str().unwrap(), PAYME_AUDIENCE).await;
+    assert_eq!(claims["aud"], PAYME_AUDIENCE, "the access token is narrowed to the resource asked for");
+
+    let rt = narrowed["refresh_token"].as_str().unwrap();
+    let evil = format!("&resource={}", encoded("https://evil.example"));
+    let (status, refused) = payme_redeem(server, rt, &evil).await;
+    assert_eq!((status, refused["error"].as_str()), (400, Some("invalid_target")), "{refused}");
+    let (status, refused) = payme_redeem(server, rt, "&audience=https%3A%2F%2Fevil.example").await;
+    assert_eq!((status, refused["error"].as_str()), (400, Some("invalid_target")), "{refused}");
+
+    // A refused refresh spends nothing; the next one, asking for nothing, gets the whole grant.
+    let (status, whole) = payme_redeem(server, rt, "").await;
+    assert_eq!(status, 200, "{whole}");
+    let claims = server.verify(whole["access_token"].as_str().unwrap(), OTHER_AUDIENCE).await;
+    assert_eq!(claims["aud"], serde_json::json!([PAYME_AUDIENCE, OTHER_AUDIENCE]));
+    let other = format!("&audience={}", encoded(OTHER_AUDIENCE));
+    let (status, other) = payme_redeem(server, whole["refresh_token"].as_str().unwrap(), &other).await;
+    assert_eq!(status, 200, "{other}");
+    let claims = server.verify(other["access_token"].as_str().unwrap(), OTHER_AUDIENCE).await;
+    assert_eq!(claims["aud"], OTHER_AUDIENCE);
+}
+
+/// RFC 6749 §6: a refresh narrowed to `sale` narrows that access token only; the rotated
+/// refresh token keeps `sale reprint cancel`.
+async fn narrowed_scope_keeps_the_grant(server: &Server) {
+    let tokens = login(server).await;
+    let (status, narrowed) = redeem(server, tokens["refresh_token"].as_str().unwrap(), "&scope=sale").await;
+    assert_eq!((status, narrowed["scope"].as_str()), (200, Some("sale")), "{narrowed}");
+    let rt = narrowed["refresh_token"].as_str().unwrap();
+    let (status, two) = redeem(server, rt, "&scope=sale%20cancel").await;
+    assert_eq!((status, two["scope"].as_str()), (200, Some("sale cancel")), "{two}");
+    let (status, whole) = redeem(server, two["refresh_token"].as_str().unwrap(), "").await;
+    assert_eq!((status, whole["scope"].as_str()), (200, Some("sale reprint cancel")), "{whole}");
+    let (status, widened) = redeem(server, whole["refresh_token"].as_str().unwrap(), "&scope=sale%20admin").await;
+    assert_eq!((status, widened["error"].as_str()), (400, Some("invalid_scope")));
+}
+
+#[tokio::test]
+async fn refresh_resource_narrows_within_the_grant_sqlite() {
+    resource_narrows_within_the_grant(&Server::start().await).await;
+}
+
+#[tokio::test]
+async fn refresh_resource_narrows_within_the_grant_postgres() {
+    let Some(server) = Server::start_postgres("refresh resource narrowing", short_blocks()).await else { return };
+    resource_narrows_within_the_grant(&server).await;
+    server.finish().await;
+}
+
+#[tokio::test]
+async fn narrowed_scope_keeps_the_grant_sqlite() {
+    narrowed_scope_keeps_the_grant(&Server::start().await).await;
+}
+
+#[tokio::test]
+async fn narrowed_scope_keeps_the_grant_postgres() {
+    let Some(server) = Server::start_postgres("refresh scope narrowing", short_blocks()).await else { return };
+    narrowed_scope_keeps_the_grant(&server).await;
+    server.finish().await;
+}
