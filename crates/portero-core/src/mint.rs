@@ -4,6 +4,7 @@ use crate::claims::AccessTokenClaims;
 use crate::error::OAuthError;
 use crate::grant::{Authorization, GrantedScope, RefreshPlan};
 use crate::keys::KeySet;
+use crate::params::MAX_TOKEN_CHARS;
 use crate::secret::{random_token, sha256_b64};
 use crate::store::{Client, RefreshTokenRecord};
 
@@ -33,6 +34,11 @@ pub fn mint(
     let claims = AccessTokenClaims::new(issuer, &client.id, authz, uuid::Uuid::new_v4().to_string(), now, ttl);
     let key = keys.active(now).map_err(|e| OAuthError::server_error(e.to_string()))?;
     let access_token = key.sign_jwt(&claims).map_err(|e| OAuthError::server_error(e.to_string()))?;
+    if access_token.len() > MAX_TOKEN_CHARS {
+        // Introspection and revocation would refuse it: never hand out a token Portero rejects.
+        return Err(OAuthError::invalid_scope("the token would be too long; ask for fewer scopes or audiences")
+            .with_detail(format!("{} characters, limit {MAX_TOKEN_CHARS}", access_token.len())));
+    }
     let refresh = match &authz.refresh {
         RefreshPlan::None => None,
         RefreshPlan::NewFamily => {

@@ -53,7 +53,18 @@ impl Default for FieldLimits {
     }
 }
 
+/// The longest token Portero issues, and so the longest `token` its introspection and
+/// revocation endpoints accept: minting refuses a token that would be longer.
+pub const MAX_TOKEN_CHARS: usize = 8 * 1024;
+
 impl FieldLimits {
+    /// Limits for introspection and revocation: any token Portero issued fits in `token`.
+    pub fn token_lifecycle() -> Self {
+        let mut limits = Self::default();
+        limits.per_field.insert("token".to_owned(), MAX_TOKEN_CHARS);
+        limits
+    }
+
     fn max_chars(&self, name: &str) -> usize {
         self.per_field.get(name).copied().unwrap_or(self.default_max_chars)
     }

@@ -11,6 +11,7 @@ mod harness;
 mod hostile;
 mod interop;
 mod lifecycle;
+mod long_tokens;
 mod refresh;
 mod seeds;
 mod throttle;
