@@ -26,6 +26,7 @@ pub mod scope;
 pub mod secret;
 pub mod single_flight;
 pub mod store;
+pub mod successor;
 pub mod throttle;
 pub mod token_endpoint;
 

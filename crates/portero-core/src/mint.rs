@@ -12,8 +12,10 @@ use crate::store::{Client, RefreshTokenRecord};
 pub struct Minted {
     pub access_token: String,
     pub expires_in: i64,
-    /// The refresh token value (sent once, never stored) and its stored record.
-    pub refresh: Option<(String, RefreshTokenRecord)>,
+    /// The refresh token value (sent to the client, never stored).
+    pub refresh_token: Option<String>,
+    /// The record to store for a new refresh token (its hash, never the value).
+    pub refresh_record: Option<RefreshTokenRecord>,
 }
 
 /// Policy knobs minting reads.
@@ -39,19 +41,23 @@ pub fn mint(
         return Err(OAuthError::invalid_scope("the token would be too long; ask for fewer scopes or audiences")
             .with_detail(format!("{} characters, limit {MAX_TOKEN_CHARS}", access_token.len())));
     }
-    let refresh = match &authz.refresh {
-        RefreshPlan::None => None,
+    let (refresh_token, refresh_record) = match &authz.refresh {
+        RefreshPlan::None => (None, None),
+        RefreshPlan::Redeliver { refresh_token } => (Some(refresh_token.clone()), None),
         RefreshPlan::NewFamily => {
             let family = Family { id: uuid::Uuid::now_v7().to_string(), expires_at: now + lifetimes.refresh_token };
             let grant = GrantedScope { scopes: authz.scopes.clone(), audiences: authz.audiences.clone() };
-            Some(new_refresh_token(client, authz, family, grant, now))
+            let (value, record) = new_refresh_token(random_token(32), client, authz, family, grant, now);
+            (Some(value), Some(record))
         }
-        RefreshPlan::Rotate { family_id, expires_at, grant, .. } => {
+        RefreshPlan::Rotate { family_id, expires_at, grant, successor, .. } => {
             let family = Family { id: family_id.clone(), expires_at: *expires_at };
-            Some(new_refresh_token(client, authz, family, grant.clone(), now))
+            let value = successor.clone().unwrap_or_else(|| random_token(32));
+            let (value, record) = new_refresh_token(value, client, authz, family, grant.clone(), now);
+            (Some(value), Some(record))
         }
     };
-    Ok(Minted { access_token, expires_in: ttl, refresh })
+    Ok(Minted { access_token, expires_in: ttl, refresh_token, refresh_record })
 }
 
 /// The refresh-token family a new token joins, and when the family ends.
@@ -61,13 +67,13 @@ struct Family {
 }
 
 fn new_refresh_token(
+    value: String,
     client: &Client,
     authz: &Authorization,
     family: Family,
     grant: GrantedScope,
     now: i64,
 ) -> (String, RefreshTokenRecord) {
-    let value = random_token(32);
     let record = RefreshTokenRecord {
         hash: sha256_b64(value.as_bytes()),
         family_id: family.id,

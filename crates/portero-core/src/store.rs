@@ -77,6 +77,9 @@ pub struct Client {
     pub ignore_unknown_scopes: bool,
     /// Locale of the Pay-me envelope's messages, e.g. `es_PE`.
     pub locale: Option<String>,
+    /// Seconds after a rotation in which the parent refresh token may be redeemed again for the
+    /// same child; `None` takes the server's setting.
+    pub refresh_retry_window: Option<i64>,
     pub created_at: i64,
     /// The secret replaced by the last rotation, accepted until `expires_at` (the overlap).
     pub previous_secret: Option<PreviousSecret>,

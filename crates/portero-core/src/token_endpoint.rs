@@ -24,6 +24,9 @@ pub struct Policy {
     pub access_token_ttl: i64,
     /// Absolute lifetime of a refresh-token family.
     pub refresh_token_ttl: i64,
+    /// Seconds after a rotation in which redeeming the parent again answers with the same child
+    /// (see `crate::successor`); 0 makes every second redemption reuse. Clients may override it.
+    pub refresh_retry_window: i64,
     pub api_version: Option<ApiVersionRule>,
     /// Locale of envelope messages for clients without one.
     pub default_locale: String,
@@ -38,6 +41,7 @@ pub struct Context<S> {
     pub clients: ClientCache,
     pub throttle: Throttle,
     pub pending: crate::pending::PendingRotations,
+    pub successors: crate::successor::SuccessorKey,
     pub audit: std::sync::Arc<crate::audit::AuditLog>,
 }
 
@@ -139,9 +143,28 @@ async fn run<S: Store>(
         access_token: minted.access_token,
         token_type: "Bearer",
         expires_in: minted.expires_in,
-        refresh_token: minted.refresh.map(|(value, _)| value),
+        refresh_token: minted.refresh_token,
         scope: (!authz.scopes.is_empty()).then(|| authz.scopes.join(" ")),
     })
+}
+
+/// Whether the parent `old_hash` lost to a rotation that stored the same child `ours` (derived
+/// from the same parent) and that child may be handed out again under the retry window.
+async fn concurrent_retry<S: Store>(
+    ctx: &Context<S>,
+    client: &Client,
+    old_hash: &str,
+    ours: &crate::store::RefreshTokenRecord,
+    now: i64,
+) -> Result<bool, OAuthError> {
+    let window = client.refresh_retry_window.unwrap_or(ctx.policy.refresh_retry_window);
+    let (Some(parent), Some(child)) =
+        (ctx.store.find_refresh_token(old_hash).await?, ctx.store.find_refresh_token(&ours.hash).await?)
+    else {
+        return Ok(false);
+    };
+    let used_at = parent.used_at.unwrap_or(now);
+    Ok(child.family_id == ours.family_id && crate::successor::redeliverable(&child, used_at, window, now))
 }
 
 /// Persists the refresh token: a new family, or an atomic rotation that only one caller wins.
@@ -152,19 +175,26 @@ async fn store<S: Store>(
     minted: &Minted,
     now: i64,
 ) -> Result<(), OAuthError> {
-    let Some((_, record)) = &minted.refresh else {
+    let Some(record) = &minted.refresh_record else {
         return Ok(());
     };
     match &authz.refresh {
-        RefreshPlan::None => Ok(()),
+        RefreshPlan::None | RefreshPlan::Redeliver { .. } => Ok(()),
         RefreshPlan::NewFamily => Ok(ctx.store.insert_refresh_token(record).await?),
-        RefreshPlan::Rotate { old_hash, family_id, .. } => {
+        RefreshPlan::Rotate { old_hash, family_id, successor, .. } => {
             // Noted until answered: if the outcome is lost, the client's retry can still redeem.
             ctx.pending.begin(old_hash, &record.hash);
             let rotation = ctx.store.rotate_refresh_token(old_hash, record).await?;
             ctx.pending.settle(old_hash);
             match rotation {
                 Rotation::Rotated => Ok(()),
+                // A concurrent redemption of the same parent won with the same derived child:
+                // within the retry window, this caller is answered with that child too.
+                Rotation::AlreadyUsed
+                    if successor.is_some() && concurrent_retry(ctx, client, old_hash, record, now).await? =>
+                {
+                    Ok(())
+                }
                 Rotation::AlreadyUsed => {
                     // Lost a race with another redemption of the same token: treat as reuse.
                     let revoked = ctx.store.revoke_refresh_family(family_id, now).await?;

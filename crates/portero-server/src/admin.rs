@@ -61,6 +61,10 @@ pub async fn create_tenant(db: &Database, name: &str, id: Option<&str>, now: i64
     Ok(tenant)
 }
 
+/// The longest refresh retry window a server or client may have: a retry is for a lost answer,
+/// not a second life for a stolen token.
+pub const MAX_REFRESH_RETRY_WINDOW: i64 = 3600;
+
 /// A client to create, as the CLI flags or the admin API's JSON give it.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -82,6 +86,8 @@ pub struct NewClient {
     #[serde(default)]
     pub ignore_unknown_scopes: bool,
     pub locale: Option<String>,
+    /// Seconds in which a lost refresh answer may be retried; `None` takes the server's setting.
+    pub refresh_retry_window: Option<i64>,
 }
 
 /// Creates a client; returns it and the generated secret, if one was generated.
@@ -113,6 +119,9 @@ pub async fn create_client(db: &Database, new: NewClient, now: i64) -> Result<(C
     if new.token_ttl.is_some_and(|ttl| !(1..=30 * 86_400).contains(&ttl)) {
         return Err(invalid("the token ttl must be between 1 and 2592000 seconds"));
     }
+    if new.refresh_retry_window.is_some_and(|window| !(0..=MAX_REFRESH_RETRY_WINDOW).contains(&window)) {
+        return Err(invalid("the refresh retry window must be between 0 and 3600 seconds"));
+    }
     let refresh_policy = RefreshPolicy::parse(new.refresh_tokens.as_deref().unwrap_or("always"))
         .ok_or_else(|| invalid("refresh tokens must be always, offline_access or never"))?;
     if let Some(locale) = &new.locale {
@@ -143,6 +152,7 @@ pub async fn create_client(db: &Database, new: NewClient, now: i64) -> Result<(C
         refresh_policy,
         ignore_unknown_scopes: new.ignore_unknown_scopes,
         locale: new.locale,
+        refresh_retry_window: new.refresh_retry_window,
         created_at: now,
         previous_secret: None,
     };

@@ -290,7 +290,8 @@ mod rotation;
 macro_rules! client_columns {
     () => {
         "id, secret_hash, grants, scopes, audiences, tenants, token_ttl, refresh_policy, \
-         ignore_unknown_scopes, locale, created_at, previous_secret_hash, previous_secret_expires_at"
+         ignore_unknown_scopes, locale, created_at, previous_secret_hash, previous_secret_expires_at, \
+         refresh_retry_window"
     };
 }
 
@@ -326,7 +327,7 @@ impl Store for Database {
         let sql = concat!(
             "INSERT INTO clients (",
             client_columns!(),
-            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
+            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)"
         );
         let grants: Vec<&str> = client.grants.iter().map(|g| g.as_str()).collect();
         with_writer!(self, |pool| sqlx::query(sql)
@@ -343,6 +344,7 @@ impl Store for Database {
             .bind(client.created_at)
             .bind(client.previous_secret.as_ref().map(|p| &p.hash))
             .bind(client.previous_secret.as_ref().map(|p| p.expires_at))
+            .bind(client.refresh_retry_window)
             .execute(pool)
             .await
             .map(|_| ()))

@@ -43,6 +43,7 @@ pub(crate) struct ClientRow {
     created_at: i64,
     previous_secret_hash: Option<String>,
     previous_secret_expires_at: Option<i64>,
+    refresh_retry_window: Option<i64>,
 }
 
 impl TryFrom<ClientRow> for Client {
@@ -66,6 +67,7 @@ impl TryFrom<ClientRow> for Client {
             token_ttl: row.token_ttl,
             ignore_unknown_scopes: row.ignore_unknown_scopes,
             locale: row.locale,
+            refresh_retry_window: row.refresh_retry_window,
             created_at: row.created_at,
             previous_secret: match (row.previous_secret_hash, row.previous_secret_expires_at) {
                 (Some(hash), Some(expires_at)) => Some(PreviousSecret { hash, expires_at }),

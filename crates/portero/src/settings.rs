@@ -23,6 +23,9 @@ pub struct FileConfig {
     pub api_version_header: Option<String>,
     pub access_token_ttl: Option<i64>,
     pub refresh_token_ttl: Option<i64>,
+    /// Seconds after a rotation in which the old refresh token may be redeemed again for the
+    /// same new one (a retry after a lost answer); 0, the default, treats it as reuse.
+    pub refresh_retry_window_seconds: Option<i64>,
     pub signing_alg: Option<String>,
     pub default_locale: Option<String>,
     pub max_body_bytes: Option<usize>,

@@ -50,6 +50,7 @@ fn client(id: &str, secret_hash: String, grants: &[GrantType], scopes: &str, ttl
         ignore_unknown_scopes: false,
         locale: Some("es_PE".into()),
         created_at: 0,
+        refresh_retry_window: None,
         previous_secret: None,
     }
 }
@@ -64,6 +65,7 @@ impl World {
             issuer: portero.clone(),
             access_token_ttl: 3600,
             refresh_token_ttl: 86_400,
+            refresh_retry_window: 0,
             api_version: Some(ApiVersionRule::parse("ALG-API-VERSION=1618440906").unwrap()),
             default_locale: "es_PE".into(),
         };

@@ -46,6 +46,14 @@ pub enum RefreshPlan {
         family_id: String,
         expires_at: i64,
         grant: GrantedScope,
+        /// The new token's value when the client has a retry window (`crate::successor`):
+        /// derived from the presented one instead of random.
+        successor: Option<String>,
+    },
+    /// Hand out again the child a retried parent was already rotated into (its answer was
+    /// lost): nothing is stored, the client gets the same refresh token and a new access token.
+    Redeliver {
+        refresh_token: String,
     },
 }
 

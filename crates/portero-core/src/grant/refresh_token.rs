@@ -19,16 +19,22 @@ pub(super) async fn handle<S: Store>(
     let Some(mut record) = ctx.store.find_refresh_token(&hash).await? else {
         return Err(invalid().with_detail("unknown refresh token"));
     };
-    if record.used_at.is_some()
-        && let Some(successor) = undelivered_successor(ctx, &record, now).await?
-    {
-        tracing::info!(client_id = %client.id, family = %record.family_id, "redeeming a rotation whose answer was lost");
-        record = successor;
-    }
     if record.client_id != client.id {
         return Err(
             invalid().with_detail(format!("refresh token of {:?} presented by {:?}", record.client_id, client.id))
         );
+    }
+    let window = client.refresh_retry_window.unwrap_or(ctx.policy.refresh_retry_window);
+    if let Some(used_at) = record.used_at {
+        if let Some(child) = retried_within_window(ctx, &record, refresh_token, used_at, window, now).await? {
+            tracing::info!(client_id = %client.id, family = %record.family_id, "refresh retried within its window: same child");
+            let refresh_token = ctx.successors.child_of(refresh_token);
+            return authorization(client, child, target, |_| RefreshPlan::Redeliver { refresh_token });
+        }
+        if let Some(successor) = undelivered_successor(ctx, &record, now).await? {
+            tracing::info!(client_id = %client.id, family = %record.family_id, "redeeming a rotation whose answer was lost");
+            record = successor;
+        }
     }
     if record.revoked_at.is_some() {
         return Err(invalid().with_detail("revoked refresh token"));
@@ -42,12 +48,29 @@ pub(super) async fn handle<S: Store>(
     if record.expires_at <= now {
         return Err(invalid().with_detail("expired refresh token"));
     }
+    let successor = (window > 0).then(|| ctx.successors.child_of(refresh_token));
+    authorization(client, record, target, |record| RefreshPlan::Rotate {
+        old_hash: record.hash.clone(),
+        family_id: record.family_id.clone(),
+        expires_at: record.expires_at,
+        grant: GrantedScope { scopes: record.scopes.clone(), audiences: record.audiences.clone() },
+        successor,
+    })
+}
+
+/// The access token for `record`'s grant, narrowed to what the request asks for (RFC 6749 §6,
+/// RFC 8707 §2.2); the refresh plan (`refresh`) keeps the whole grant.
+fn authorization(
+    client: &Client,
+    mut record: RefreshTokenRecord,
+    target: &Target<'_>,
+    refresh: impl FnOnce(&RefreshTokenRecord) -> RefreshPlan,
+) -> Result<Authorization, OAuthError> {
     // Scopes the client lost since the grant are not renewed.
     record.scopes.retain(|s| client.scopes.contains(s));
-    // RFC 6749 §6 and RFC 8707 §2.2: the access token may be narrowed to part of the grant; the
-    // rotated refresh token keeps the whole of it.
     let scopes = crate::scope::narrow(target.scope, &record.scopes)?;
     let audiences = crate::audience::narrow(target.audience, &target.resources, &record.audiences)?;
+    let refresh = refresh(&record);
     Ok(Authorization {
         grant_type: GrantType::RefreshToken,
         subject: record.subject,
@@ -56,13 +79,27 @@ pub(super) async fn handle<S: Store>(
         scopes,
         audiences,
         auth_time: record.auth_time,
-        refresh: RefreshPlan::Rotate {
-            old_hash: record.hash,
-            family_id: record.family_id,
-            expires_at: record.expires_at,
-            grant: GrantedScope { scopes: record.scopes, audiences: record.audiences },
-        },
+        refresh,
     })
+}
+
+/// The child `parent` (presented as `value`, used at `used_at`) was rotated into, if the client's
+/// retry window still covers it: the child is derived from the parent (`crate::successor`), so
+/// it is found from the stored hashes on any node, after a restart.
+async fn retried_within_window<S: Store>(
+    ctx: &Context<S>,
+    parent: &RefreshTokenRecord,
+    value: &str,
+    used_at: i64,
+    window: i64,
+    now: i64,
+) -> Result<Option<RefreshTokenRecord>, OAuthError> {
+    if window <= 0 || now - used_at > window {
+        return Ok(None);
+    }
+    let child_hash = sha256_b64(ctx.successors.child_of(value).as_bytes());
+    let child = ctx.store.find_refresh_token(&child_hash).await?;
+    Ok(child.filter(|c| c.family_id == parent.family_id && crate::successor::redeliverable(c, used_at, window, now)))
 }
 
 /// The successor `parent` was rotated into, if that rotation was never answered (see

@@ -43,6 +43,15 @@ impl MasterKey {
         Ok(Self(bytes))
     }
 
+    /// A 32-byte key for one purpose, derived from this one (HMAC-SHA256 over `label`), so that
+    /// the master key itself only ever seals.
+    pub fn derive(&self, label: &str) -> [u8; 32] {
+        let key = aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, &self.0);
+        let mut out = [0u8; 32];
+        out.copy_from_slice(aws_lc_rs::hmac::sign(&key, label.as_bytes()).as_ref());
+        out
+    }
+
     /// The form written to a key file.
     pub fn to_base64(&self) -> String {
         STANDARD.encode(self.0)

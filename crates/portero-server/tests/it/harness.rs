@@ -62,6 +62,7 @@ pub fn base_client(id: &str, secret_hash: String, grants: &[GrantType]) -> Clien
         ignore_unknown_scopes: false,
         locale: None,
         created_at: 0,
+        refresh_retry_window: None,
         previous_secret: None,
     }
 }
@@ -146,6 +147,7 @@ impl Server {
             issuer: base.clone(),
             access_token_ttl: 3600,
             refresh_token_ttl: 30 * 86_400,
+            refresh_retry_window: 0,
             api_version: Some(ApiVersionRule::parse(&format!("ALG-API-VERSION={API_VERSION}")).unwrap()),
             default_locale: "es_PE".into(),
         };

@@ -195,3 +195,130 @@ async fn narrowed_scope_keeps_the_grant_postgres() {
     narrowed_scope_keeps_the_grant(&server).await;
     server.finish().await;
 }
+
+const RETRY_CLIENT: &str = "retry-app";
+const RETRY_SECRET: &str = "retry-app secret";
+
+/// A password client whose refresh tokens may be retried for `window` seconds after a rotation.
+async fn retry_client(server: &Server, window: i64) {
+    use portero_core::grant::GrantType;
+    use portero_core::store::Store;
+    let grants = [GrantType::Password, GrantType::RefreshToken];
+    let mut client = base_client(RETRY_CLIENT, portero_core::secret::hash_password(RETRY_SECRET), &grants);
+    client.scopes = vec!["sale".into(), "reprint".into()];
+    client.refresh_retry_window = Some(window);
+    server.db.create_client(&client).await.unwrap();
+}
+
+async fn retry_post(server: &Server, body: &str) -> (u16, Value) {
+    let (status, _, answer) = server.post_form("/oauth2/token", Some((RETRY_CLIENT, RETRY_SECRET)), body).await;
+    (status, answer)
+}
+
+async fn retry_login(server: &Server) -> String {
+    let body = format!("grant_type=password&username={NETPAY_USER}&password={NETPAY_PASSWORD}");
+    let (status, tokens) = retry_post(server, &body).await;
+    assert_eq!(status, 200, "{tokens}");
+    tokens["refresh_token"].as_str().unwrap().to_owned()
+}
+
+async fn retry_redeem(server: &Server, refresh_token: &str) -> (u16, Value) {
+    retry_post(server, &format!("grant_type=refresh_token&refresh_token={refresh_token}")).await
+}
+
+/// Within the window a second redemption of the parent answers with the same child and a new
+/// access token; once the child was used, the parent is reuse and the family is revoked.
+async fn retry_window_gives_the_same_child(server: &Server) {
+    retry_client(server, 60).await;
+    let parent = retry_login(server).await;
+    let (status, first) = retry_redeem(server, &parent).await;
+    assert_eq!(status, 200, "{first}");
+    let (status, retried) = retry_redeem(server, &parent).await;
+    assert_eq!(status, 200, "a retry within the window is answered: {retried}");
+    assert_eq!(retried["refresh_token"], first["refresh_token"], "the same child");
+    assert_ne!(retried["access_token"], first["access_token"], "a fresh access token");
+    assert_eq!(retried["scope"], "sale reprint");
+
+    let child = first["refresh_token"].as_str().unwrap();
+    let (status, grandchild) = retry_redeem(server, child).await;
+    assert_eq!(status, 200, "{grandchild}");
+    let (status, reuse) = retry_redeem(server, &parent).await;
+    assert_eq!((status, reuse["error"].as_str()), (400, Some("invalid_grant")), "the child was used: reuse");
+    let (status, revoked) = retry_redeem(server, grandchild["refresh_token"].as_str().unwrap()).await;
+    assert_eq!((status, revoked["error"].as_str()), (400, Some("invalid_grant")), "the family is revoked");
+}
+
+/// Many redemptions of one parent at once: with a window, every one gets the same child.
+async fn concurrent_retries_share_one_child(server: std::sync::Arc<Server>) {
+    retry_client(&server, 60).await;
+    let parent = retry_login(&server).await;
+    let attempts: Vec<_> = (0..24)
+        .map(|_| {
+            let (server, parent) = (server.clone(), parent.clone());
+            tokio::spawn(async move { retry_redeem(&server, &parent).await })
+        })
+        .collect();
+    let mut children = std::collections::HashSet::new();
+    for attempt in attempts {
+        let (status, answer) = attempt.await.unwrap();
+        assert_eq!(status, 200, "{answer}");
+        children.insert(answer["refresh_token"].as_str().unwrap().to_owned());
+    }
+    assert_eq!(children.len(), 1, "one child for every concurrent redemption");
+    let child = children.into_iter().next().unwrap();
+    let (status, next) = retry_redeem(&server, &child).await;
+    assert_eq!(status, 200, "the family is intact: {next}");
+}
+
+#[tokio::test]
+async fn retry_window_gives_the_same_child_sqlite() {
+    retry_window_gives_the_same_child(&Server::start().await).await;
+}
+
+#[tokio::test]
+async fn retry_window_gives_the_same_child_postgres() {
+    let Some(server) = Server::start_postgres("refresh retry window", short_blocks()).await else { return };
+    retry_window_gives_the_same_child(&server).await;
+    server.finish().await;
+}
+
+#[tokio::test]
+async fn concurrent_retries_share_one_child_sqlite() {
+    concurrent_retries_share_one_child(std::sync::Arc::new(Server::start().await)).await;
+}
+
+#[tokio::test]
+async fn concurrent_retries_share_one_child_postgres() {
+    let Some(server) = Server::start_postgres("concurrent refresh retries", short_blocks()).await else { return };
+    let server = std::sync::Arc::new(server);
+    concurrent_retries_share_one_child(server.clone()).await;
+    if let Ok(server) = std::sync::Arc::try_unwrap(server) {
+        server.finish().await;
+    }
+}
+
+#[tokio::test]
+async fn after_the_window_a_retry_is_reuse() {
+    let server = Server::start().await;
+    retry_client(&server, 1).await;
+    let parent = retry_login(&server).await;
+    let (status, first) = retry_redeem(&server, &parent).await;
+    assert_eq!(status, 200, "{first}");
+    tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
+    let (status, reuse) = retry_redeem(&server, &parent).await;
+    assert_eq!((status, reuse["error"].as_str()), (400, Some("invalid_grant")), "{reuse}");
+    let (status, revoked) = retry_redeem(&server, first["refresh_token"].as_str().unwrap()).await;
+    assert_eq!((status, revoked["error"].as_str()), (400, Some("invalid_grant")), "the family is revoked");
+}
+
+#[tokio::test]
+async fn without_a_window_concurrent_redemptions_still_have_one_winner() {
+    // The default (window 0) keeps the RFC 9700 rule; see concurrent_double_refresh_has_exactly_one_winner.
+    let server = Server::start().await;
+    retry_client(&server, 0).await;
+    let parent = retry_login(&server).await;
+    let (status, _) = retry_redeem(&server, &parent).await;
+    assert_eq!(status, 200);
+    let (status, reuse) = retry_redeem(&server, &parent).await;
+    assert_eq!((status, reuse["error"].as_str()), (400, Some("invalid_grant")));
+}

@@ -75,6 +75,10 @@ pub struct ClientCreate {
     /// Locale of Pay-me envelope messages, e.g. es_PE or en_US.
     #[arg(long)]
     pub locale: Option<String>,
+    /// Seconds after a refresh in which the same refresh token may be sent again for the same
+    /// answer (a retry after a lost response); default: the server's refresh_retry_window_seconds.
+    #[arg(long, value_name = "SECONDS")]
+    pub refresh_retry_window: Option<i64>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -150,6 +154,7 @@ pub async fn client(global: &Global, command: ClientCommand) -> anyhow::Result<(
                 refresh_tokens: Some(args.refresh_tokens),
                 ignore_unknown_scopes: args.ignore_unknown_scopes,
                 locale: args.locale,
+                refresh_retry_window: args.refresh_retry_window,
             };
             match admin::create_client(&db, new, unix_now()).await? {
                 (client, Some(secret)) => {

@@ -33,6 +33,10 @@ pub struct ServeArgs {
     #[arg(long, env = "PORTERO_ACCESS_TOKEN_TTL")]
     pub access_token_ttl: Option<i64>,
     /// PEM certificate chain to serve HTTPS with (needs --tls-key).
+    /// Seconds after a refresh in which the same refresh token may be sent again and get the same
+    /// answer (its response was lost); 0 (default) treats any second use as reuse.
+    #[arg(long, env = "PORTERO_REFRESH_RETRY_WINDOW_SECONDS", value_name = "SECONDS")]
+    pub refresh_retry_window_seconds: Option<i64>,
     #[arg(long, env = "PORTERO_TLS_CERT", requires = "tls_key")]
     pub tls_cert: Option<std::path::PathBuf>,
     /// PEM private key of --tls-cert.
@@ -65,10 +69,16 @@ pub async fn run(global: &Global, args: ServeArgs) -> anyhow::Result<()> {
     let alg = Alg::parse(args.signing_alg.as_deref().or(file.signing_alg.as_deref()).unwrap_or("RS256"))?;
     let access_token_ttl = args.access_token_ttl.or(file.access_token_ttl).unwrap_or(3600);
     anyhow::ensure!((1..=30 * 86_400).contains(&access_token_ttl), "the access-token lifetime must be 1 s to 30 days");
+    let refresh_retry_window = args.refresh_retry_window_seconds.or(file.refresh_retry_window_seconds).unwrap_or(0);
+    anyhow::ensure!(
+        (0..=portero_server::admin::MAX_REFRESH_RETRY_WINDOW).contains(&refresh_retry_window),
+        "the refresh retry window must be 0 to 3600 seconds"
+    );
     let policy = Policy {
         issuer,
         access_token_ttl,
         refresh_token_ttl: file.refresh_token_ttl.unwrap_or(30 * 86_400),
+        refresh_retry_window,
         api_version,
         default_locale: file.default_locale.clone().unwrap_or_else(|| DEFAULT_LOCALE.to_owned()),
     };

@@ -5,3 +5,4 @@ mod crash;
 mod hardening;
 mod nodes;
 mod outage;
+mod retry;
