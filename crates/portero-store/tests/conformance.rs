@@ -94,7 +94,7 @@ fn client(id: &str, tenants: Vec<String>) -> Client {
         ignore_unknown_scopes: true,
         locale: Some("es_PE".into()),
         created_at: 1,
-        refresh_retry_window: None,
+        refresh_retry_window: Some(30),
         previous_secret: None,
     }
 }
