@@ -38,10 +38,11 @@ impl TestDb {
             "portero_test_{}",
             portero_core::secret::random_token(9).to_ascii_lowercase().replace(['-', '_'], "x")
         );
-        let admin = Database::connect(&base).await.unwrap();
-        if let Some(pool) = admin.postgres_pool() {
-            sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).execute(pool).await.unwrap();
-        }
+        // A plain connection: the base database is never migrated, so branches with newer
+        // migrations cannot leave it ahead of main.
+        let admin = sqlx::PgPool::connect(&base).await.unwrap();
+        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).execute(&admin).await.unwrap();
+        admin.close().await;
         let url = match base.rsplit_once('/') {
             Some((prefix, _)) => format!("{prefix}/{name}"),
             None => panic!("PORTERO_TEST_POSTGRES_URL must name a database"),
@@ -51,11 +52,11 @@ impl TestDb {
 
     async fn cleanup(self) {
         self.db.close().await;
-        if let Some((base, name)) = self.pg_admin
-            && let Some(pool) = Database::connect(&base).await.unwrap().postgres_pool().cloned()
-        {
+        if let Some((base, name)) = self.pg_admin {
+            let admin = sqlx::PgPool::connect(&base).await.unwrap();
             let drop = format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)");
-            sqlx::query(sqlx::AssertSqlSafe(drop)).execute(&pool).await.unwrap();
+            sqlx::query(sqlx::AssertSqlSafe(drop)).execute(&admin).await.unwrap();
+            admin.close().await;
         }
     }
 }

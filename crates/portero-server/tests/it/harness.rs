@@ -117,9 +117,10 @@ impl Server {
             "portero_it_{}",
             portero_core::secret::random_token(9).to_ascii_lowercase().replace(['-', '_'], "x")
         );
-        let admin = Database::connect(&base).await.unwrap();
-        let pool = admin.postgres_pool().expect("PORTERO_TEST_POSTGRES_URL is a PostgreSQL URL");
-        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).execute(pool).await.unwrap();
+        // A plain connection: the base database is never migrated, so branches with newer
+        // migrations cannot leave it ahead of main.
+        let admin = sqlx::PgPool::connect(&base).await.expect("PORTERO_TEST_POSTGRES_URL is a PostgreSQL URL");
+        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).execute(&admin).await.unwrap();
         admin.close().await;
         let (prefix, _) = base.rsplit_once('/').expect("PORTERO_TEST_POSTGRES_URL names a database");
         let url = format!("{prefix}/{name}");
@@ -132,9 +133,9 @@ impl Server {
     pub async fn finish(self) {
         self.db.close().await;
         if let Some((base, name)) = &self.postgres {
-            let admin = Database::connect(base).await.unwrap();
+            let admin = sqlx::PgPool::connect(base).await.unwrap();
             let drop = format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)");
-            sqlx::query(sqlx::AssertSqlSafe(drop)).execute(admin.postgres_pool().unwrap()).await.unwrap();
+            sqlx::query(sqlx::AssertSqlSafe(drop)).execute(&admin).await.unwrap();
             admin.close().await;
         }
     }
