@@ -77,6 +77,8 @@ pub struct Client {
     pub ignore_unknown_scopes: bool,
     /// Locale of the Pay-me envelope's messages, e.g. `es_PE`.
     pub locale: Option<String>,
+    /// The one method the client authenticates with; `None` accepts both secret methods.
+    pub auth_method: Option<crate::client_auth::AuthMethod>,
     /// Seconds after a rotation in which the parent refresh token may be redeemed again for the
     /// same child; `None` takes the server's setting.
     pub refresh_retry_window: Option<i64>,

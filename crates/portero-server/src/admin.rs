@@ -1,6 +1,7 @@
 //! Administration: tenants, clients, users, keys, secret rotation. One implementation behind
 //! both the `portero` CLI and the admin HTTP API, so both validate the same way.
 
+use portero_core::client_auth::AuthMethod;
 use portero_core::grant::GrantType;
 use portero_core::keys::{Alg, KeyError, MasterKey, SigningKey, next_activation};
 use portero_core::secret::{generate_client_secret, hash_generated_secret, hash_password};
@@ -88,6 +89,8 @@ pub struct NewClient {
     pub locale: Option<String>,
     /// Seconds in which a lost refresh answer may be retried; `None` takes the server's setting.
     pub refresh_retry_window: Option<i64>,
+    /// `client_secret_basic` or `client_secret_post`; `None` accepts both.
+    pub token_endpoint_auth_method: Option<String>,
 }
 
 /// Creates a client; returns it and the generated secret, if one was generated.
@@ -122,6 +125,13 @@ pub async fn create_client(db: &Database, new: NewClient, now: i64) -> Result<(C
     if new.refresh_retry_window.is_some_and(|window| !(0..=MAX_REFRESH_RETRY_WINDOW).contains(&window)) {
         return Err(invalid("the refresh retry window must be between 0 and 3600 seconds"));
     }
+    let auth_method = match new.token_endpoint_auth_method.as_deref() {
+        None => None,
+        Some(name) => Some(AuthMethod::parse(name).ok_or_else(|| {
+            let known: Vec<&str> = AuthMethod::ALL.iter().map(|m| m.as_str()).collect();
+            invalid(format!("unknown authentication method {name:?}: use {}", known.join(" or ")))
+        })?),
+    };
     let refresh_policy = RefreshPolicy::parse(new.refresh_tokens.as_deref().unwrap_or("always"))
         .ok_or_else(|| invalid("refresh tokens must be always, offline_access or never"))?;
     if let Some(locale) = &new.locale {
@@ -153,6 +163,7 @@ pub async fn create_client(db: &Database, new: NewClient, now: i64) -> Result<(C
         ignore_unknown_scopes: new.ignore_unknown_scopes,
         locale: new.locale,
         refresh_retry_window: new.refresh_retry_window,
+        auth_method,
         created_at: now,
         previous_secret: None,
     };

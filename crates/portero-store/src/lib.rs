@@ -291,7 +291,7 @@ macro_rules! client_columns {
     () => {
         "id, secret_hash, grants, scopes, audiences, tenants, token_ttl, refresh_policy, \
          ignore_unknown_scopes, locale, created_at, previous_secret_hash, previous_secret_expires_at, \
-         refresh_retry_window"
+         refresh_retry_window, token_endpoint_auth_method"
     };
 }
 
@@ -327,7 +327,7 @@ impl Store for Database {
         let sql = concat!(
             "INSERT INTO clients (",
             client_columns!(),
-            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)"
+            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)"
         );
         let grants: Vec<&str> = client.grants.iter().map(|g| g.as_str()).collect();
         with_writer!(self, |pool| sqlx::query(sql)
@@ -345,6 +345,7 @@ impl Store for Database {
             .bind(client.previous_secret.as_ref().map(|p| &p.hash))
             .bind(client.previous_secret.as_ref().map(|p| p.expires_at))
             .bind(client.refresh_retry_window)
+            .bind(client.auth_method.map(|m| m.as_str()))
             .execute(pool)
             .await
             .map(|_| ()))

@@ -96,6 +96,7 @@ fn client(id: &str, tenants: Vec<String>) -> Client {
         locale: Some("es_PE".into()),
         created_at: 1,
         refresh_retry_window: Some(30),
+        auth_method: Some(portero_core::client_auth::AuthMethod::ClientSecretPost),
         previous_secret: None,
     }
 }

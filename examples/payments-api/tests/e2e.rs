@@ -51,6 +51,7 @@ fn client(id: &str, secret_hash: String, grants: &[GrantType], scopes: &str, ttl
         locale: Some("es_PE".into()),
         created_at: 0,
         refresh_retry_window: None,
+        auth_method: None,
         previous_secret: None,
     }
 }

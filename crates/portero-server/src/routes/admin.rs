@@ -259,6 +259,8 @@ pub async fn list_clients(State(state): State<AppState>) -> Response {
                         "refresh_tokens": c.refresh_policy.as_str(),
                         "ignore_unknown_scopes": c.ignore_unknown_scopes,
                         "locale": c.locale,
+                        "token_endpoint_auth_method": c.auth_method.map(|m| m.as_str()),
+                        "refresh_retry_window": c.refresh_retry_window,
                     })
                 })
                 .collect::<Vec<_>>(),

@@ -63,6 +63,7 @@ pub fn base_client(id: &str, secret_hash: String, grants: &[GrantType]) -> Clien
         locale: None,
         created_at: 0,
         refresh_retry_window: None,
+        auth_method: None,
         previous_secret: None,
     }
 }

@@ -79,6 +79,10 @@ pub struct ClientCreate {
     /// answer (a retry after a lost response); default: the server's refresh_retry_window_seconds.
     #[arg(long, value_name = "SECONDS")]
     pub refresh_retry_window: Option<i64>,
+    /// The one way the client authenticates: client_secret_basic (HTTP Basic) or
+    /// client_secret_post (in the body); default: either.
+    #[arg(long, value_name = "METHOD")]
+    pub auth_method: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -155,6 +159,7 @@ pub async fn client(global: &Global, command: ClientCommand) -> anyhow::Result<(
                 ignore_unknown_scopes: args.ignore_unknown_scopes,
                 locale: args.locale,
                 refresh_retry_window: args.refresh_retry_window,
+                token_endpoint_auth_method: args.auth_method,
             };
             match admin::create_client(&db, new, unix_now()).await? {
                 (client, Some(secret)) => {
@@ -174,14 +179,15 @@ pub async fn client(global: &Global, command: ClientCommand) -> anyhow::Result<(
             for c in db.list_clients().await? {
                 let grants: Vec<&str> = c.grants.iter().map(|g| g.as_str()).collect();
                 println!(
-                    "{}\tgrants={}\tscopes={}\taudiences={}\ttenants={}\tttl={}\trefresh={}",
+                    "{}\tgrants={}\tscopes={}\taudiences={}\ttenants={}\tttl={}\trefresh={}\tauth={}",
                     c.id,
                     grants.join(","),
                     c.scopes.join(" "),
                     c.audiences.join(","),
                     c.tenants.join(","),
                     c.token_ttl.map_or("default".to_owned(), |t| t.to_string()),
-                    c.refresh_policy.as_str()
+                    c.refresh_policy.as_str(),
+                    c.auth_method.map_or("client_secret_basic,client_secret_post", |m| m.as_str())
                 );
             }
         }
