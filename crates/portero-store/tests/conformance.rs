@@ -382,3 +382,42 @@ async fn grouped_rotations_keep_one_winner_per_parent(db: &Database) {
     assert_eq!(winners, [1; 60]);
 }
 conformance!(grouped_rotations, grouped_rotations_keep_one_winner_per_parent);
+
+/// Aggregated rows keep their `count` and whether the client id was proven; a full writer batch
+/// (5,000 rows) is one statement on both backends, and a retried batch does not duplicate rows.
+async fn aggregated_audit_rows_keep_count_and_authenticated(db: &Database) {
+    use portero_core::audit::{AuditEvent, AuditQuery, MAX_BATCH};
+    let mut presented = AuditEvent::new(5_000, "token_refused", "invalid_client");
+    presented.client_id = Some("victim".into());
+    presented.authenticated = false;
+    presented.count = 41_234;
+    presented.source = Some("198.51.100.9".into());
+    presented.detail = Some("wrong secret".into());
+    let mut issued = AuditEvent::new(5_001, "token_issued", "issued");
+    issued.client_id = Some("victim".into());
+    issued.subject = Some("victim".into());
+    db.insert_audit_events(&[presented.clone(), issued.clone()]).await.unwrap();
+    // The same batch again (its first commit's answer was lost): no error, no second copy.
+    db.insert_audit_events(&[presented.clone(), issued.clone()]).await.unwrap();
+
+    let query = AuditQuery { client_id: Some("victim".into()), limit: 10, ..AuditQuery::default() };
+    assert_eq!(db.list_audit_events(&query).await.unwrap(), [issued, presented.clone()]);
+    let refused = AuditQuery { kind: Some("token_refused".into()), ..query };
+    let rows = db.list_audit_events(&refused).await.unwrap();
+    assert_eq!((rows.len(), rows[0].count, rows[0].authenticated), (1, 41_234, false));
+
+    let batch: Vec<AuditEvent> = (0..MAX_BATCH as i64)
+        .map(|i| {
+            let mut event = AuditEvent::new(6_000 + i, "token_issued", "issued");
+            event.client_id = Some(format!("c{}", i % 7));
+            event
+        })
+        .collect();
+    let started = std::time::Instant::now();
+    db.insert_audit_events(&batch).await.unwrap();
+    println!("{} audit rows in one statement: {:?}", batch.len(), started.elapsed());
+    let all = db.list_audit_events(&AuditQuery { limit: 100_000, ..AuditQuery::default() }).await.unwrap();
+    assert_eq!(all.len(), MAX_BATCH + 2);
+    assert!(all.iter().filter(|e| e.kind == "token_issued").all(|e| e.count == 1 && e.authenticated));
+}
+conformance!(audit_counts, aggregated_audit_rows_keep_count_and_authenticated);
