@@ -30,7 +30,8 @@ pub async fn revoke<S: Store>(ctx: &Context<S>, input: &TokenInput, now: i64) ->
         if exp > now && !jti.is_empty() {
             ctx.store.revoke_access_token(jti, &client.id, exp, now).await?;
             tracing::info!(client_id = %client.id, jti, "access token revoked");
-            revoked(ctx, &client.id, claims.get("sub").and_then(Value::as_str), format!("access token {jti}"), now).await;
+            revoked(ctx, &client.id, claims.get("sub").and_then(Value::as_str), format!("access token {jti}"), now)
+                .await;
         }
         return Ok(());
     }

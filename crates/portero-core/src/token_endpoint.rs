@@ -174,7 +174,8 @@ async fn store<S: Store>(
                     // Lost a race with another redemption of the same token: treat as reuse.
                     let revoked = ctx.store.revoke_refresh_family(family_id, now).await?;
                     tracing::warn!(client_id = %client.id, family = %family_id, revoked, "concurrent refresh token reuse: family revoked");
-                    crate::audit::family_revoked(ctx, &client.id, &authz.subject, family_id, revoked, source, now).await;
+                    crate::audit::family_revoked(ctx, &client.id, &authz.subject, family_id, revoked, source, now)
+                        .await;
                     Err(OAuthError::new(ErrorCode::InvalidGrant, "the refresh token is invalid, expired or revoked")
                         .with_detail("refresh token already used"))
                 }

@@ -421,3 +421,31 @@ async fn aggregated_audit_rows_keep_count_and_authenticated(db: &Database) {
     assert!(all.iter().filter(|e| e.kind == "token_issued").all(|e| e.count == 1 && e.authenticated));
 }
 conformance!(audit_counts, aggregated_audit_rows_keep_count_and_authenticated);
+
+/// The audit writer keeps up: 50,000 kept events queued as fast as they come (the lane pushes
+/// back while it is full) are all written, none dropped, and 50,000 refusals become a few counts.
+async fn audit_writer_writes_every_kept_event(db: &Database) {
+    use portero_core::audit::{AuditEvent, AuditLog, AuditQuery};
+    const EVENTS: i64 = 50_000;
+    let log = AuditLog::start(db.clone());
+    let started = std::time::Instant::now();
+    for i in 0..EVENTS {
+        let mut issued = AuditEvent::new(10_000 + i / 1_000, "token_issued", "issued");
+        issued.client_id = Some(format!("c{}", i % 10));
+        log.keep(issued).await;
+        let mut refused = AuditEvent::new(10_000 + i / 1_000, "token_refused", "invalid_client");
+        refused.client_id = Some(format!("c{}", i % 10));
+        refused.authenticated = false;
+        log.record(refused);
+    }
+    let queued = started.elapsed();
+    log.flush_and_stop().await;
+    let written = started.elapsed();
+    println!("audit writer: {EVENTS} kept + {EVENTS} counted events queued in {queued:?}, all written in {written:?}");
+    assert_eq!((log.dropped(), log.backlog()), (0, 0));
+    let all = db.list_audit_events(&AuditQuery { limit: 100_000, ..AuditQuery::default() }).await.unwrap();
+    let sum = |kind: &str| all.iter().filter(|e| e.kind == kind).map(|e| e.count).sum::<i64>();
+    assert_eq!((sum("token_issued"), sum("token_refused")), (EVENTS, EVENTS));
+    assert!(all.len() < EVENTS as usize + 1_000, "refusals are counted, not one row each");
+}
+conformance!(audit_writer, audit_writer_writes_every_kept_event);

@@ -135,7 +135,9 @@ async fn flood_of_refusals_loses_no_audit_event(server: Server) {
     );
     assert_eq!(totals(&events), (tokens, refused_total), "every issued token has its row; refusals add up");
     let issued_rows: Vec<_> = events.iter().filter(|e| e.kind == "token_issued").collect();
-    assert!(issued_rows.iter().all(|e| e.count == 1 && e.authenticated && e.client_id.as_deref() == Some(ZERTIBAN_CLIENT)));
+    assert!(
+        issued_rows.iter().all(|e| e.count == 1 && e.authenticated && e.client_id.as_deref() == Some(ZERTIBAN_CLIENT))
+    );
     assert!(rows < 20_000 + tokens, "refusals are aggregated, not one row each ({rows} rows)");
 
     // The wrong secrets are found under the client they named, marked as not proven.
