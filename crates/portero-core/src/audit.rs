@@ -126,8 +126,10 @@ struct CountKey {
     minute: i64,
 }
 
-/// A count and what the first event of it said.
+/// A count and what the first event of it said (its id too, so a count sorts where its first
+/// event would have).
 struct Tally {
+    id: String,
     count: i64,
     at: i64,
     detail: Option<String>,
@@ -157,9 +159,10 @@ impl Counts {
         if let Some(tally) = self.keys.get_mut(&key) {
             tally.count += event.count;
         } else if self.keys.len() < COUNT_KEYS {
-            self.keys.insert(key, Tally { count: event.count, at: event.at, detail: event.detail });
+            self.keys.insert(key, Tally { id: event.id, count: event.count, at: event.at, detail: event.detail });
         } else {
             let tally = self.overflow.entry((key.kind, key.minute)).or_insert(Tally {
+                id: event.id,
                 count: 0,
                 at: event.at,
                 detail: Some(format!("aggregated: more than {COUNT_KEYS} distinct keys in one flush")),
@@ -175,6 +178,7 @@ impl Counts {
         let mut rows = Vec::with_capacity(keys.len() + overflow.len());
         for (key, tally) in keys {
             let mut row = AuditEvent::new(tally.at, &key.kind, key.outcome);
+            row.id = tally.id;
             row.client_id = key.client_id;
             row.authenticated = key.authenticated;
             row.source = key.source;
@@ -185,6 +189,7 @@ impl Counts {
         }
         for ((kind, _), tally) in overflow {
             let mut row = AuditEvent::new(tally.at, &kind, "overflow");
+            row.id = tally.id;
             row.detail = tally.detail;
             row.count = tally.count;
             rows.push(row);
