@@ -224,7 +224,12 @@ pub struct AuditLog {
 impl AuditLog {
     /// Starts the background writer on `store`.
     pub fn start<S: Store + Clone + Send + Sync + 'static>(store: S) -> Arc<Self> {
-        let (kept, events) = mpsc::channel(KEPT_QUEUE);
+        Self::with_capacity(store, KEPT_QUEUE)
+    }
+
+    /// As [`AuditLog::start`], with room for `capacity` kept events (tests use a small one).
+    pub fn with_capacity<S: Store + Clone + Send + Sync + 'static>(store: S, capacity: usize) -> Arc<Self> {
+        let (kept, events) = mpsc::channel(capacity);
         let (stop, stopping) = watch::channel(false);
         let shared = Arc::new(Shared::default());
         let writer = tokio::spawn(write_events(store, events, shared.clone(), stopping));

@@ -449,3 +449,80 @@ async fn audit_writer_writes_every_kept_event(db: &Database) {
     assert!(all.len() < EVENTS as usize + 1_000, "refusals are counted, not one row each");
 }
 conformance!(audit_writer, audit_writer_writes_every_kept_event);
+
+/// While the database takes no audit writes, kept events wait instead of being dropped: the lane
+/// fills, a token request's `reserve` then finds no room (it would be answered 503 and issue
+/// nothing), and once the database is back every event that was queued is written.
+async fn stalled_database_pushes_back_and_drops_nothing(t: &TestDb) {
+    use portero_core::audit::{AuditEvent, AuditLog, AuditQuery};
+    use sqlx::Connection;
+    const ROOM: usize = 50;
+    let issued = |i: usize| {
+        let mut event = AuditEvent::new(20_000 + i as i64, "token_issued", "issued");
+        event.client_id = Some("stalled".into());
+        event
+    };
+    // A writer that holds the audit table (SQLite: the file's write lock; PostgreSQL: a table lock).
+    let mut sqlite_lock = None;
+    let mut postgres_lock = None;
+    match (&t._dir, t.db.postgres_pool()) {
+        (Some(dir), _) => {
+            let url = format!("sqlite://{}", dir.path().join("portero.db").display());
+            let mut connection = sqlx::SqliteConnection::connect(&url).await.unwrap();
+            sqlx::raw_sql("BEGIN IMMEDIATE").execute(&mut connection).await.unwrap();
+            sqlite_lock = Some(connection);
+        }
+        (None, Some(pool)) => {
+            let mut tx = pool.begin().await.unwrap();
+            sqlx::query("LOCK TABLE audit_events IN EXCLUSIVE MODE").execute(&mut *tx).await.unwrap();
+            postgres_lock = Some(tx);
+        }
+        (None, None) => unreachable!(),
+    }
+    let log = AuditLog::with_capacity(t.db.clone(), ROOM);
+    let mut queued = 0;
+    let full = loop {
+        match log.reserve(std::time::Duration::from_millis(100)).await {
+            Some(permit) => {
+                permit.record(issued(queued));
+                queued += 1;
+            }
+            None => break true,
+        }
+        if queued > 100 * ROOM {
+            break false;
+        }
+    };
+    assert!(full, "the lane fills while the database is stalled ({queued} queued)");
+    assert!(queued <= 2 * ROOM, "at most the lane and the batch in flight wait ({queued})");
+    assert!(log.backlog() >= ROOM as u64);
+    // The database comes back (well within SQLite's 10 s busy timeout).
+    if let Some(mut connection) = sqlite_lock {
+        sqlx::raw_sql("ROLLBACK").execute(&mut connection).await.unwrap();
+    }
+    if let Some(tx) = postgres_lock {
+        tx.rollback().await.unwrap();
+    }
+    log.reserve(std::time::Duration::from_secs(5)).await.expect("room again").record(issued(queued));
+    queued += 1;
+    log.flush_and_stop().await;
+    assert_eq!((log.dropped(), log.backlog()), (0, 0));
+    let query = AuditQuery { client_id: Some("stalled".into()), limit: 10_000, ..AuditQuery::default() };
+    assert_eq!(t.db.list_audit_events(&query).await.unwrap().len(), queued);
+}
+
+mod audit_stall {
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn sqlite() {
+        let t = super::TestDb::sqlite().await;
+        super::stalled_database_pushes_back_and_drops_nothing(&t).await;
+        t.cleanup().await;
+    }
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn postgres() {
+        if let Some(t) = super::TestDb::postgres().await {
+            super::stalled_database_pushes_back_and_drops_nothing(&t).await;
+            t.cleanup().await;
+        }
+    }
+}
