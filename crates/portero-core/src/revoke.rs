@@ -30,7 +30,8 @@ pub async fn revoke<S: Store>(ctx: &Context<S>, input: &TokenInput, now: i64) ->
         if exp > now && !jti.is_empty() {
             ctx.store.revoke_access_token(jti, &client.id, exp, now).await?;
             tracing::info!(client_id = %client.id, jti, "access token revoked");
-            revoked(ctx, &client.id, claims.get("sub").and_then(Value::as_str), format!("access token {jti}"), now);
+            revoked(ctx, &client.id, claims.get("sub").and_then(Value::as_str), format!("access token {jti}"), now)
+                .await;
         }
         return Ok(());
     }
@@ -41,15 +42,15 @@ pub async fn revoke<S: Store>(ctx: &Context<S>, input: &TokenInput, now: i64) ->
         let revoked = ctx.store.revoke_refresh_family(&record.family_id, now).await?;
         tracing::info!(client_id = %client.id, family = %record.family_id, revoked, "refresh token family revoked");
         let detail = format!("refresh token family {} ({revoked} live)", record.family_id);
-        self::revoked(ctx, &client.id, Some(&record.subject), detail, now);
+        self::revoked(ctx, &client.id, Some(&record.subject), detail, now).await;
     }
     Ok(())
 }
 
-fn revoked<S: Store>(ctx: &Context<S>, client_id: &str, subject: Option<&str>, detail: String, now: i64) {
+async fn revoked<S: Store>(ctx: &Context<S>, client_id: &str, subject: Option<&str>, detail: String, now: i64) {
     let mut event = AuditEvent::new(now, "token_revoked", "revoked");
     event.client_id = Some(client_id.to_owned());
     event.subject = subject.map(str::to_owned);
     event.detail = Some(detail);
-    ctx.audit.record(event);
+    ctx.audit.keep(event).await;
 }

@@ -94,6 +94,8 @@ pub struct Outcome {
     pub grant_type: Option<GrantType>,
     /// Whom the token was issued for, once known.
     pub subject: Option<String>,
+    /// The client id the request presented, proven or not (for the audit trail only).
+    pub presented_client_id: Option<String>,
 }
 
 impl Outcome {
@@ -105,6 +107,7 @@ impl Outcome {
             client_id: None,
             grant_type: None,
             subject: None,
+            presented_client_id: None,
         }
     }
 }
@@ -127,6 +130,7 @@ async fn run<S: Store>(
     }
     let request = TokenRequest::parse(&input.params, input.authorization.as_deref())?;
     outcome.grant_type = Some(request.grant.grant_type());
+    outcome.presented_client_id = Some(request.client.client_id.clone());
     let client = client_auth::authenticate(ctx, &request.client, input.source, now).await?;
     outcome.client_id = Some(client.id.clone());
     if let Some(locale) = &client.locale {
@@ -136,7 +140,7 @@ async fn run<S: Store>(
     let lifetimes =
         Lifetimes { access_token: ctx.policy.access_token_ttl, refresh_token: ctx.policy.refresh_token_ttl };
     let minted = mint(&ctx.keys.current(), &ctx.policy.issuer, &client, &authz, &lifetimes, now)?;
-    store(ctx, &client, &authz, &minted, now).await?;
+    store(ctx, &client, &authz, &minted, input.source, now).await?;
     tracing::info!(client_id = %client.id, grant = authz.grant_type.as_str(), sub = %authz.subject, "token issued");
     outcome.subject = Some(authz.subject.clone());
     Ok(TokenResponse {
@@ -173,6 +177,7 @@ async fn store<S: Store>(
     client: &Client,
     authz: &Authorization,
     minted: &Minted,
+    source: Option<std::net::IpAddr>,
     now: i64,
 ) -> Result<(), OAuthError> {
     let Some(record) = &minted.refresh_record else {
@@ -199,7 +204,8 @@ async fn store<S: Store>(
                     // Lost a race with another redemption of the same token: treat as reuse.
                     let revoked = ctx.store.revoke_refresh_family(family_id, now).await?;
                     tracing::warn!(client_id = %client.id, family = %family_id, revoked, "concurrent refresh token reuse: family revoked");
-                    crate::audit::family_revoked(ctx, &client.id, &authz.subject, family_id, revoked, now);
+                    crate::audit::family_revoked(ctx, &client.id, &authz.subject, family_id, revoked, source, now)
+                        .await;
                     Err(OAuthError::new(ErrorCode::InvalidGrant, "the refresh token is invalid, expired or revoked")
                         .with_detail("refresh token already used"))
                 }

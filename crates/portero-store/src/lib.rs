@@ -27,12 +27,17 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 /// than the server's request deadline, so an outage is answered by a clear 503.
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(3);
 
+/// PostgreSQL connections of the audit writer (one batch at a time, plus one for a reconnect).
+const AUDIT_CONNECTIONS: u32 = 2;
+
 /// A connection pool to one of the supported databases, and the task that commits refresh-token
 /// rotations in groups (see `rotation`).
 #[derive(Clone, Debug)]
 pub struct Database {
     backend: Backend,
     rotations: rotation::Queue,
+    /// PostgreSQL: the audit writer's own connections (SQLite has one writer for everything).
+    audit: Option<PgPool>,
 }
 
 #[derive(Clone, Debug)]
@@ -157,7 +162,17 @@ impl Database {
         } else {
             return Err(StoreError::Other("the database URL must start with sqlite: or postgres:".into()));
         };
-        let db = Self { rotations: rotation::start(db.clone()), backend: db };
+        let audit = match &db {
+            Backend::Postgres(_) => Some(
+                PgPoolOptions::new()
+                    .max_connections(AUDIT_CONNECTIONS)
+                    .acquire_timeout(ACQUIRE_TIMEOUT)
+                    .connect_lazy(url)
+                    .map_err(map_err)?,
+            ),
+            Backend::Sqlite(_) => None,
+        };
+        let db = Self { rotations: rotation::start(db.clone()), backend: db, audit };
         db.migrate().await?;
         Ok(db)
     }
@@ -182,7 +197,12 @@ impl Database {
                 sqlite.reader.close().await;
                 sqlite.writer.close().await;
             }
-            Backend::Postgres(pool) => pool.close().await,
+            Backend::Postgres(pool) => {
+                pool.close().await;
+                if let Some(audit) = &self.audit {
+                    audit.close().await;
+                }
+            }
         }
     }
 
@@ -218,14 +238,20 @@ fn map_err(error: sqlx::Error) -> StoreError {
     }
 }
 
-const SQLITE_INSERT_AUDIT: &str = "INSERT INTO audit_events (id, at, kind, outcome, client_id, subject, grant_type, source, detail) \
+/// A retried batch may already be in (its commit's answer was lost): rows already there are skipped.
+/// (`WHERE true` lets SQLite parse the `ON CONFLICT` after a `SELECT`.)
+const SQLITE_INSERT_AUDIT: &str = "INSERT INTO audit_events (id, at, kind, outcome, client_id, subject, grant_type, \
+     source, detail, count, authenticated) \
      SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]'), json_extract(value, '$[2]'), \
      json_extract(value, '$[3]'), json_extract(value, '$[4]'), json_extract(value, '$[5]'), \
-     json_extract(value, '$[6]'), json_extract(value, '$[7]'), json_extract(value, '$[8]') FROM json_each($1)";
+     json_extract(value, '$[6]'), json_extract(value, '$[7]'), json_extract(value, '$[8]'), \
+     json_extract(value, '$[9]'), json_extract(value, '$[10]') FROM json_each($1) WHERE true \
+     ON CONFLICT (id) DO NOTHING";
 
-const POSTGRES_INSERT_AUDIT: &str = "INSERT INTO audit_events (id, at, kind, outcome, client_id, subject, grant_type, source, detail) \
-     SELECT e->>0, (e->>1)::bigint, e->>2, e->>3, e->>4, e->>5, e->>6, e->>7, e->>8 \
-     FROM jsonb_array_elements($1::jsonb) AS e";
+const POSTGRES_INSERT_AUDIT: &str = "INSERT INTO audit_events (id, at, kind, outcome, client_id, subject, grant_type, \
+     source, detail, count, authenticated) \
+     SELECT e->>0, (e->>1)::bigint, e->>2, e->>3, e->>4, e->>5, e->>6, e->>7, e->>8, (e->>9)::bigint, \
+     (e->>10)::boolean FROM jsonb_array_elements($1::jsonb) AS e ON CONFLICT (id) DO NOTHING";
 
 const INSERT_REFRESH: &str = "INSERT INTO refresh_tokens (hash, family_id, client_id, subject, user_id, tenants, \
      scopes, audiences, auth_time, created_at, expires_at, used_at, revoked_at) \
@@ -546,7 +572,9 @@ impl Store for Database {
                     e.subject,
                     e.grant_type,
                     e.source,
-                    e.detail
+                    e.detail,
+                    e.count,
+                    e.authenticated
                 ])
             })
             .collect();
@@ -555,13 +583,18 @@ impl Store for Database {
             Backend::Sqlite(sqlite) => {
                 sqlx::query(SQLITE_INSERT_AUDIT).bind(rows).execute(&sqlite.writer).await.map(drop)
             }
-            Backend::Postgres(pool) => sqlx::query(POSTGRES_INSERT_AUDIT).bind(rows).execute(pool).await.map(drop),
+            // Its own pool, so audit batches do not queue behind token traffic (or hold it up).
+            Backend::Postgres(_) => {
+                let pool = self.audit.as_ref().ok_or_else(|| StoreError::Other("no audit pool".into()))?;
+                sqlx::query(POSTGRES_INSERT_AUDIT).bind(rows).execute(pool).await.map(drop)
+            }
         }
         .map_err(map_err)
     }
 
     async fn list_audit_events(&self, query: &AuditQuery) -> StoreResult<Vec<AuditEvent>> {
-        let sql = "SELECT id, at, kind, outcome, client_id, subject, grant_type, source, detail FROM audit_events \
+        let sql = "SELECT id, at, kind, outcome, client_id, subject, grant_type, source, detail, count, authenticated \
+                   FROM audit_events \
                    WHERE ($1 IS NULL OR at >= $1) AND ($2 IS NULL OR client_id = $2) AND ($3 IS NULL OR kind = $3) \
                    ORDER BY at DESC, id DESC LIMIT $4";
         let rows = with_pool!(self, |pool| sqlx::query_as::<_, AuditRow>(sql)

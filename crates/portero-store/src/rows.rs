@@ -176,6 +176,8 @@ pub(crate) struct AuditRow {
     grant_type: Option<String>,
     source: Option<String>,
     detail: Option<String>,
+    count: i64,
+    authenticated: bool,
 }
 
 impl From<AuditRow> for AuditEvent {
@@ -190,6 +192,8 @@ impl From<AuditRow> for AuditEvent {
             grant_type: row.grant_type,
             source: row.source,
             detail: row.detail,
+            count: row.count,
+            authenticated: row.authenticated,
         }
     }
 }

@@ -385,3 +385,147 @@ async fn grouped_rotations_keep_one_winner_per_parent(db: &Database) {
     assert_eq!(winners, [1; 60]);
 }
 conformance!(grouped_rotations, grouped_rotations_keep_one_winner_per_parent);
+
+/// Aggregated rows keep their `count` and whether the client id was proven; a full writer batch
+/// (5,000 rows) is one statement on both backends, and a retried batch does not duplicate rows.
+async fn aggregated_audit_rows_keep_count_and_authenticated(db: &Database) {
+    use portero_core::audit::{AuditEvent, AuditQuery, MAX_BATCH};
+    let mut presented = AuditEvent::new(5_000, "token_refused", "invalid_client");
+    presented.client_id = Some("victim".into());
+    presented.authenticated = false;
+    presented.count = 41_234;
+    presented.source = Some("198.51.100.9".into());
+    presented.detail = Some("wrong secret".into());
+    let mut issued = AuditEvent::new(5_001, "token_issued", "issued");
+    issued.client_id = Some("victim".into());
+    issued.subject = Some("victim".into());
+    db.insert_audit_events(&[presented.clone(), issued.clone()]).await.unwrap();
+    // The same batch again (its first commit's answer was lost): no error, no second copy.
+    db.insert_audit_events(&[presented.clone(), issued.clone()]).await.unwrap();
+
+    let query = AuditQuery { client_id: Some("victim".into()), limit: 10, ..AuditQuery::default() };
+    assert_eq!(db.list_audit_events(&query).await.unwrap(), [issued, presented.clone()]);
+    let refused = AuditQuery { kind: Some("token_refused".into()), ..query };
+    let rows = db.list_audit_events(&refused).await.unwrap();
+    assert_eq!((rows.len(), rows[0].count, rows[0].authenticated), (1, 41_234, false));
+
+    let batch: Vec<AuditEvent> = (0..MAX_BATCH as i64)
+        .map(|i| {
+            let mut event = AuditEvent::new(6_000 + i, "token_issued", "issued");
+            event.client_id = Some(format!("c{}", i % 7));
+            event
+        })
+        .collect();
+    let started = std::time::Instant::now();
+    db.insert_audit_events(&batch).await.unwrap();
+    println!("{} audit rows in one statement: {:?}", batch.len(), started.elapsed());
+    let all = db.list_audit_events(&AuditQuery { limit: 100_000, ..AuditQuery::default() }).await.unwrap();
+    assert_eq!(all.len(), MAX_BATCH + 2);
+    assert!(all.iter().filter(|e| e.kind == "token_issued").all(|e| e.count == 1 && e.authenticated));
+}
+conformance!(audit_counts, aggregated_audit_rows_keep_count_and_authenticated);
+
+/// The audit writer keeps up: 50,000 kept events queued as fast as they come (the lane pushes
+/// back while it is full) are all written, none dropped, and 50,000 refusals become a few counts.
+async fn audit_writer_writes_every_kept_event(db: &Database) {
+    use portero_core::audit::{AuditEvent, AuditLog, AuditQuery};
+    const EVENTS: i64 = 50_000;
+    let log = AuditLog::start(db.clone());
+    let started = std::time::Instant::now();
+    for i in 0..EVENTS {
+        let mut issued = AuditEvent::new(10_000 + i / 1_000, "token_issued", "issued");
+        issued.client_id = Some(format!("c{}", i % 10));
+        log.keep(issued).await;
+        let mut refused = AuditEvent::new(10_000 + i / 1_000, "token_refused", "invalid_client");
+        refused.client_id = Some(format!("c{}", i % 10));
+        refused.authenticated = false;
+        log.record(refused);
+    }
+    let queued = started.elapsed();
+    log.flush_and_stop().await;
+    let written = started.elapsed();
+    println!("audit writer: {EVENTS} kept + {EVENTS} counted events queued in {queued:?}, all written in {written:?}");
+    assert_eq!((log.dropped(), log.backlog()), (0, 0));
+    let all = db.list_audit_events(&AuditQuery { limit: 100_000, ..AuditQuery::default() }).await.unwrap();
+    let sum = |kind: &str| all.iter().filter(|e| e.kind == kind).map(|e| e.count).sum::<i64>();
+    assert_eq!((sum("token_issued"), sum("token_refused")), (EVENTS, EVENTS));
+    assert!(all.len() < EVENTS as usize + 1_000, "refusals are counted, not one row each");
+}
+conformance!(audit_writer, audit_writer_writes_every_kept_event);
+
+/// While the database takes no audit writes, kept events wait instead of being dropped: the lane
+/// fills, a token request's `reserve` then finds no room (it would be answered 503 and issue
+/// nothing), and once the database is back every event that was queued is written.
+async fn stalled_database_pushes_back_and_drops_nothing(t: &TestDb) {
+    use portero_core::audit::{AuditEvent, AuditLog, AuditQuery};
+    use sqlx::Connection;
+    const ROOM: usize = 50;
+    let issued = |i: usize| {
+        let mut event = AuditEvent::new(20_000 + i as i64, "token_issued", "issued");
+        event.client_id = Some("stalled".into());
+        event
+    };
+    // A writer that holds the audit table (SQLite: the file's write lock; PostgreSQL: a table lock).
+    let mut sqlite_lock = None;
+    let mut postgres_lock = None;
+    match (&t._dir, t.db.postgres_pool()) {
+        (Some(dir), _) => {
+            let url = format!("sqlite://{}", dir.path().join("portero.db").display());
+            let mut connection = sqlx::SqliteConnection::connect(&url).await.unwrap();
+            sqlx::raw_sql("BEGIN IMMEDIATE").execute(&mut connection).await.unwrap();
+            sqlite_lock = Some(connection);
+        }
+        (None, Some(pool)) => {
+            let mut tx = pool.begin().await.unwrap();
+            sqlx::query("LOCK TABLE audit_events IN EXCLUSIVE MODE").execute(&mut *tx).await.unwrap();
+            postgres_lock = Some(tx);
+        }
+        (None, None) => unreachable!(),
+    }
+    let log = AuditLog::with_capacity(t.db.clone(), ROOM);
+    let mut queued = 0;
+    let full = loop {
+        match log.reserve(std::time::Duration::from_millis(100)).await {
+            Some(permit) => {
+                permit.record(issued(queued));
+                queued += 1;
+            }
+            None => break true,
+        }
+        if queued > 100 * ROOM {
+            break false;
+        }
+    };
+    assert!(full, "the lane fills while the database is stalled ({queued} queued)");
+    assert!(queued <= 2 * ROOM, "at most the lane and the batch in flight wait ({queued})");
+    assert!(log.backlog() >= ROOM as u64);
+    // The database comes back (well within SQLite's 10 s busy timeout).
+    if let Some(mut connection) = sqlite_lock {
+        sqlx::raw_sql("ROLLBACK").execute(&mut connection).await.unwrap();
+    }
+    if let Some(tx) = postgres_lock {
+        tx.rollback().await.unwrap();
+    }
+    log.reserve(std::time::Duration::from_secs(5)).await.expect("room again").record(issued(queued));
+    queued += 1;
+    log.flush_and_stop().await;
+    assert_eq!((log.dropped(), log.backlog()), (0, 0));
+    let query = AuditQuery { client_id: Some("stalled".into()), limit: 10_000, ..AuditQuery::default() };
+    assert_eq!(t.db.list_audit_events(&query).await.unwrap().len(), queued);
+}
+
+mod audit_stall {
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn sqlite() {
+        let t = super::TestDb::sqlite().await;
+        super::stalled_database_pushes_back_and_drops_nothing(&t).await;
+        t.cleanup().await;
+    }
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn postgres() {
+        if let Some(t) = super::TestDb::postgres().await {
+            super::stalled_database_pushes_back_and_drops_nothing(&t).await;
+            t.cleanup().await;
+        }
+    }
+}

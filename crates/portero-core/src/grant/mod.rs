@@ -96,7 +96,7 @@ pub async fn handle<S: Store>(
             password::handle(ctx, client, username, &password.0, &request_target(&request), source, now).await
         }
         Grant::RefreshToken { ref refresh_token } => {
-            refresh_token::handle(ctx, client, &refresh_token.0, &request_target(&request), now).await
+            refresh_token::handle(ctx, client, &refresh_token.0, &request_target(&request), source, now).await
         }
     }
 }

@@ -12,6 +12,7 @@ pub(super) async fn handle<S: Store>(
     client: &Client,
     refresh_token: &str,
     target: &Target<'_>,
+    source: Option<std::net::IpAddr>,
     now: i64,
 ) -> Result<Authorization, OAuthError> {
     let invalid = || OAuthError::invalid_grant("the refresh token is invalid, expired or revoked");
@@ -42,7 +43,8 @@ pub(super) async fn handle<S: Store>(
     if record.used_at.is_some() {
         let revoked = ctx.store.revoke_refresh_family(&record.family_id, now).await?;
         tracing::warn!(client_id = %client.id, family = %record.family_id, revoked, "refresh token reuse: family revoked");
-        crate::audit::family_revoked(ctx, &record.client_id, &record.subject, &record.family_id, revoked, now);
+        crate::audit::family_revoked(ctx, &record.client_id, &record.subject, &record.family_id, revoked, source, now)
+            .await;
         return Err(invalid().with_detail("reused refresh token; family revoked"));
     }
     if record.expires_at <= now {

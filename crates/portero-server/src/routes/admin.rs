@@ -148,12 +148,14 @@ pub async fn guard(State(state): State<AppState>, request: Request, next: Next) 
             next.run(Request::from_parts(parts, body)).await
         }
     };
-    audit(&state, action, &response, source, now);
+    // Built before the wait: a response is not `Sync`, so no reference to it may cross an await.
+    let event = audit_event(action, &response, source, now);
+    state.ctx.audit.keep(event).await;
     response
 }
 
 /// One `admin_action` event: outcome `ok` or the HTTP status, detail the action and its target.
-fn audit(state: &AppState, action: &str, response: &Response, source: Option<IpAddr>, now: i64) {
+fn audit_event(action: &str, response: &Response, source: Option<IpAddr>, now: i64) -> AuditEvent {
     let status = response.status();
     let outcome = if status.is_success() { "ok".to_owned() } else { status.as_u16().to_string() };
     let detail = match response.extensions().get::<Target>() {
@@ -165,7 +167,7 @@ fn audit(state: &AppState, action: &str, response: &Response, source: Option<IpA
     let mut event = AuditEvent::new(now, "admin_action", outcome);
     event.source = source;
     event.detail = Some(detail);
-    state.ctx.audit.record(event);
+    event
 }
 
 /// The body, once the caller is known to be the operator, bounded by `MAX_ADMIN_BODY`.
