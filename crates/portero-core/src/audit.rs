@@ -26,70 +26,8 @@ use std::time::Duration;
 
 use tokio::sync::{mpsc, watch};
 
+pub use crate::audit_event::{AuditEvent, AuditQuery, COUNTED, KEPT};
 use crate::store::{Store, StoreError};
-use crate::token_endpoint::Context;
-
-/// One audited event, or (`count` > 1) a count of alike events. Never holds a secret, password or
-/// token value.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AuditEvent {
-    pub id: String,
-    /// When it happened (for a count: when the first of them happened).
-    pub at: i64,
-    /// `token_issued`, `token_refused`, `throttled`, `refresh_reuse`, `token_revoked`,
-    /// `introspection_refused`, `revocation_refused` or `admin_action`.
-    pub kind: String,
-    /// `issued`, `revoked`, or the RFC error code.
-    pub outcome: String,
-    /// The authenticated client (or for reuse, the token's owner); or, with `authenticated`
-    /// false, the id a caller presented without proving it.
-    pub client_id: Option<String>,
-    pub subject: Option<String>,
-    pub grant_type: Option<String>,
-    pub source: Option<String>,
-    pub detail: Option<String>,
-    /// How many events this row stands for (1 unless aggregated).
-    pub count: i64,
-    /// False when `client_id` was presented but not proven.
-    pub authenticated: bool,
-}
-
-impl AuditEvent {
-    pub fn new(at: i64, kind: &str, outcome: impl Into<String>) -> Self {
-        Self {
-            id: uuid::Uuid::now_v7().to_string(),
-            at,
-            kind: kind.to_owned(),
-            outcome: outcome.into(),
-            client_id: None,
-            subject: None,
-            grant_type: None,
-            source: None,
-            detail: None,
-            count: 1,
-            authenticated: true,
-        }
-    }
-
-    /// Whether this kind of event is kept one row per event (else it may be aggregated).
-    pub fn is_kept(&self) -> bool {
-        !COUNTED.contains(&self.kind.as_str())
-    }
-}
-
-/// Kinds recorded one row per event, never dropped while the database takes writes.
-pub const KEPT: [&str; 4] = ["token_issued", "refresh_reuse", "token_revoked", "admin_action"];
-/// Kinds that may be aggregated into counts. Any kind not listed here is kept.
-pub const COUNTED: [&str; 4] = ["token_refused", "throttled", "introspection_refused", "revocation_refused"];
-
-/// What `portero audit` asks for.
-#[derive(Debug, Clone, Default)]
-pub struct AuditQuery {
-    pub since: Option<i64>,
-    pub client_id: Option<String>,
-    pub kind: Option<String>,
-    pub limit: i64,
-}
 
 /// Kept events waiting for the writer (slots taken by requests in progress included).
 const KEPT_QUEUE: usize = 50_000;
@@ -374,8 +312,8 @@ async fn write<S: Store>(store: &S, batch: &mut Vec<AuditEvent>, shared: &Shared
 }
 
 /// A refresh-token family revoked because a used token came back.
-pub async fn family_revoked<S>(
-    ctx: &Context<S>,
+pub async fn family_revoked(
+    audit: &AuditLog,
     client_id: &str,
     subject: &str,
     family_id: &str,
@@ -389,7 +327,7 @@ pub async fn family_revoked<S>(
     event.grant_type = Some("refresh_token".to_owned());
     event.source = source.map(|ip| ip.to_string());
     event.detail = Some(format!("family {family_id}: {revoked} live tokens revoked"));
-    ctx.audit.keep(event).await;
+    audit.keep(event).await;
 }
 
 #[cfg(test)]

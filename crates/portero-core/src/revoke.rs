@@ -5,11 +5,12 @@ use serde_json::Value;
 
 use crate::audit::AuditEvent;
 use crate::client_auth::authenticate_request;
+use crate::context::Context;
 use crate::error::{ErrorCode, OAuthError};
 use crate::introspect::signed_access_token;
 use crate::secret::sha256_b64;
 use crate::store::Store;
-use crate::token_endpoint::{Context, TokenInput};
+use crate::token_endpoint::TokenInput;
 
 /// Revokes `token` if the authenticated client owns it. Unknown or invalid tokens are not an
 /// error (RFC 7009 §2.2); another client's token is refused (§2.1).

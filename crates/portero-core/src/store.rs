@@ -5,8 +5,10 @@
 
 use std::future::Future;
 
-use crate::audit::{AuditEvent, AuditQuery};
-use crate::grant::GrantType;
+pub use crate::registration::RefreshPolicy;
+
+use crate::audit_event::{AuditEvent, AuditQuery};
+use crate::registration::{AuthMethod, GrantType};
 
 /// Storage failures. `Unavailable` (the database cannot be reached) becomes
 /// `temporarily_unavailable`; anything else becomes `server_error`.
@@ -31,34 +33,6 @@ pub struct Tenant {
     pub created_at: i64,
 }
 
-/// When a client receives refresh tokens (always only with a grant that allows them).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RefreshPolicy {
-    Always,
-    /// Only when `offline_access` is among the granted scopes (the Pay-me document).
-    OfflineAccess,
-    Never,
-}
-
-impl RefreshPolicy {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Always => "always",
-            Self::OfflineAccess => "offline_access",
-            Self::Never => "never",
-        }
-    }
-
-    pub fn parse(text: &str) -> Option<Self> {
-        match text {
-            "always" => Some(Self::Always),
-            "offline_access" => Some(Self::OfflineAccess),
-            "never" => Some(Self::Never),
-            _ => None,
-        }
-    }
-}
-
 /// A registered (confidential) client.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Client {
@@ -78,7 +52,7 @@ pub struct Client {
     /// Locale of the Pay-me envelope's messages, e.g. `es_PE`.
     pub locale: Option<String>,
     /// The one method the client authenticates with; `None` accepts both secret methods.
-    pub auth_method: Option<crate::client_auth::AuthMethod>,
+    pub auth_method: Option<AuthMethod>,
     /// Seconds after a rotation in which the parent refresh token may be redeemed again for the
     /// same child; `None` takes the server's setting.
     pub refresh_retry_window: Option<i64>,
@@ -254,4 +228,13 @@ pub trait Store: Send + Sync + 'static {
     fn list_keys(&self) -> impl Future<Output = StoreResult<Vec<StoredKey>>> + Send;
     /// Stops publishing a key (no unexpired token carries its kid any more).
     fn retire_key(&self, kid: &str, now: i64) -> impl Future<Output = StoreResult<()>> + Send;
+}
+
+impl From<StoreError> for crate::error::OAuthError {
+    fn from(error: StoreError) -> Self {
+        match error {
+            StoreError::Unavailable(detail) => Self::temporarily_unavailable(detail),
+            other => Self::server_error(other.to_string()),
+        }
+    }
 }

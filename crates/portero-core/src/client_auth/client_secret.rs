@@ -5,11 +5,11 @@
 use std::net::IpAddr;
 
 use super::{ClientCredentials, throttled};
+use crate::context::Context;
 use crate::error::OAuthError;
 use crate::secret::Verdict;
 use crate::single_flight::FlightKey;
 use crate::store::{Client, Store};
-use crate::token_endpoint::Context;
 
 /// Checks the secret of `credentials` for `client` (`None`: unknown id). A secret verified
 /// recently is accepted without a check or a slot; any other check runs throttled under `key`,

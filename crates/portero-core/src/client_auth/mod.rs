@@ -12,48 +12,14 @@ mod credentials;
 
 use std::net::IpAddr;
 
+pub use crate::registration::AuthMethod;
 pub use credentials::{BasicCredentials, ClientCredentials, decode_basic};
 
+use crate::context::Context;
 use crate::error::OAuthError;
 use crate::params::Params;
 use crate::secret::Verdict;
 use crate::store::{Client, Store};
-use crate::token_endpoint::Context;
-
-/// How a client proves who it is at the token, introspection and revocation endpoints.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum AuthMethod {
-    /// HTTP Basic with the client id and secret (RFC 6749 §2.3.1).
-    ClientSecretBasic,
-    /// `client_id` and `client_secret` in the request body (RFC 6749 §2.3.1).
-    ClientSecretPost,
-}
-
-impl AuthMethod {
-    pub const ALL: [AuthMethod; 2] = [Self::ClientSecretBasic, Self::ClientSecretPost];
-
-    /// The RFC 7591 / RFC 8414 name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::ClientSecretBasic => "client_secret_basic",
-            Self::ClientSecretPost => "client_secret_post",
-        }
-    }
-
-    pub fn parse(text: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|m| m.as_str() == text)
-    }
-
-    /// Whether a client registered for `registered` may authenticate with this method. A client
-    /// registered for no particular method (every client made before methods were recorded, and
-    /// any made without one) accepts both secret methods.
-    pub fn allowed_for(self, registered: Option<AuthMethod>) -> bool {
-        match registered {
-            Some(registered) => registered == self,
-            None => matches!(self, Self::ClientSecretBasic | Self::ClientSecretPost),
-        }
-    }
-}
 
 /// Authenticates the client of a request. Every failure is the same `invalid_client` after the
 /// same work; a client that used another method than its registered one is refused too, after
@@ -125,21 +91,4 @@ pub async fn authenticate_request<S: Store>(
 ) -> Result<Client, OAuthError> {
     let credentials = ClientCredentials::from_request(authorization, params)?;
     authenticate(ctx, &credentials, source, now).await
-}
-
-#[cfg(test)]
-mod tests {
-    use super::AuthMethod;
-
-    #[test]
-    fn unregistered_clients_accept_both_secret_methods() {
-        for method in AuthMethod::ALL {
-            assert!(method.allowed_for(None));
-            assert!(method.allowed_for(Some(method)));
-            assert_eq!(AuthMethod::parse(method.as_str()), Some(method));
-        }
-        assert!(!AuthMethod::ClientSecretPost.allowed_for(Some(AuthMethod::ClientSecretBasic)));
-        assert!(!AuthMethod::ClientSecretBasic.allowed_for(Some(AuthMethod::ClientSecretPost)));
-        assert_eq!(AuthMethod::parse("none"), None);
-    }
 }

@@ -5,33 +5,12 @@ mod client_credentials;
 mod password;
 mod refresh_token;
 
+pub use crate::registration::GrantType;
+
+use crate::context::Context;
 use crate::error::{ErrorCode, OAuthError};
 use crate::request::{Grant, TokenRequest};
 use crate::store::{Client, Store};
-use crate::token_endpoint::Context;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum GrantType {
-    ClientCredentials,
-    Password,
-    RefreshToken,
-}
-
-impl GrantType {
-    pub const ALL: [GrantType; 3] = [Self::ClientCredentials, Self::Password, Self::RefreshToken];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::ClientCredentials => "client_credentials",
-            Self::Password => "password",
-            Self::RefreshToken => "refresh_token",
-        }
-    }
-
-    pub fn parse(text: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|g| g.as_str() == text)
-    }
-}
 
 /// What happens to refresh tokens when this grant's token is stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -128,7 +107,7 @@ impl Target<'_> {
 /// Whether a new grant starts a refresh-token family, by the client's policy (RFC 6749 §1.5:
 /// only clients allowed the refresh grant get one).
 pub(crate) fn refresh_plan(client: &Client, scopes: &[String]) -> RefreshPlan {
-    use crate::store::RefreshPolicy;
+    use crate::registration::RefreshPolicy;
     if !client.grants.contains(&GrantType::RefreshToken) {
         return RefreshPlan::None;
     }

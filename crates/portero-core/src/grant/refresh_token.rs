@@ -2,10 +2,10 @@
 //! used one revokes its whole family (someone holds a stolen copy).
 
 use super::{Authorization, GrantType, GrantedScope, RefreshPlan, Target};
+use crate::context::Context;
 use crate::error::OAuthError;
 use crate::secret::sha256_b64;
 use crate::store::{Client, RefreshTokenRecord, Store};
-use crate::token_endpoint::Context;
 
 pub(super) async fn handle<S: Store>(
     ctx: &Context<S>,
@@ -43,8 +43,16 @@ pub(super) async fn handle<S: Store>(
     if record.used_at.is_some() {
         let revoked = ctx.store.revoke_refresh_family(&record.family_id, now).await?;
         tracing::warn!(client_id = %client.id, family = %record.family_id, revoked, "refresh token reuse: family revoked");
-        crate::audit::family_revoked(ctx, &record.client_id, &record.subject, &record.family_id, revoked, source, now)
-            .await;
+        crate::audit::family_revoked(
+            &ctx.audit,
+            &record.client_id,
+            &record.subject,
+            &record.family_id,
+            revoked,
+            source,
+            now,
+        )
+        .await;
         return Err(invalid().with_detail("reused refresh token; family revoked"));
     }
     if record.expires_at <= now {
