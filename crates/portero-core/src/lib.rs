@@ -6,12 +6,14 @@
 
 #![warn(clippy::unwrap_used)]
 
+pub mod admin;
 pub mod audience;
 pub mod audit;
 pub mod audit_event;
 pub mod claims;
 pub mod client_auth;
 pub mod client_cache;
+pub mod clock;
 pub mod context;
 pub mod dialect;
 pub mod error;

@@ -1,7 +1,7 @@
 //! `POST` on every token path: extract → core pipeline → render.
 
 use std::net::IpAddr;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use axum::body::Body;
 use axum::extract::State;
@@ -18,9 +18,7 @@ use crate::extract::{Rejected, is_server_side, token_input};
 use crate::respond;
 use crate::state::AppState;
 
-pub fn unix_now() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
-}
+pub use portero_core::clock::unix_now;
 
 pub async fn token(State(state): State<AppState>, limits: FieldLimits, request: Request<Body>) -> Response {
     let policy = &state.ctx.policy;

@@ -5,11 +5,11 @@ use std::io::BufRead;
 
 use anyhow::Context as _;
 use clap::{Args, Subcommand};
+use portero_core::admin::{self, NewClient};
+use portero_core::clock::unix_now;
 use portero_core::keys::MasterKey;
 use portero_core::store::Store;
-use portero_server::admin::{self, NewClient};
 use portero_server::resolve_master_key;
-use portero_server::routes::token::unix_now;
 use portero_store::Database;
 
 use super::Global;
@@ -37,7 +37,7 @@ pub enum ClientCommand {
         #[arg(long)]
         id: String,
         /// How long the old secret keeps working: 90s, 15m, 24h, 7d (default 24h).
-        #[arg(long, default_value = "24h")]
+        #[arg(long, default_value = admin::DEFAULT_SECRET_OVERLAP)]
         overlap: String,
     },
     /// List clients (never their secrets).
@@ -67,7 +67,7 @@ pub struct ClientCreate {
     #[arg(long)]
     pub token_ttl: Option<i64>,
     /// When refresh tokens are issued: always, offline_access (only with that scope), never.
-    #[arg(long, default_value = "always")]
+    #[arg(long, default_value = admin::DEFAULT_REFRESH_TOKENS)]
     pub refresh_tokens: String,
     /// Drop requested scopes the client may not have instead of refusing the request.
     #[arg(long)]
@@ -103,11 +103,11 @@ pub enum KeysCommand {
     List,
     /// Add a signing key: published at once, signing after --publish-delay seconds.
     Rotate {
-        #[arg(long, default_value = "RS256")]
+        #[arg(long, default_value = admin::DEFAULT_KEY_ALG)]
         alg: String,
         /// Seconds between publishing the key in the JWKS and signing with it (default 360,
         /// longer than the JWKS cache lifetime of 300 s).
-        #[arg(long, default_value_t = 360)]
+        #[arg(long, default_value_t = admin::DEFAULT_PUBLISH_DELAY_SECONDS)]
         publish_delay: i64,
     },
 }

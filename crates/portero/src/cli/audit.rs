@@ -2,9 +2,9 @@
 
 use clap::Args;
 use portero_core::audit::AuditQuery;
+use portero_core::clock::unix_now;
 use portero_core::store::Store;
 use portero_server::admin::parse_duration;
-use portero_server::routes::token::unix_now;
 
 use super::Global;
 
