@@ -13,8 +13,9 @@ use std::time::Duration;
 
 use portero_core::audit::{AuditEvent, AuditQuery};
 use portero_core::store::{
-    AttemptRules, AuthFailures, Client, RefreshTokenRecord, Reservation, Rotation, Store, StoreError, StoreResult,
-    StoredKey, Tenant, User,
+    AttemptRules, AuditStore, AuthFailures, Client, ClientStore, KeyStore, RefreshTokenRecord, RefreshTokenStore,
+    Reservation, RevocationStore, Rotation, StoreError, StoreResult, StoredKey, Tenant, TenantStore, ThrottleStore,
+    User, UserStore,
 };
 use sqlx::postgres::{PgPool, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
@@ -321,7 +322,7 @@ macro_rules! client_columns {
     };
 }
 
-impl Store for Database {
+impl TenantStore for Database {
     async fn create_tenant(&self, tenant: &Tenant) -> StoreResult<()> {
         let sql = "INSERT INTO tenants (id, name, created_at) VALUES ($1, $2, $3)";
         with_writer!(self, |pool| sqlx::query(sql)
@@ -348,7 +349,9 @@ impl Store for Database {
             with_pool!(self, |pool| sqlx::query_as::<_, TenantRow>(sql).fetch_all(pool).await).map_err(map_err)?;
         Ok(rows.into_iter().map(Into::into).collect())
     }
+}
 
+impl ClientStore for Database {
     async fn create_client(&self, client: &Client) -> StoreResult<()> {
         let sql = concat!(
             "INSERT INTO clients (",
@@ -420,7 +423,9 @@ impl Store for Database {
         let sql = "SELECT MAX(token_ttl) FROM clients";
         with_pool!(self, |pool| sqlx::query_scalar::<_, Option<i64>>(sql).fetch_one(pool).await).map_err(map_err)
     }
+}
 
+impl UserStore for Database {
     async fn create_user(&self, user: &User) -> StoreResult<()> {
         let sql = "INSERT INTO users (id, tenant_id, username, password_hash, created_at) VALUES ($1, $2, $3, $4, $5)";
         with_writer!(self, |pool| sqlx::query(sql)
@@ -444,7 +449,9 @@ impl Store for Database {
             .map_err(map_err)?;
         Ok(rows.into_iter().map(User::from).filter(|u| tenant_ids.contains(&u.tenant_id)).collect())
     }
+}
 
+impl RefreshTokenStore for Database {
     async fn insert_refresh_token(&self, token: &RefreshTokenRecord) -> StoreResult<()> {
         with_writer!(self, |pool| insert_refresh!(token).execute(pool).await.map(|_| ())).map_err(map_err)
     }
@@ -471,7 +478,9 @@ impl Store for Database {
             .map(|d| d.rows_affected()))
         .map_err(map_err)
     }
+}
 
+impl RevocationStore for Database {
     async fn revoke_access_token(&self, jti: &str, client_id: &str, expires_at: i64, now: i64) -> StoreResult<()> {
         // Revoking twice is not an error (RFC 7009 §2.2: the answer is the same).
         let sql = "INSERT INTO revoked_access_tokens (jti, client_id, expires_at, revoked_at) VALUES ($1, $2, $3, $4) \
@@ -508,7 +517,9 @@ impl Store for Database {
         }
         Ok(purged)
     }
+}
 
+impl ThrottleStore for Database {
     async fn auth_failures(&self, key: &str) -> StoreResult<Option<AuthFailures>> {
         let sql = "SELECT failures, window_start, blocked_until FROM auth_failures WHERE key = $1";
         let row =
@@ -537,23 +548,9 @@ impl Store for Database {
         with_writer!(self, |pool| sqlx::query(sql).bind(key).bind(window_start).execute(pool).await.map(|_| ()))
             .map_err(map_err)
     }
+}
 
-    async fn insert_key(&self, key: &StoredKey) -> StoreResult<()> {
-        let sql = "INSERT INTO signing_keys (kid, alg, sealed_private_key, created_at, activate_at, retired_at) \
-                   VALUES ($1, $2, $3, $4, $5, $6)";
-        with_writer!(self, |pool| sqlx::query(sql)
-            .bind(&key.kid)
-            .bind(&key.alg)
-            .bind(&key.sealed_private_key)
-            .bind(key.created_at)
-            .bind(key.activate_at)
-            .bind(key.retired_at)
-            .execute(pool)
-            .await
-            .map(|_| ()))
-        .map_err(map_err)
-    }
-
+impl AuditStore for Database {
     async fn insert_audit_events(&self, events: &[AuditEvent]) -> StoreResult<()> {
         if events.is_empty() {
             return Ok(());
@@ -606,6 +603,24 @@ impl Store for Database {
             .await)
         .map_err(map_err)?;
         Ok(rows.into_iter().map(Into::into).collect())
+    }
+}
+
+impl KeyStore for Database {
+    async fn insert_key(&self, key: &StoredKey) -> StoreResult<()> {
+        let sql = "INSERT INTO signing_keys (kid, alg, sealed_private_key, created_at, activate_at, retired_at) \
+                   VALUES ($1, $2, $3, $4, $5, $6)";
+        with_writer!(self, |pool| sqlx::query(sql)
+            .bind(&key.kid)
+            .bind(&key.alg)
+            .bind(&key.sealed_private_key)
+            .bind(key.created_at)
+            .bind(key.activate_at)
+            .bind(key.retired_at)
+            .execute(pool)
+            .await
+            .map(|_| ()))
+        .map_err(map_err)
     }
 
     async fn list_keys(&self) -> StoreResult<Vec<StoredKey>> {

@@ -17,7 +17,7 @@ use axum::response::{IntoResponse, Response};
 use portero_core::OAuthError;
 use portero_core::audit::AuditEvent;
 use portero_core::error::ErrorCode;
-use portero_core::store::Store;
+use portero_core::store::prelude::*;
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::json;

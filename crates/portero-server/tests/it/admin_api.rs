@@ -1,5 +1,6 @@
 //! The admin HTTP API: onboarding a merchant without the CLI.
 
+use portero_core::store::prelude::*;
 use serde_json::json;
 
 use crate::harness::*;
@@ -131,7 +132,7 @@ async fn wrong_admin_tokens_are_throttled_per_address() {
 #[tokio::test]
 async fn every_admin_action_is_audited() {
     use portero_core::audit::AuditQuery;
-    use portero_core::store::Store;
+
     let server = Server::start().await;
     let started = now();
     let admin = |method: reqwest::Method, path: &str| {

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use portero_core::audit::{AuditEvent, AuditQuery, COUNTED};
 use portero_core::keys::Alg;
-use portero_core::store::Store;
+use portero_core::store::prelude::*;
 
 use crate::harness::*;
 

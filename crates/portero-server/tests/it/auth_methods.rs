@@ -5,7 +5,7 @@
 use portero_core::client_auth::AuthMethod;
 use portero_core::grant::GrantType;
 use portero_core::secret::hash_password;
-use portero_core::store::Store;
+use portero_core::store::prelude::*;
 
 use crate::harness::*;
 

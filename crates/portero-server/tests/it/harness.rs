@@ -1,5 +1,6 @@
 //! A server per test, with the four seed providers' clients and users provisioned.
 
+use portero_core::store::prelude::*;
 use std::time::Duration;
 
 use base64::Engine;
@@ -10,7 +11,7 @@ use portero_core::grant::GrantType;
 use portero_core::keys::{Alg, MasterKey};
 use portero_core::params::FieldLimits;
 use portero_core::secret::{hash_generated_secret, hash_password};
-use portero_core::store::{Client, RefreshPolicy, Store, Tenant, User};
+use portero_core::store::{Client, RefreshPolicy, Tenant, User};
 use portero_core::throttle::ThrottleRules;
 use portero_core::token_endpoint::Policy;
 use portero_server::{AppState, ServerConfig, TokenPath};

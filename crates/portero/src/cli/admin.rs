@@ -8,7 +8,7 @@ use clap::{Args, Subcommand};
 use portero_core::admin::{self, NewClient};
 use portero_core::clock::unix_now;
 use portero_core::keys::MasterKey;
-use portero_core::store::Store;
+use portero_core::store::prelude::*;
 use portero_server::resolve_master_key;
 use portero_store::Database;
 

@@ -3,7 +3,7 @@
 use clap::Args;
 use portero_core::audit::AuditQuery;
 use portero_core::clock::unix_now;
-use portero_core::store::Store;
+use portero_core::store::prelude::*;
 use portero_server::admin::parse_duration;
 
 use super::Global;
