@@ -49,7 +49,8 @@ enum Backend {
 
 /// SQLite allows one writer at a time. Writes go through a single connection, so they queue in
 /// the pool instead of colliding on the file lock and sleeping in SQLite's busy handler; reads
-/// run in parallel on the others (WAL).
+/// run in parallel on the others (WAL), which are opened read-only, so a statement that writes
+/// can only succeed on `writer`.
 #[derive(Clone, Debug)]
 pub struct Sqlite {
     reader: SqlitePool,
@@ -145,10 +146,12 @@ impl Database {
                 .connect_with(options.clone())
                 .await
                 .map_err(map_err)?;
+            // Readers are opened read-only: a write sent to the wrong pool fails at once
+            // instead of queueing on the file lock behind the writer.
             let reader = SqlitePoolOptions::new()
                 .max_connections(8)
                 .acquire_timeout(ACQUIRE_TIMEOUT)
-                .connect_with(options)
+                .connect_with(options.read_only(true))
                 .await
                 .map_err(map_err)?;
             Backend::Sqlite(Sqlite { reader, writer })
@@ -633,5 +636,22 @@ impl KeyStore for Database {
     async fn retire_key(&self, kid: &str, now: i64) -> StoreResult<()> {
         let sql = "UPDATE signing_keys SET retired_at = $1 WHERE kid = $2 AND retired_at IS NULL";
         with_writer!(self, |pool| sqlx::query(sql).bind(now).bind(kid).execute(pool).await.map(|_| ())).map_err(map_err)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn sqlite_readers_cannot_write() {
+        let dir = tempfile::tempdir().expect("a temporary folder");
+        let db = Database::connect(&format!("sqlite://{}", dir.path().join("p.db").display())).await.expect("opens");
+        let Backend::Sqlite(sqlite) = &db.backend else { unreachable!("a SQLite URL opens SQLite") };
+        let write = "INSERT INTO tenants (id, name, created_at) VALUES ('t', 'n', 0)";
+        assert!(sqlx::query(write).execute(&sqlite.reader).await.is_err(), "the readers are read-only");
+        sqlx::query(write).execute(&sqlite.writer).await.expect("the writer writes");
+        let read = "SELECT COUNT(*) FROM tenants";
+        assert_eq!(sqlx::query_scalar::<_, i64>(read).fetch_one(&sqlite.reader).await.expect("reads"), 1);
     }
 }
