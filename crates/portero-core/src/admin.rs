@@ -173,6 +173,7 @@ pub async fn create_client<S: Store>(db: &S, new: NewClient, now: i64) -> Result
         locale: new.locale,
         refresh_retry_window: new.refresh_retry_window,
         auth_method,
+        disabled_at: None,
         created_at: now,
         previous_secret: None,
     };
@@ -213,6 +214,7 @@ pub async fn create_user<S: Store>(
         tenant_id: tenant.id,
         username: username.to_owned(),
         password_hash: hash_password(password),
+        disabled_at: None,
         created_at: now,
     };
     db.create_user(&user).await.map_err(conflict("a user with this username in this tenant"))?;
