@@ -834,3 +834,271 @@ fn parse_argon2(rest: &str, variant: Argon2Variant) -> Result<Argon2Hash> {
     }
     Ok(hash)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn parse(input: &str) -> LegacyHash {
+        match LegacyHash::parse_str(input) {
+            Ok(hash) => hash,
+            Err(error) => panic!("{input}: {error}"),
+        }
+    }
+
+    fn error(input: &str) -> HashFormatError {
+        match LegacyHash::parse_str(input) {
+            Ok(hash) => panic!("{input} parsed as {hash:?}"),
+            Err(error) => error,
+        }
+    }
+
+    fn round_trips(hash: &LegacyHash) {
+        let stored = hash.to_stored().expect("not plain");
+        assert_eq!(&LegacyHash::parse_stored(&stored).expect("stored form parses"), hash, "{stored}");
+    }
+
+    // jBCrypt's test vectors (checked against Python's bcrypt).
+    const BCRYPT_VECTORS: [(&str, &str); 3] = [
+        ("", "$2a$06$DCq7YPn5Rq63x1Lad4cll.TV4S6ytwfsfvkgY8jIucDrjc8deX1s."),
+        ("a", "$2a$06$m0CrhHm10qJ3lXRY.5zDGO3rS2KdeeWLuGmsfGlMfOxih58VYVfxe"),
+        ("abc", "$2a$06$If6bvum7DFjUnE9p2uDeDu0YHzrHM6tf.iqN8.yx.jNN1ILEf7h0i"),
+    ];
+
+    #[test]
+    fn bcrypt_vectors() {
+        for (password, stored) in BCRYPT_VECTORS {
+            let hash = parse(stored);
+            assert!(hash.verify(password), "{stored}");
+            assert!(!hash.verify(&format!("{password}x")));
+            assert_eq!(hash.to_stored().as_deref(), Some(stored));
+            assert!(!hash.is_portero_native());
+            for variant in ["$2b$", "$2y$"] {
+                assert!(parse(&stored.replacen("$2a$", variant, 1)).verify(password));
+            }
+            let spring = parse(&format!("{{bcrypt}}{stored}"));
+            assert!(spring.verify(password));
+            assert_eq!(spring.to_stored().as_deref(), Some(stored));
+        }
+    }
+
+    #[test]
+    fn bcrypt_truncates_at_72_bytes_like_its_makers() {
+        let hash = parse(BCRYPT_VECTORS[1].1);
+        assert!(!hash.verify(&"a".repeat(72)));
+        let LegacyHash::Bcrypt(inner) = &hash else { panic!("bcrypt") };
+        // A 72-byte password ignores its NUL; anything past byte 72 is ignored.
+        let long = "p".repeat(72);
+        let mut key = long.clone().into_bytes();
+        key.truncate(72);
+        let output = bcrypt::bcrypt(4, inner.salt, &key);
+        let made = BcryptHash { variant: BcryptVariant::B, cost: 4, salt: inner.salt, hash: output[..23].try_into().expect("23") };
+        let made = LegacyHash::Bcrypt(made);
+        assert!(made.verify(&long));
+        assert!(made.verify(&format!("{long}and more")));
+        assert!(!made.verify(&"p".repeat(71)));
+    }
+
+    #[test]
+    fn keycloak_pbkdf2_vectors() {
+        // RFC 6070 (SHA-1, 4096 iterations) and the SHA-256/SHA-512 analogues, 1 iteration.
+        let cases = [
+            ("pbkdf2", 4096, "SwB5AbdlSJq+rUnZJvch0GWkKcE="),
+            ("pbkdf2-sha256", 1, "Eg+2z/z4syxD5yJSVsT4N6hlSMkszDVICAWYfLcL4Xs="),
+            (
+                "pbkdf2-sha512",
+                1,
+                "hn9wzxreAs/zdSWZo6U9xK80x6ZpgVrl1RNVThyM8lLALUcKKFoFAbrZmb/pQ8CPBQI119aLHaVeY/c7YKV/zg==",
+            ),
+        ];
+        for (algorithm, iterations, value) in cases {
+            let row = json!({"algorithm": algorithm, "iterations": iterations, "salt": "c2FsdA==", "value": value});
+            let hash = LegacyHash::from_json(&row).expect(algorithm);
+            assert_eq!(hash.kind(), algorithm);
+            assert!(hash.verify("password"), "{algorithm}");
+            assert!(!hash.verify("passwort"));
+            round_trips(&hash);
+            let stored = hash.to_stored().expect("stored");
+            assert!(stored.starts_with(&format!("${algorithm}$i={iterations},l=")), "{stored}");
+            assert!(is_legacy_stored(&stored));
+        }
+    }
+
+    #[test]
+    fn keycloak_export_shape() {
+        let row = json!({
+            "type": "password",
+            "createdDate": 1_700_000_000_000u64,
+            "secretData": r#"{"value":"Eg+2z/z4syxD5yJSVsT4N6hlSMkszDVICAWYfLcL4Xs=","salt":"c2FsdA==","additionalParameters":{}}"#,
+            "credentialData": r#"{"hashIterations":1,"algorithm":"pbkdf2-sha256","additionalParameters":{}}"#,
+        });
+        let hash = LegacyHash::from_json(&row).expect("export shape");
+        assert!(hash.verify("password"));
+        let row = json!({"algorithm": "pbkdf2-sha256", "iterations": 1, "hashIterations": 1, "salt": "c2FsdA==", "value": "Eg+2z/z4syxD5yJSVsT4N6hlSMkszDVICAWYfLcL4Xs="});
+        assert!(matches!(LegacyHash::from_json(&row), Err(HashFormatError::Malformed { .. })));
+        let row = json!({"algorithm": "pbkdf2-sha256", "iteration": 1, "salt": "c2FsdA==", "value": "Eg+2z/z4syxD5yJSVsT4N6hlSMkszDVICAWYfLcL4Xs="});
+        assert_eq!(
+            LegacyHash::from_json(&row).expect_err("typo").to_string(),
+            "unsupported Keycloak PBKDF2 field `iteration`"
+        );
+        let row = json!({"algorithm": "argon2", "iterations": 1, "salt": "c2FsdA==", "value": "Eg+2z/z4syxD5yJSVsT4N6hlSMkszDVICAWYfLcL4Xs="});
+        assert_eq!(
+            LegacyHash::from_json(&row).expect_err("argon2").to_string(),
+            "unsupported Keycloak PBKDF2 algorithm `argon2`"
+        );
+        assert!(LegacyHash::from_json(&json!(42)).is_err());
+        assert!(LegacyHash::from_json(&json!("plain:x")).is_ok());
+    }
+
+    #[test]
+    fn django_pbkdf2() {
+        // hashlib.pbkdf2_hmac('sha256', b'hunter2', b'seasalt', 1000), base64.
+        let django = "pbkdf2_sha256$1000$seasalt$aZOLUDnbVq4qfmIhIFCkAqvDNHspRzj9l43SgVe7GOM=";
+        let hash = parse(django);
+        assert!(hash.verify("hunter2"));
+        assert!(!hash.verify("hunter3"));
+        round_trips(&hash);
+        assert!(LegacyHash::parse_stored(django).is_err(), "Django form is import-only");
+    }
+
+    #[test]
+    fn scrypt_rfc7914_vector() {
+        let phc = "$scrypt$ln=10,r=8,p=16$TmFDbA$/bq+HJ00cgB4VucZDQHp/nxq18vII3gw53N2Y0s3MWIurzDZLiKjiG/xCSedmDDaxyevuUqD7m2DYMvfoswGQA";
+        let hash = parse(phc);
+        assert!(hash.verify("password"));
+        assert!(!hash.verify("Password"));
+        assert_eq!(hash.to_stored().as_deref(), Some(phc));
+        // passlib's adapted base64 (`.` for `+`) reads the same.
+        assert_eq!(parse(&phc.replace('+', ".")), hash);
+    }
+
+    #[test]
+    fn argon2_reference_vectors() {
+        // The reference implementation's "password"/"somesalt", t=2, m=64 MiB, p=1.
+        let argon2i = "$argon2i$v=19$m=65536,t=2,p=1$c29tZXNhbHQ$wWKIMhR9lyDFvRz9YTZweHKfbftvj+qf+YFY4NeBbtA";
+        let argon2id = "$argon2id$v=19$m=65536,t=2,p=1$c29tZXNhbHQ$CTFhFdXPJO1aFaMaO6Mm5c8y7cJHAph8ArZWb2GRPPc";
+        let i = parse(argon2i);
+        assert!(i.verify("password") && !i.verify("password1"));
+        assert!(!i.is_portero_native());
+        assert!(is_legacy_stored(argon2i));
+        let id = parse(argon2id);
+        assert!(id.verify("password") && !id.verify("drowssap"));
+        assert!(id.is_portero_native());
+        assert!(!is_legacy_stored(argon2id));
+        assert_eq!(id.to_stored().as_deref(), Some(argon2id));
+        assert!(crate::secret::verify_blocking("password", argon2id), "secret.rs verifies native hashes alike");
+    }
+
+    #[test]
+    fn portero_hashes_are_told_apart() {
+        let native = crate::secret::hash_password("hunter2");
+        let hash = LegacyHash::parse_stored(&native).expect("argon2id");
+        assert!(hash.is_portero_native());
+        assert_eq!(hash.to_stored().as_deref(), Some(native.as_str()));
+        let generated = crate::secret::hash_generated_secret("g");
+        assert!(matches!(LegacyHash::parse_stored(&generated), Err(HashFormatError::NotStored(_))));
+        assert!(!is_legacy_stored(&generated));
+        // Every legacy stored form fails secret.rs's check instead of being misread by it.
+        let legacy = parse(BCRYPT_VECTORS[0].1).to_stored().expect("bcrypt");
+        assert!(!crate::secret::verify_blocking("", &legacy));
+    }
+
+    #[test]
+    fn plain_is_returned_for_hashing() {
+        let hash = parse("plain:s3cret$with:colons");
+        let LegacyHash::Plain(secret) = &hash else { panic!("plain") };
+        assert_eq!(secret.expose(), "s3cret$with:colons");
+        assert!(hash.verify("s3cret$with:colons") && !hash.verify("s3cret"));
+        assert_eq!(hash.to_stored(), None);
+        assert!(LegacyHash::parse_stored("plain:x").is_err());
+        assert!(matches!(error("plain:"), HashFormatError::Malformed { .. }));
+    }
+
+    #[test]
+    fn debug_shows_no_secret_material() {
+        let inputs = [
+            "plain:hunter2-the-secret".to_owned(),
+            BCRYPT_VECTORS[1].1.to_owned(),
+            "pbkdf2_sha256$1000$seasalt$aZOLUDnbVq4qfmIhIFCkAqvDNHspRzj9l43SgVe7GOM=".to_owned(),
+            "$argon2i$v=19$m=65536,t=2,p=1$c29tZXNhbHQ$wWKIMhR9lyDFvRz9YTZweHKfbftvj+qf+YFY4NeBbtA".to_owned(),
+        ];
+        for input in inputs {
+            let debug = format!("{:?}", parse(&input));
+            for needle in ["hunter2", "m0CrhHm10", "seasalt", "aZOLUD", "c29tZXNhbHQ", "wWKIMhR9", "115, 101"] {
+                assert!(!debug.contains(needle), "{debug}");
+            }
+        }
+        assert_eq!(format!("{:?}", parse("plain:x")), "Plain(<redacted>)");
+        assert_eq!(
+            format!("{:?}", parse(BCRYPT_VECTORS[0].1)),
+            "Bcrypt(BcryptHash { variant: A, cost: 6, .. })"
+        );
+    }
+
+    #[test]
+    fn hostile_parameters_are_refused_with_reasons() {
+        let bcrypt31 = BCRYPT_VECTORS[0].1.replacen("$06$", "$31$", 1);
+        assert_eq!(error(&bcrypt31).to_string(), "bcrypt cost 31 is out of bounds (4..=16)");
+        assert!(matches!(error(&BCRYPT_VECTORS[0].1.replacen("$06$", "$03$", 1)), HashFormatError::OutOfBounds { .. }));
+        assert!(matches!(error(&BCRYPT_VECTORS[0].1.replacen("$06$", "$6$", 1)), HashFormatError::Malformed { .. }));
+        assert!(matches!(error(&BCRYPT_VECTORS[0].1.replacen("$06$", "$+6$", 1)), HashFormatError::NotANumber { .. }));
+        assert!(matches!(error(&BCRYPT_VECTORS[0].1[..59]), HashFormatError::Malformed { .. }));
+        assert!(matches!(error(&format!("{}!", &BCRYPT_VECTORS[0].1[..59])), HashFormatError::BadBase64 { .. }));
+
+        for iterations in ["0", "1099511627776", "99999999999999999999999999", "10000001"] {
+            let django = format!("pbkdf2_sha256${iterations}$seasalt$aZOLUDnbVq4qfmIhIFCkAqvDNHspRzj9l43SgVe7GOM=");
+            assert!(matches!(error(&django), HashFormatError::OutOfBounds { param: "iterations", .. }), "{iterations}");
+        }
+        assert_eq!(
+            error("pbkdf2_sha256$0$seasalt$aZOLUDnbVq4qfmIhIFCkAqvDNHspRzj9l43SgVe7GOM=").to_string(),
+            "Django PBKDF2 iterations 0 is out of bounds (1..=10000000)"
+        );
+        assert!(matches!(error("pbkdf2_sha256$-5$s$aZOLUDnbVq4qfmIhIFCkAqvDNHspRzj9l43SgVe7GOM="), HashFormatError::NotANumber { .. }));
+        assert_eq!(
+            error("pbkdf2_sha256$1000$seasalt$not*base64").to_string(),
+            "Django PBKDF2 hash is not valid base64"
+        );
+        for iterations in [json!(0), json!(1u64 << 40), json!(-1), json!(1.5), json!("1000")] {
+            let row = json!({"algorithm": "pbkdf2-sha256", "iterations": iterations, "salt": "c2FsdA==", "value": "Eg+2z/z4syxD5yJSVsT4N6hlSMkszDVICAWYfLcL4Xs="});
+            assert!(LegacyHash::from_json(&row).is_err(), "{iterations}");
+        }
+        let row = json!({"algorithm": "pbkdf2-sha256", "iterations": 1, "salt": "c2FsdA==", "value": "Zm9v"});
+        assert_eq!(
+            LegacyHash::from_json(&row).expect_err("short").to_string(),
+            "Keycloak PBKDF2 value is 3 bytes long, out of bounds (16..=64)"
+        );
+
+        let salt_hash = "TmFDbA$/bq+HJ00cgB4VucZDQHp/nxq18vII3gw53N2Y0s3MWIurzDZLiKjiG/xCSedmDDaxyevuUqD7m2DYMvfoswGQA";
+        for params in ["ln=21,r=8,p=1", "ln=20,r=8,p=1", "ln=14,r=8,p=1000000", "ln=14,r=4294967295,p=1", "ln=64,r=1,p=1", "ln=0,r=8,p=1"] {
+            assert!(matches!(error(&format!("$scrypt${params}${salt_hash}")), HashFormatError::OutOfBounds { .. }), "{params}");
+        }
+        assert!(matches!(error(&format!("$scrypt$ln=10,r=8${salt_hash}")), HashFormatError::Malformed { .. }));
+        assert!(matches!(error(&format!("$scrypt$ln=10,r=8,p=1,ln=10${salt_hash}")), HashFormatError::Malformed { .. }));
+        assert!(matches!(error(&format!("$scrypt$ln=10,r=8,p=1,x=1${salt_hash}")), HashFormatError::Unsupported { .. }));
+
+        let argon = "c29tZXNhbHQ$wWKIMhR9lyDFvRz9YTZweHKfbftvj+qf+YFY4NeBbtA";
+        for params in ["m=4194304,t=2,p=1", "m=65536,t=100000,p=1", "m=65536,t=2,p=255", "m=8,t=2,p=4"] {
+            assert!(LegacyHash::parse_str(&format!("$argon2i$v=19${params}${argon}")).is_err(), "{params}");
+        }
+        assert!(matches!(error(&format!("$argon2i$v=20$m=65536,t=2,p=1${argon}")), HashFormatError::Unsupported { .. }));
+        assert!(matches!(error(&format!("$argon2i$v=19$m=65536,t=2,p=1,keyid=abc${argon}")), HashFormatError::Unsupported { .. }));
+        assert!(matches!(error("$argon2i$v=19$m=65536,t=2,p=1$c29tZXNhbHQ$@@@"), HashFormatError::BadBase64 { .. }));
+    }
+
+    #[test]
+    fn unknown_and_oversized_inputs() {
+        assert_eq!(error(""), HashFormatError::Empty);
+        assert!(matches!(error(&"a".repeat(MAX_INPUT_LEN + 1)), HashFormatError::TooLong { .. }));
+        assert_eq!(error("$md5$abc"), HashFormatError::UnknownFormat { scheme: Some("md5".into()) });
+        assert!(error("$1$abc").to_string().starts_with("unknown hash format `1`: expected"));
+        // A raw password by mistake is never echoed.
+        let raw = error("Tr0ub4dor&3");
+        assert_eq!(raw, HashFormatError::UnknownFormat { scheme: None });
+        assert!(!raw.to_string().contains("Tr0ub4dor"));
+        assert_eq!(
+            error("{sha256}abc").to_string(),
+            "unsupported Spring prefix `sha256`"
+        );
+    }
+}
