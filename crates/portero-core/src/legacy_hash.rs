@@ -80,7 +80,7 @@ pub enum HashFormatError {
     UnknownFormat { scheme: Option<String> },
     #[error("malformed {kind} hash: {reason}")]
     Malformed { kind: &'static str, reason: &'static str },
-    #[error("{kind} {param} is not a decimal number")]
+    #[error("{kind} {param} is not a whole decimal number")]
     NotANumber { kind: &'static str, param: &'static str },
     #[error("{kind} {param} {value} is out of bounds ({min}..={max})")]
     OutOfBounds { kind: &'static str, param: &'static str, value: String, min: u64, max: u64 },
@@ -101,10 +101,7 @@ fn scheme_note(scheme: &Option<String>) -> String {
 /// A name from the input, safe to put in an error or a log: at most 32 characters of
 /// `[A-Za-z0-9_.-]`, anything else shown as `?`.
 fn safe_name(name: &str) -> String {
-    name.chars()
-        .take(32)
-        .map(|c| if c.is_ascii_alphanumeric() || "_.-".contains(c) { c } else { '?' })
-        .collect()
+    name.chars().take(32).map(|c| if c.is_ascii_alphanumeric() || "_.-".contains(c) { c } else { '?' }).collect()
 }
 
 type Result<T> = std::result::Result<T, HashFormatError>;
@@ -671,9 +668,9 @@ fn parse_keycloak(object: &Value) -> Result<Pbkdf2Hash> {
     let nested = |name: &str| -> Result<Option<Value>> {
         match top.get(name) {
             None => Ok(None),
-            Some(Value::String(text)) if text.len() <= MAX_INPUT_LEN => serde_json::from_str(text)
-                .map(Some)
-                .map_err(|_| malformed("secretData or credentialData is not JSON")),
+            Some(Value::String(text)) if text.len() <= MAX_INPUT_LEN => {
+                serde_json::from_str(text).map(Some).map_err(|_| malformed("secretData or credentialData is not JSON"))
+            }
             Some(Value::String(_)) => Err(malformed("secretData or credentialData is too long")),
             Some(_) => Err(malformed("secretData and credentialData must be JSON strings")),
         }
@@ -706,7 +703,9 @@ fn parse_keycloak(object: &Value) -> Result<Pbkdf2Hash> {
                     }
                     fields.push((canonical, value));
                 }
-                other => return Err(HashFormatError::Unsupported { kind: KIND, what: "field", value: safe_name(other) }),
+                other => {
+                    return Err(HashFormatError::Unsupported { kind: KIND, what: "field", value: safe_name(other) });
+                }
             }
         }
     }
@@ -724,7 +723,7 @@ fn parse_keycloak(object: &Value) -> Result<Pbkdf2Hash> {
     let iterations = match field("iterations") {
         Some(Value::Number(number)) => match number.as_u64() {
             Some(n) => pbkdf2_iterations(&n.to_string(), KIND)?,
-            None => {
+            None if number.is_i64() => {
                 return Err(HashFormatError::OutOfBounds {
                     kind: KIND,
                     param: "iterations",
@@ -733,6 +732,7 @@ fn parse_keycloak(object: &Value) -> Result<Pbkdf2Hash> {
                     max: PBKDF2_ITERATIONS.1.into(),
                 });
             }
+            None => return Err(HashFormatError::NotANumber { kind: KIND, param: "iterations" }),
         },
         Some(_) => return Err(HashFormatError::NotANumber { kind: KIND, param: "iterations" }),
         None => return Err(malformed("missing iterations")),
@@ -753,8 +753,9 @@ fn parse_scrypt(rest: &str) -> Result<ScryptHash> {
     for (name, value) in phc_params(params, KIND)? {
         match name {
             "ln" => log_n = Some(bounded(value, KIND, "ln", 1, SCRYPT_MAX_LOG_N.into())?),
-            "r" => r = Some(bounded(value, KIND, "r", 1, MAX_MEMORY_BYTES)?),
-            "p" => p = Some(bounded(value, KIND, "p", 1, SCRYPT_MAX_WORK_BYTES)?),
+            // N is at least 2, so these alone already exceed the memory or work bound below.
+            "r" => r = Some(bounded(value, KIND, "r", 1, MAX_MEMORY_BYTES / 256)?),
+            "p" => p = Some(bounded(value, KIND, "p", 1, SCRYPT_MAX_WORK_BYTES / 256)?),
             other => return Err(unsupported_param(KIND, other)),
         }
     }
@@ -802,7 +803,9 @@ fn parse_argon2(rest: &str, variant: Argon2Variant) -> Result<Argon2Hash> {
     let version = match parts.first().and_then(|first| first.strip_prefix("v=")) {
         Some("19") => 0x13,
         Some("16") => 0x10,
-        Some(other) => return Err(HashFormatError::Unsupported { kind: KIND, what: "version", value: safe_name(other) }),
+        Some(other) => {
+            return Err(HashFormatError::Unsupported { kind: KIND, what: "version", value: safe_name(other) });
+        }
         None => 0x10,
     };
     if parts.first().is_some_and(|first| first.starts_with("v=")) {
@@ -893,7 +896,12 @@ mod tests {
         let mut key = long.clone().into_bytes();
         key.truncate(72);
         let output = bcrypt::bcrypt(4, inner.salt, &key);
-        let made = BcryptHash { variant: BcryptVariant::B, cost: 4, salt: inner.salt, hash: output[..23].try_into().expect("23") };
+        let made = BcryptHash {
+            variant: BcryptVariant::B,
+            cost: 4,
+            salt: inner.salt,
+            hash: output[..23].try_into().expect("23"),
+        };
         let made = LegacyHash::Bcrypt(made);
         assert!(made.verify(&long));
         assert!(made.verify(&format!("{long}and more")));
@@ -1030,10 +1038,7 @@ mod tests {
             }
         }
         assert_eq!(format!("{:?}", parse("plain:x")), "Plain(<redacted>)");
-        assert_eq!(
-            format!("{:?}", parse(BCRYPT_VECTORS[0].1)),
-            "Bcrypt(BcryptHash { variant: A, cost: 6, .. })"
-        );
+        assert_eq!(format!("{:?}", parse(BCRYPT_VECTORS[0].1)), "Bcrypt(BcryptHash { variant: A, cost: 6, .. })");
     }
 
     #[test]
@@ -1054,7 +1059,10 @@ mod tests {
             error("pbkdf2_sha256$0$seasalt$aZOLUDnbVq4qfmIhIFCkAqvDNHspRzj9l43SgVe7GOM=").to_string(),
             "Django PBKDF2 iterations 0 is out of bounds (1..=10000000)"
         );
-        assert!(matches!(error("pbkdf2_sha256$-5$s$aZOLUDnbVq4qfmIhIFCkAqvDNHspRzj9l43SgVe7GOM="), HashFormatError::NotANumber { .. }));
+        assert!(matches!(
+            error("pbkdf2_sha256$-5$s$aZOLUDnbVq4qfmIhIFCkAqvDNHspRzj9l43SgVe7GOM="),
+            HashFormatError::NotANumber { .. }
+        ));
         assert_eq!(
             error("pbkdf2_sha256$1000$seasalt$not*base64").to_string(),
             "Django PBKDF2 hash is not valid base64"
@@ -1070,19 +1078,41 @@ mod tests {
         );
 
         let salt_hash = "TmFDbA$/bq+HJ00cgB4VucZDQHp/nxq18vII3gw53N2Y0s3MWIurzDZLiKjiG/xCSedmDDaxyevuUqD7m2DYMvfoswGQA";
-        for params in ["ln=21,r=8,p=1", "ln=20,r=8,p=1", "ln=14,r=8,p=1000000", "ln=14,r=4294967295,p=1", "ln=64,r=1,p=1", "ln=0,r=8,p=1"] {
-            assert!(matches!(error(&format!("$scrypt${params}${salt_hash}")), HashFormatError::OutOfBounds { .. }), "{params}");
+        for params in [
+            "ln=21,r=8,p=1",
+            "ln=20,r=8,p=1",
+            "ln=14,r=8,p=1000000",
+            "ln=14,r=4294967295,p=1",
+            "ln=64,r=1,p=1",
+            "ln=0,r=8,p=1",
+        ] {
+            assert!(
+                matches!(error(&format!("$scrypt${params}${salt_hash}")), HashFormatError::OutOfBounds { .. }),
+                "{params}"
+            );
         }
         assert!(matches!(error(&format!("$scrypt$ln=10,r=8${salt_hash}")), HashFormatError::Malformed { .. }));
-        assert!(matches!(error(&format!("$scrypt$ln=10,r=8,p=1,ln=10${salt_hash}")), HashFormatError::Malformed { .. }));
-        assert!(matches!(error(&format!("$scrypt$ln=10,r=8,p=1,x=1${salt_hash}")), HashFormatError::Unsupported { .. }));
+        assert!(matches!(
+            error(&format!("$scrypt$ln=10,r=8,p=1,ln=10${salt_hash}")),
+            HashFormatError::Malformed { .. }
+        ));
+        assert!(matches!(
+            error(&format!("$scrypt$ln=10,r=8,p=1,x=1${salt_hash}")),
+            HashFormatError::Unsupported { .. }
+        ));
 
         let argon = "c29tZXNhbHQ$wWKIMhR9lyDFvRz9YTZweHKfbftvj+qf+YFY4NeBbtA";
         for params in ["m=4194304,t=2,p=1", "m=65536,t=100000,p=1", "m=65536,t=2,p=255", "m=8,t=2,p=4"] {
             assert!(LegacyHash::parse_str(&format!("$argon2i$v=19${params}${argon}")).is_err(), "{params}");
         }
-        assert!(matches!(error(&format!("$argon2i$v=20$m=65536,t=2,p=1${argon}")), HashFormatError::Unsupported { .. }));
-        assert!(matches!(error(&format!("$argon2i$v=19$m=65536,t=2,p=1,keyid=abc${argon}")), HashFormatError::Unsupported { .. }));
+        assert!(matches!(
+            error(&format!("$argon2i$v=20$m=65536,t=2,p=1${argon}")),
+            HashFormatError::Unsupported { .. }
+        ));
+        assert!(matches!(
+            error(&format!("$argon2i$v=19$m=65536,t=2,p=1,keyid=abc${argon}")),
+            HashFormatError::Unsupported { .. }
+        ));
         assert!(matches!(error("$argon2i$v=19$m=65536,t=2,p=1$c29tZXNhbHQ$@@@"), HashFormatError::BadBase64 { .. }));
     }
 
@@ -1096,9 +1126,6 @@ mod tests {
         let raw = error("Tr0ub4dor&3");
         assert_eq!(raw, HashFormatError::UnknownFormat { scheme: None });
         assert!(!raw.to_string().contains("Tr0ub4dor"));
-        assert_eq!(
-            error("{sha256}abc").to_string(),
-            "unsupported Spring prefix `sha256`"
-        );
+        assert_eq!(error("{sha256}abc").to_string(), "unsupported Spring prefix `sha256`");
     }
 }
