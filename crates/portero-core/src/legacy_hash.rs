@@ -109,6 +109,8 @@ type Result<T> = std::result::Result<T, HashFormatError>;
 /// An imported hash, parsed and bounded; see the module documentation for the forms.
 ///
 /// Debug output shows the scheme and its cost parameters, never salts, hashes or plaintexts.
+/// `PartialEq` is for tests and bookkeeping and is not constant-time: check a secret with
+/// [`verify`](Self::verify).
 #[derive(Clone, PartialEq, Eq)]
 pub enum LegacyHash {
     Bcrypt(BcryptHash),
@@ -681,8 +683,14 @@ fn parse_keycloak(object: &Value) -> Result<Pbkdf2Hash> {
         let Value::Object(map) = source else { return Err(malformed("secretData or credentialData is not an object")) };
         for (name, value) in map {
             match name.as_str() {
+                "type" => {
+                    if value != "password" {
+                        let value = value.as_str().map_or_else(|| "non-string".to_owned(), safe_name);
+                        return Err(HashFormatError::Unsupported { kind: KIND, what: "credential type", value });
+                    }
+                }
                 // Keycloak's bookkeeping, and the nested documents themselves.
-                "type" | "id" | "createdDate" | "userLabel" | "secretData" | "credentialData" | "priority" => {}
+                "id" | "createdDate" | "userLabel" | "secretData" | "credentialData" | "priority" => {}
                 "additionalParameters" => {
                     if !matches!(value, Value::Object(p) if p.is_empty()) {
                         return Err(HashFormatError::Unsupported {
@@ -954,6 +962,11 @@ mod tests {
         assert_eq!(
             LegacyHash::from_json(&row).expect_err("argon2").to_string(),
             "unsupported Keycloak PBKDF2 algorithm `argon2`"
+        );
+        let otp = json!({"type": "otp", "algorithm": "pbkdf2-sha256", "iterations": 1, "salt": "c2FsdA==", "value": "Eg+2z/z4syxD5yJSVsT4N6hlSMkszDVICAWYfLcL4Xs="});
+        assert_eq!(
+            LegacyHash::from_json(&otp).expect_err("otp").to_string(),
+            "unsupported Keycloak PBKDF2 credential type `otp`"
         );
         assert!(LegacyHash::from_json(&json!(42)).is_err());
         assert!(LegacyHash::from_json(&json!("plain:x")).is_ok());
