@@ -13,9 +13,9 @@ use std::time::Duration;
 
 use portero_core::audit::{AuditEvent, AuditQuery};
 use portero_core::store::{
-    AttemptRules, AuditStore, AuthFailures, Client, ClientStore, KeyStore, RefreshTokenRecord, RefreshTokenStore,
-    Reservation, RevocationStore, Rotation, StoreError, StoreResult, StoredKey, Tenant, TenantStore, ThrottleStore,
-    TokenOwner, User, UserStore,
+    AttemptRules, AuditStore, AuthFailures, Change, ChangeFeed, Client, ClientStore, KeyStore, RefreshTokenRecord,
+    RefreshTokenStore, Reservation, RevocationStore, Rotation, StoreError, StoreResult, StoredKey, Tenant, TenantStore,
+    ThrottleStore, TokenOwner, User, UserStore,
 };
 use sqlx::postgres::{PgPool, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
@@ -785,5 +785,78 @@ mod tests {
         sqlx::query(write).execute(&sqlite.writer).await.expect("the writer writes");
         let read = "SELECT COUNT(*) FROM tenants";
         assert_eq!(sqlx::query_scalar::<_, i64>(read).fetch_one(&sqlite.reader).await.expect("reads"), 1);
+    }
+}
+
+/// The channel nodes on one PostgreSQL database tell each other what changed on.
+const CHANGES_CHANNEL: &str = "portero_changes";
+
+impl ChangeFeed for Database {
+    /// PostgreSQL: a NOTIFY every node's listener hears. SQLite: one process serves a file, and
+    /// it applies its own changes (a CLI change reaches it within `client_cache_seconds`).
+    async fn announce(&self, change: &Change) {
+        let Backend::Postgres(pool) = &self.backend else { return };
+        let sent =
+            sqlx::query("SELECT pg_notify($1, $2)").bind(CHANGES_CHANNEL).bind(change.encode()).execute(pool).await;
+        if let Err(error) = sent {
+            // The change is made; other nodes see it when their caches expire.
+            tracing::warn!(%error, "could not tell the other nodes of a change");
+        }
+    }
+}
+
+impl Database {
+    /// On PostgreSQL, the changes other nodes (and this one) announce, as they arrive. After the
+    /// listening connection was lost, `Change::Everything` comes first: what was announced in
+    /// between is unknown. `None` on SQLite.
+    pub fn changes(&self) -> Option<tokio::sync::mpsc::Receiver<Change>> {
+        let Backend::Postgres(pool) = &self.backend else { return None };
+        let (sender, receiver) = tokio::sync::mpsc::channel(1024);
+        tokio::spawn(listen(pool.clone(), sender));
+        Some(receiver)
+    }
+}
+
+async fn listen(pool: PgPool, changes: tokio::sync::mpsc::Sender<Change>) {
+    let mut missed = false;
+    loop {
+        let mut listener = match sqlx::postgres::PgListener::connect_with(&pool).await {
+            Ok(listener) => listener,
+            Err(error) => {
+                tracing::warn!(%error, "cannot listen for changes; retrying");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                missed = true;
+                continue;
+            }
+        };
+        if let Err(error) = listener.listen(CHANGES_CHANNEL).await {
+            tracing::warn!(%error, "cannot listen for changes; retrying");
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            missed = true;
+            continue;
+        }
+        if std::mem::take(&mut missed) && changes.send(Change::Everything).await.is_err() {
+            return;
+        }
+        loop {
+            match listener.try_recv().await {
+                Ok(Some(notice)) => {
+                    if changes.send(Change::decode(notice.payload())).await.is_err() {
+                        return;
+                    }
+                }
+                // The connection was lost; the next call reconnects, but notices in between are gone.
+                Ok(None) => {
+                    if changes.send(Change::Everything).await.is_err() {
+                        return;
+                    }
+                }
+                Err(error) => {
+                    tracing::warn!(%error, "listening for changes failed; reconnecting");
+                    missed = true;
+                    break;
+                }
+            }
+        }
     }
 }

@@ -6,9 +6,9 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use super::{
-    AttemptRules, AuditStore, AuthFailures, Client, ClientStore, KeyStore, RefreshTokenRecord, RefreshTokenStore,
-    Reservation, RevocationStore, Rotation, StoreError, StoreResult, StoredKey, Tenant, TenantStore, ThrottleStore,
-    TokenOwner, User, UserStore,
+    AttemptRules, AuditStore, AuthFailures, Change, ChangeFeed, Client, ClientStore, KeyStore, RefreshTokenRecord,
+    RefreshTokenStore, Reservation, RevocationStore, Rotation, StoreError, StoreResult, StoredKey, Tenant, TenantStore,
+    ThrottleStore, TokenOwner, User, UserStore,
 };
 use crate::audit_event::{AuditEvent, AuditQuery};
 
@@ -408,4 +408,9 @@ impl KeyStore for MemoryStore {
         }
         Ok(())
     }
+}
+
+/// One process holds the whole store: nobody else to tell.
+impl ChangeFeed for MemoryStore {
+    async fn announce(&self, _change: &Change) {}
 }

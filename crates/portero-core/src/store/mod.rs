@@ -83,6 +83,37 @@ pub struct User {
     pub created_at: i64,
 }
 
+/// A change that other nodes must hear of at once, because they cache what it changed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Change {
+    /// A client was changed, disabled or deleted.
+    Client(String),
+    /// A signing key was added or revoked.
+    Keys,
+    /// Changes may have been missed (a listener reconnected): drop everything cached.
+    Everything,
+}
+
+impl Change {
+    /// The text sent between nodes.
+    pub fn encode(&self) -> String {
+        match self {
+            Self::Client(id) => format!("client:{id}"),
+            Self::Keys => "keys".to_owned(),
+            Self::Everything => "everything".to_owned(),
+        }
+    }
+
+    /// Unknown text is read as `Everything`: a newer node's change is never ignored.
+    pub fn decode(text: &str) -> Self {
+        match text.split_once(':') {
+            Some(("client", id)) => Self::Client(id.to_owned()),
+            _ if text == "keys" => Self::Keys,
+            _ => Self::Everything,
+        }
+    }
+}
+
 /// Whose tokens a lifecycle operation ends.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TokenOwner<'a> {
@@ -301,11 +332,25 @@ pub trait KeyStore: Send + Sync + 'static {
     fn retire_key(&self, kid: &str, now: i64) -> impl Future<Output = StoreResult<()>> + Send;
 }
 
+/// Telling the other nodes on the same database what changed (PostgreSQL: NOTIFY). Where one
+/// process serves (SQLite, memory) there is no one to tell.
+pub trait ChangeFeed: Send + Sync + 'static {
+    fn announce(&self, change: &Change) -> impl Future<Output = ()> + Send;
+}
+
 /// Storage for everything Portero keeps: every capability. Code asks for the capabilities it
 /// uses (`impl ThrottleStore`, `impl RefreshTokenStore`...); the pipeline holds the sum.
 /// `impl Future + Send` throughout, so servers can spawn on it.
 pub trait Store:
-    TenantStore + ClientStore + UserStore + RefreshTokenStore + RevocationStore + ThrottleStore + AuditStore + KeyStore
+    TenantStore
+    + ClientStore
+    + UserStore
+    + RefreshTokenStore
+    + RevocationStore
+    + ThrottleStore
+    + AuditStore
+    + KeyStore
+    + ChangeFeed
 {
 }
 
@@ -318,6 +363,7 @@ impl<T> Store for T where
         + ThrottleStore
         + AuditStore
         + KeyStore
+        + ChangeFeed
 {
 }
 
@@ -333,7 +379,7 @@ impl From<StoreError> for crate::error::OAuthError {
 /// Every capability trait, for code that holds a concrete store and calls its methods.
 pub mod prelude {
     pub use super::{
-        AuditStore, ClientStore, KeyStore, RefreshTokenStore, RevocationStore, Store, TenantStore, ThrottleStore,
-        UserStore,
+        AuditStore, ChangeFeed, ClientStore, KeyStore, RefreshTokenStore, RevocationStore, Store, TenantStore,
+        ThrottleStore, UserStore,
     };
 }

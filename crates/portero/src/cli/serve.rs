@@ -100,6 +100,8 @@ pub async fn run(global: &Global, args: ServeArgs) -> anyhow::Result<()> {
     let db = Database::connect(&database_url).await.with_context(|| "opening the database")?;
     let master_key = super::admin::master_key(global, &database_url)?;
     let state = AppState::build(db, master_key, policy, server_config, alg, unix_now()).await?;
+    // Nodes on one PostgreSQL database drop what they cached of a change as soon as it is made.
+    state.follow_changes();
     let listener = TcpListener::bind(&listen).await.with_context(|| format!("listening on {listen}"))?;
     let local = listener.local_addr()?;
     let scheme = if tls.is_some() { "https" } else { "http" };
