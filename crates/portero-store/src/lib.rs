@@ -771,23 +771,6 @@ impl KeyStore for Database {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[tokio::test]
-    async fn sqlite_readers_cannot_write() {
-        let dir = tempfile::tempdir().expect("a temporary folder");
-        let db = Database::connect(&format!("sqlite://{}", dir.path().join("p.db").display())).await.expect("opens");
-        let Backend::Sqlite(sqlite) = &db.backend else { unreachable!("a SQLite URL opens SQLite") };
-        let write = "INSERT INTO tenants (id, name, created_at) VALUES ('t', 'n', 0)";
-        assert!(sqlx::query(write).execute(&sqlite.reader).await.is_err(), "the readers are read-only");
-        sqlx::query(write).execute(&sqlite.writer).await.expect("the writer writes");
-        let read = "SELECT COUNT(*) FROM tenants";
-        assert_eq!(sqlx::query_scalar::<_, i64>(read).fetch_one(&sqlite.reader).await.expect("reads"), 1);
-    }
-}
-
 /// The channel nodes on one PostgreSQL database tell each other what changed on.
 const CHANGES_CHANNEL: &str = "portero_changes";
 
@@ -858,5 +841,22 @@ async fn listen(pool: PgPool, changes: tokio::sync::mpsc::Sender<Change>) {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn sqlite_readers_cannot_write() {
+        let dir = tempfile::tempdir().expect("a temporary folder");
+        let db = Database::connect(&format!("sqlite://{}", dir.path().join("p.db").display())).await.expect("opens");
+        let Backend::Sqlite(sqlite) = &db.backend else { unreachable!("a SQLite URL opens SQLite") };
+        let write = "INSERT INTO tenants (id, name, created_at) VALUES ('t', 'n', 0)";
+        assert!(sqlx::query(write).execute(&sqlite.reader).await.is_err(), "the readers are read-only");
+        sqlx::query(write).execute(&sqlite.writer).await.expect("the writer writes");
+        let read = "SELECT COUNT(*) FROM tenants";
+        assert_eq!(sqlx::query_scalar::<_, i64>(read).fetch_one(&sqlite.reader).await.expect("reads"), 1);
     }
 }
