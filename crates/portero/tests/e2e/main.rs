@@ -4,5 +4,6 @@ mod cli;
 mod crash;
 mod hardening;
 mod nodes;
+mod operator;
 mod outage;
 mod retry;
