@@ -10,28 +10,7 @@ use crate::request::{Grant, TokenRequest};
 use crate::store::{Client, Store};
 use crate::token_endpoint::Context;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum GrantType {
-    ClientCredentials,
-    Password,
-    RefreshToken,
-}
-
-impl GrantType {
-    pub const ALL: [GrantType; 3] = [Self::ClientCredentials, Self::Password, Self::RefreshToken];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::ClientCredentials => "client_credentials",
-            Self::Password => "password",
-            Self::RefreshToken => "refresh_token",
-        }
-    }
-
-    pub fn parse(text: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|g| g.as_str() == text)
-    }
-}
+pub use portero_wire::GrantType;
 
 /// What happens to refresh tokens when this grant's token is stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
