@@ -77,7 +77,7 @@ pub struct ClientConfig {
 pub const PAYME_API_VERSION: (&str, &str) = ("ALG-API-VERSION", "1618440906");
 
 impl Dialect {
-    /// Headers the dialect's document requires, sent unless [`ClientConfig::headers`] overrides
+    /// Headers the dialect's document requires, sent unless [`ClientConfig::with_header`] overrides
     /// them: Pay-me's `ALG-API-VERSION: 1618440906`.
     pub fn default_headers(self) -> &'static [(&'static str, &'static str)] {
         match self {
