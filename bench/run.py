@@ -16,6 +16,7 @@ import signal
 import socket
 import sqlite3
 import subprocess
+import urllib.request
 import sys
 import tempfile
 import time
@@ -24,6 +25,7 @@ import urllib.request
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PORTERO = os.path.join(ROOT, "target", "release", "portero")
 SECONDS = int(os.environ.get("BENCH_SECONDS", "10"))
+METRICS_TOKEN = "bench-metrics-token-0123456789abcdef"
 CORES = os.cpu_count() or 2
 PG_URL = os.environ.get("PORTERO_TEST_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432/postgres")
 OUT = os.path.join(ROOT, "bench", "results")
@@ -151,6 +153,7 @@ class Portero:
         self.env = dict(os.environ, PORTERO_DATABASE_URL=self.url_db, RUST_LOG="warn",
                         PORTERO_MASTER_KEY=base64.b64encode(b"b" * 32).decode())
         self.process = None
+        self.audit = {}
 
     def cli(self, *args, stdin=None):
         return subprocess.run([PORTERO, *args], cwd=self.dir, env=self.env, input=stdin, capture_output=True,
@@ -166,7 +169,8 @@ class Portero:
     def start(self):
         self.started_at = time.monotonic()
         self.process = subprocess.Popen(
-            [PORTERO, "serve", "--listen", f"127.0.0.1:{self.port}", "--signing-alg", self.alg],
+            [PORTERO, "serve", "--listen", f"127.0.0.1:{self.port}", "--signing-alg", self.alg,
+             "--metrics-token", METRICS_TOKEN],
             cwd=self.dir, env=self.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         return self
 
@@ -181,8 +185,21 @@ class Portero:
                 raise RuntimeError("portero did not answer within 30 s")
             time.sleep(0.002)
 
+    def audit_figures(self):
+        """portero_audit_events_dropped and portero_audit_backlog, from /metrics."""
+        request = urllib.request.Request(f"{self.base}/metrics", headers={"Authorization": f"Bearer {METRICS_TOKEN}"})
+        text = urllib.request.urlopen(request, timeout=10).read().decode()
+        figures = {}
+        for name in ("portero_audit_events_dropped", "portero_audit_backlog"):
+            found = re.search(rf"^{name}(?:{{[^}}]*}})? ([0-9.e+]+)$", text, re.M)
+            figures[name] = float(found.group(1)) if found else 0.0
+        return figures
+
     def stop(self):
         peak = rss_peak_mib(self.process.pid)
+        # Counted over every run this process served (the counters live as long as the process).
+        for name, value in self.audit_figures().items():
+            self.audit[name] = self.audit.get(name, 0) + value
         self.process.send_signal(signal.SIGTERM)
         self.process.wait(timeout=30)
         return peak
@@ -269,6 +286,7 @@ def main():
                                          LUA_STATIC.format(body=f"token={access}", auth=p.auth), 16)
         entry["refresh_sqlite"] = refresh_bench(p)
         entry["peak_rss_mib"] = p.stop()
+        entry["audit_events_dropped"] = p.audit["portero_audit_events_dropped"]
         results["portero"][alg] = entry
 
     log("portero RS256 refresh on PostgreSQL ...")
@@ -280,6 +298,7 @@ def main():
                                        LUA_STATIC.format(body="grant_type=client_credentials", auth=p.auth), 16),
           "refresh": refresh_bench(p)}
     pg["peak_rss_mib"] = p.stop()
+    pg["audit_events_dropped"] = p.audit["portero_audit_events_dropped"]
     results["portero_postgres_RS256"] = pg
     subprocess.run(["psql", PG_URL, "-q", "-c", f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"], check=False)
 
@@ -353,6 +372,9 @@ def render(r):
         lines.append(f"| portero {alg} (SQLite) | {entry['peak_rss_mib']:.1f} | {entry['cold_start_s'] * 1000:.0f} ms |")
     lines.append(f"| portero RS256 (PostgreSQL) | {pg['peak_rss_mib']:.1f} | |")
     lines.append(f"| oidc-provider | {r['oidc_provider']['peak_rss_mib']:.1f} | {r['oidc_provider']['cold_start_s'] * 1000:.0f} ms |")
+    dropped = [f"{alg} {entry['audit_events_dropped']:.0f}" for alg, entry in r["portero"].items()]
+    dropped.append(f"RS256 on PostgreSQL {pg['audit_events_dropped']:.0f}")
+    lines += ["", "Audit events dropped over every run (`portero_audit_events_dropped`): " + ", ".join(dropped) + "."]
     lines += ["", f"Signing limits (`openssl speed -multi {r['cores']}`): " +
               ", ".join(f"{k} {v:.0f}/s" for k, v in limits.items()) + "."]
     return "\n".join(lines) + "\n"

@@ -71,12 +71,3 @@ impl fmt::Display for OAuthError {
 }
 
 impl std::error::Error for OAuthError {}
-
-impl From<crate::store::StoreError> for OAuthError {
-    fn from(error: crate::store::StoreError) -> Self {
-        match error {
-            crate::store::StoreError::Unavailable(detail) => Self::temporarily_unavailable(detail),
-            other => Self::server_error(other.to_string()),
-        }
-    }
-}

@@ -5,10 +5,11 @@
 use serde_json::{Map, Value, json};
 
 use crate::client_auth::authenticate_request;
+use crate::context::Context;
 use crate::error::OAuthError;
 use crate::secret::sha256_b64;
 use crate::store::Store;
-use crate::token_endpoint::{Context, TokenInput};
+use crate::token_endpoint::TokenInput;
 
 /// The introspection answer for `token` (RFC 7662 §2.2); `{"active": false}` for anything not
 /// currently valid, whatever the reason.

@@ -6,11 +6,15 @@
 
 #![warn(clippy::unwrap_used)]
 
+pub mod admin;
 pub mod audience;
 pub mod audit;
+pub mod audit_event;
 pub mod claims;
 pub mod client_auth;
 pub mod client_cache;
+pub mod clock;
+pub mod context;
 pub mod dialect;
 pub mod error;
 pub mod grant;
@@ -20,6 +24,7 @@ pub mod metadata;
 pub mod mint;
 pub mod params;
 pub mod pending;
+pub mod registration;
 pub mod request;
 pub mod revoke;
 pub mod scope;

@@ -2,6 +2,7 @@
 
 use serde_json::{Value, json};
 
+use crate::client_auth::AuthMethod;
 use crate::grant::GrantType;
 
 /// Where the endpoints are mounted, relative to the issuer.
@@ -14,16 +15,17 @@ pub struct EndpointPaths<'a> {
 /// The metadata document for `issuer`, whose token endpoint lives at `token_path`.
 pub fn document(issuer: &str, paths: &EndpointPaths<'_>, signing_algs: &[&str]) -> Value {
     let base = issuer.trim_end_matches('/');
+    let auth_methods: Vec<&str> = AuthMethod::ALL.iter().map(|m| m.as_str()).collect();
     json!({
         "issuer": issuer,
         "token_endpoint": format!("{base}{}", paths.token),
         "introspection_endpoint": format!("{base}{}", paths.introspection),
         "revocation_endpoint": format!("{base}{}", paths.revocation),
-        "introspection_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
-        "revocation_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
+        "introspection_endpoint_auth_methods_supported": auth_methods,
+        "revocation_endpoint_auth_methods_supported": auth_methods,
         "jwks_uri": format!("{base}/.well-known/jwks.json"),
         "grant_types_supported": GrantType::ALL.iter().map(|g| g.as_str()).collect::<Vec<_>>(),
-        "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
+        "token_endpoint_auth_methods_supported": auth_methods,
         "response_types_supported": [],
         "scopes_supported": [],
         "access_token_signing_alg_values_supported": signing_algs,

@@ -2,8 +2,8 @@
 
 use crate::client_auth::ClientCredentials;
 use crate::error::{ErrorCode, OAuthError};
-use crate::grant::GrantType;
 use crate::params::Params;
+use crate::registration::GrantType;
 
 /// The grant and the parameters only that grant reads (RFC 6749 §4.3, §4.4, §6).
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -5,11 +5,12 @@ use serde_json::Value;
 
 use crate::audit::AuditEvent;
 use crate::client_auth::authenticate_request;
+use crate::context::Context;
 use crate::error::{ErrorCode, OAuthError};
 use crate::introspect::signed_access_token;
 use crate::secret::sha256_b64;
 use crate::store::Store;
-use crate::token_endpoint::{Context, TokenInput};
+use crate::token_endpoint::TokenInput;
 
 /// Revokes `token` if the authenticated client owns it. Unknown or invalid tokens are not an
 /// error (RFC 7009 §2.2); another client's token is refused (§2.1).
@@ -30,7 +31,8 @@ pub async fn revoke<S: Store>(ctx: &Context<S>, input: &TokenInput, now: i64) ->
         if exp > now && !jti.is_empty() {
             ctx.store.revoke_access_token(jti, &client.id, exp, now).await?;
             tracing::info!(client_id = %client.id, jti, "access token revoked");
-            revoked(ctx, &client.id, claims.get("sub").and_then(Value::as_str), format!("access token {jti}"), now);
+            revoked(ctx, &client.id, claims.get("sub").and_then(Value::as_str), format!("access token {jti}"), now)
+                .await;
         }
         return Ok(());
     }
@@ -41,15 +43,15 @@ pub async fn revoke<S: Store>(ctx: &Context<S>, input: &TokenInput, now: i64) ->
         let revoked = ctx.store.revoke_refresh_family(&record.family_id, now).await?;
         tracing::info!(client_id = %client.id, family = %record.family_id, revoked, "refresh token family revoked");
         let detail = format!("refresh token family {} ({revoked} live)", record.family_id);
-        self::revoked(ctx, &client.id, Some(&record.subject), detail, now);
+        self::revoked(ctx, &client.id, Some(&record.subject), detail, now).await;
     }
     Ok(())
 }
 
-fn revoked<S: Store>(ctx: &Context<S>, client_id: &str, subject: Option<&str>, detail: String, now: i64) {
+async fn revoked<S: Store>(ctx: &Context<S>, client_id: &str, subject: Option<&str>, detail: String, now: i64) {
     let mut event = AuditEvent::new(now, "token_revoked", "revoked");
     event.client_id = Some(client_id.to_owned());
     event.subject = subject.map(str::to_owned);
     event.detail = Some(detail);
-    ctx.audit.record(event);
+    ctx.audit.keep(event).await;
 }

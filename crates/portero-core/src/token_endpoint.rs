@@ -4,46 +4,14 @@
 use serde_json::{Map, Value};
 
 use crate::client_auth;
-use crate::client_cache::ClientCache;
-use crate::dialect::{ApiVersionRule, Dialect};
+pub use crate::context::{Context, Policy};
+use crate::dialect::Dialect;
 use crate::error::{ErrorCode, OAuthError};
 use crate::grant::{self, Authorization, GrantType, RefreshPlan};
-use crate::keys::KeyRing;
 use crate::mint::{Lifetimes, Minted, mint};
 use crate::params::Params;
 use crate::request::TokenRequest;
-use crate::secret::Verifier;
 use crate::store::{Client, Rotation, Store};
-use crate::throttle::Throttle;
-
-/// Server-wide token policy.
-#[derive(Debug, Clone)]
-pub struct Policy {
-    /// `iss` of every token, and the default `aud` of a client without audiences.
-    pub issuer: String,
-    pub access_token_ttl: i64,
-    /// Absolute lifetime of a refresh-token family.
-    pub refresh_token_ttl: i64,
-    /// Seconds after a rotation in which redeeming the parent again answers with the same child
-    /// (see `crate::successor`); 0 makes every second redemption reuse. Clients may override it.
-    pub refresh_retry_window: i64,
-    pub api_version: Option<ApiVersionRule>,
-    /// Locale of envelope messages for clients without one.
-    pub default_locale: String,
-}
-
-/// Everything the pipeline needs, built once at start.
-pub struct Context<S> {
-    pub store: S,
-    pub keys: KeyRing,
-    pub policy: Policy,
-    pub verifier: Verifier,
-    pub clients: ClientCache,
-    pub throttle: Throttle,
-    pub pending: crate::pending::PendingRotations,
-    pub successors: crate::successor::SuccessorKey,
-    pub audit: std::sync::Arc<crate::audit::AuditLog>,
-}
 
 /// One token request as the HTTP layer read it.
 #[derive(Debug)]
@@ -94,6 +62,8 @@ pub struct Outcome {
     pub grant_type: Option<GrantType>,
     /// Whom the token was issued for, once known.
     pub subject: Option<String>,
+    /// The client id the request presented, proven or not (for the audit trail only).
+    pub presented_client_id: Option<String>,
 }
 
 impl Outcome {
@@ -105,6 +75,7 @@ impl Outcome {
             client_id: None,
             grant_type: None,
             subject: None,
+            presented_client_id: None,
         }
     }
 }
@@ -127,6 +98,7 @@ async fn run<S: Store>(
     }
     let request = TokenRequest::parse(&input.params, input.authorization.as_deref())?;
     outcome.grant_type = Some(request.grant.grant_type());
+    outcome.presented_client_id = Some(request.client.client_id.clone());
     let client = client_auth::authenticate(ctx, &request.client, input.source, now).await?;
     outcome.client_id = Some(client.id.clone());
     if let Some(locale) = &client.locale {
@@ -136,7 +108,7 @@ async fn run<S: Store>(
     let lifetimes =
         Lifetimes { access_token: ctx.policy.access_token_ttl, refresh_token: ctx.policy.refresh_token_ttl };
     let minted = mint(&ctx.keys.current(), &ctx.policy.issuer, &client, &authz, &lifetimes, now)?;
-    store(ctx, &client, &authz, &minted, now).await?;
+    store(ctx, &client, &authz, &minted, input.source, now).await?;
     tracing::info!(client_id = %client.id, grant = authz.grant_type.as_str(), sub = %authz.subject, "token issued");
     outcome.subject = Some(authz.subject.clone());
     Ok(TokenResponse {
@@ -173,6 +145,7 @@ async fn store<S: Store>(
     client: &Client,
     authz: &Authorization,
     minted: &Minted,
+    source: Option<std::net::IpAddr>,
     now: i64,
 ) -> Result<(), OAuthError> {
     let Some(record) = &minted.refresh_record else {
@@ -199,7 +172,16 @@ async fn store<S: Store>(
                     // Lost a race with another redemption of the same token: treat as reuse.
                     let revoked = ctx.store.revoke_refresh_family(family_id, now).await?;
                     tracing::warn!(client_id = %client.id, family = %family_id, revoked, "concurrent refresh token reuse: family revoked");
-                    crate::audit::family_revoked(ctx, &client.id, &authz.subject, family_id, revoked, now);
+                    crate::audit::family_revoked(
+                        &ctx.audit,
+                        &client.id,
+                        &authz.subject,
+                        family_id,
+                        revoked,
+                        source,
+                        now,
+                    )
+                    .await;
                     Err(OAuthError::new(ErrorCode::InvalidGrant, "the refresh token is invalid, expired or revoked")
                         .with_detail("refresh token already used"))
                 }

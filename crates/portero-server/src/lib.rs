@@ -3,7 +3,8 @@
 
 #![warn(clippy::unwrap_used)]
 
-pub mod admin;
+/// The admin operations, as `portero_core::admin` defines them for the CLI and this API alike.
+pub use portero_core::admin;
 pub mod config;
 pub mod extract;
 pub mod metrics;

@@ -1,12 +1,13 @@
 //! Shared state of a running server, and how it is built at start.
 
+use portero_core::store::prelude::*;
 use std::path::Path;
 use std::sync::Arc;
 
 use portero_core::client_cache::ClientCache;
 use portero_core::keys::{Alg, KeyError, KeyRing, KeySet, MasterKey, SigningKey};
 use portero_core::secret::Verifier;
-use portero_core::store::{Store, StoreError};
+use portero_core::store::StoreError;
 use portero_core::throttle::Throttle;
 use portero_core::token_endpoint::{Context, Policy};
 use portero_store::Database;

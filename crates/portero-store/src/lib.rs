@@ -13,8 +13,9 @@ use std::time::Duration;
 
 use portero_core::audit::{AuditEvent, AuditQuery};
 use portero_core::store::{
-    AttemptRules, AuthFailures, Client, RefreshTokenRecord, Reservation, Rotation, Store, StoreError, StoreResult,
-    StoredKey, Tenant, User,
+    AttemptRules, AuditStore, AuthFailures, Client, ClientStore, KeyStore, RefreshTokenRecord, RefreshTokenStore,
+    Reservation, RevocationStore, Rotation, StoreError, StoreResult, StoredKey, Tenant, TenantStore, ThrottleStore,
+    User, UserStore,
 };
 use sqlx::postgres::{PgPool, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
@@ -27,12 +28,17 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 /// than the server's request deadline, so an outage is answered by a clear 503.
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(3);
 
+/// PostgreSQL connections of the audit writer (one batch at a time, plus one for a reconnect).
+const AUDIT_CONNECTIONS: u32 = 2;
+
 /// A connection pool to one of the supported databases, and the task that commits refresh-token
 /// rotations in groups (see `rotation`).
 #[derive(Clone, Debug)]
 pub struct Database {
     backend: Backend,
     rotations: rotation::Queue,
+    /// PostgreSQL: the audit writer's own connections (SQLite has one writer for everything).
+    audit: Option<PgPool>,
 }
 
 #[derive(Clone, Debug)]
@@ -157,7 +163,17 @@ impl Database {
         } else {
             return Err(StoreError::Other("the database URL must start with sqlite: or postgres:".into()));
         };
-        let db = Self { rotations: rotation::start(db.clone()), backend: db };
+        let audit = match &db {
+            Backend::Postgres(_) => Some(
+                PgPoolOptions::new()
+                    .max_connections(AUDIT_CONNECTIONS)
+                    .acquire_timeout(ACQUIRE_TIMEOUT)
+                    .connect_lazy(url)
+                    .map_err(map_err)?,
+            ),
+            Backend::Sqlite(_) => None,
+        };
+        let db = Self { rotations: rotation::start(db.clone()), backend: db, audit };
         db.migrate().await?;
         Ok(db)
     }
@@ -182,7 +198,12 @@ impl Database {
                 sqlite.reader.close().await;
                 sqlite.writer.close().await;
             }
-            Backend::Postgres(pool) => pool.close().await,
+            Backend::Postgres(pool) => {
+                pool.close().await;
+                if let Some(audit) = &self.audit {
+                    audit.close().await;
+                }
+            }
         }
     }
 
@@ -218,14 +239,20 @@ fn map_err(error: sqlx::Error) -> StoreError {
     }
 }
 
-const SQLITE_INSERT_AUDIT: &str = "INSERT INTO audit_events (id, at, kind, outcome, client_id, subject, grant_type, source, detail) \
+/// A retried batch may already be in (its commit's answer was lost): rows already there are skipped.
+/// (`WHERE true` lets SQLite parse the `ON CONFLICT` after a `SELECT`.)
+const SQLITE_INSERT_AUDIT: &str = "INSERT INTO audit_events (id, at, kind, outcome, client_id, subject, grant_type, \
+     source, detail, count, authenticated) \
      SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]'), json_extract(value, '$[2]'), \
      json_extract(value, '$[3]'), json_extract(value, '$[4]'), json_extract(value, '$[5]'), \
-     json_extract(value, '$[6]'), json_extract(value, '$[7]'), json_extract(value, '$[8]') FROM json_each($1)";
+     json_extract(value, '$[6]'), json_extract(value, '$[7]'), json_extract(value, '$[8]'), \
+     json_extract(value, '$[9]'), json_extract(value, '$[10]') FROM json_each($1) WHERE true \
+     ON CONFLICT (id) DO NOTHING";
 
-const POSTGRES_INSERT_AUDIT: &str = "INSERT INTO audit_events (id, at, kind, outcome, client_id, subject, grant_type, source, detail) \
-     SELECT e->>0, (e->>1)::bigint, e->>2, e->>3, e->>4, e->>5, e->>6, e->>7, e->>8 \
-     FROM jsonb_array_elements($1::jsonb) AS e";
+const POSTGRES_INSERT_AUDIT: &str = "INSERT INTO audit_events (id, at, kind, outcome, client_id, subject, grant_type, \
+     source, detail, count, authenticated) \
+     SELECT e->>0, (e->>1)::bigint, e->>2, e->>3, e->>4, e->>5, e->>6, e->>7, e->>8, (e->>9)::bigint, \
+     (e->>10)::boolean FROM jsonb_array_elements($1::jsonb) AS e ON CONFLICT (id) DO NOTHING";
 
 const INSERT_REFRESH: &str = "INSERT INTO refresh_tokens (hash, family_id, client_id, subject, user_id, tenants, \
      scopes, audiences, auth_time, created_at, expires_at, used_at, revoked_at) \
@@ -291,11 +318,11 @@ macro_rules! client_columns {
     () => {
         "id, secret_hash, grants, scopes, audiences, tenants, token_ttl, refresh_policy, \
          ignore_unknown_scopes, locale, created_at, previous_secret_hash, previous_secret_expires_at, \
-         refresh_retry_window"
+         refresh_retry_window, token_endpoint_auth_method"
     };
 }
 
-impl Store for Database {
+impl TenantStore for Database {
     async fn create_tenant(&self, tenant: &Tenant) -> StoreResult<()> {
         let sql = "INSERT INTO tenants (id, name, created_at) VALUES ($1, $2, $3)";
         with_writer!(self, |pool| sqlx::query(sql)
@@ -322,12 +349,14 @@ impl Store for Database {
             with_pool!(self, |pool| sqlx::query_as::<_, TenantRow>(sql).fetch_all(pool).await).map_err(map_err)?;
         Ok(rows.into_iter().map(Into::into).collect())
     }
+}
 
+impl ClientStore for Database {
     async fn create_client(&self, client: &Client) -> StoreResult<()> {
         let sql = concat!(
             "INSERT INTO clients (",
             client_columns!(),
-            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)"
+            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)"
         );
         let grants: Vec<&str> = client.grants.iter().map(|g| g.as_str()).collect();
         with_writer!(self, |pool| sqlx::query(sql)
@@ -345,6 +374,7 @@ impl Store for Database {
             .bind(client.previous_secret.as_ref().map(|p| &p.hash))
             .bind(client.previous_secret.as_ref().map(|p| p.expires_at))
             .bind(client.refresh_retry_window)
+            .bind(client.auth_method.map(|m| m.as_str()))
             .execute(pool)
             .await
             .map(|_| ()))
@@ -393,7 +423,9 @@ impl Store for Database {
         let sql = "SELECT MAX(token_ttl) FROM clients";
         with_pool!(self, |pool| sqlx::query_scalar::<_, Option<i64>>(sql).fetch_one(pool).await).map_err(map_err)
     }
+}
 
+impl UserStore for Database {
     async fn create_user(&self, user: &User) -> StoreResult<()> {
         let sql = "INSERT INTO users (id, tenant_id, username, password_hash, created_at) VALUES ($1, $2, $3, $4, $5)";
         with_writer!(self, |pool| sqlx::query(sql)
@@ -417,7 +449,9 @@ impl Store for Database {
             .map_err(map_err)?;
         Ok(rows.into_iter().map(User::from).filter(|u| tenant_ids.contains(&u.tenant_id)).collect())
     }
+}
 
+impl RefreshTokenStore for Database {
     async fn insert_refresh_token(&self, token: &RefreshTokenRecord) -> StoreResult<()> {
         with_writer!(self, |pool| insert_refresh!(token).execute(pool).await.map(|_| ())).map_err(map_err)
     }
@@ -444,7 +478,9 @@ impl Store for Database {
             .map(|d| d.rows_affected()))
         .map_err(map_err)
     }
+}
 
+impl RevocationStore for Database {
     async fn revoke_access_token(&self, jti: &str, client_id: &str, expires_at: i64, now: i64) -> StoreResult<()> {
         // Revoking twice is not an error (RFC 7009 §2.2: the answer is the same).
         let sql = "INSERT INTO revoked_access_tokens (jti, client_id, expires_at, revoked_at) VALUES ($1, $2, $3, $4) \
@@ -481,7 +517,9 @@ impl Store for Database {
         }
         Ok(purged)
     }
+}
 
+impl ThrottleStore for Database {
     async fn auth_failures(&self, key: &str) -> StoreResult<Option<AuthFailures>> {
         let sql = "SELECT failures, window_start, blocked_until FROM auth_failures WHERE key = $1";
         let row =
@@ -510,23 +548,9 @@ impl Store for Database {
         with_writer!(self, |pool| sqlx::query(sql).bind(key).bind(window_start).execute(pool).await.map(|_| ()))
             .map_err(map_err)
     }
+}
 
-    async fn insert_key(&self, key: &StoredKey) -> StoreResult<()> {
-        let sql = "INSERT INTO signing_keys (kid, alg, sealed_private_key, created_at, activate_at, retired_at) \
-                   VALUES ($1, $2, $3, $4, $5, $6)";
-        with_writer!(self, |pool| sqlx::query(sql)
-            .bind(&key.kid)
-            .bind(&key.alg)
-            .bind(&key.sealed_private_key)
-            .bind(key.created_at)
-            .bind(key.activate_at)
-            .bind(key.retired_at)
-            .execute(pool)
-            .await
-            .map(|_| ()))
-        .map_err(map_err)
-    }
-
+impl AuditStore for Database {
     async fn insert_audit_events(&self, events: &[AuditEvent]) -> StoreResult<()> {
         if events.is_empty() {
             return Ok(());
@@ -545,7 +569,9 @@ impl Store for Database {
                     e.subject,
                     e.grant_type,
                     e.source,
-                    e.detail
+                    e.detail,
+                    e.count,
+                    e.authenticated
                 ])
             })
             .collect();
@@ -554,13 +580,18 @@ impl Store for Database {
             Backend::Sqlite(sqlite) => {
                 sqlx::query(SQLITE_INSERT_AUDIT).bind(rows).execute(&sqlite.writer).await.map(drop)
             }
-            Backend::Postgres(pool) => sqlx::query(POSTGRES_INSERT_AUDIT).bind(rows).execute(pool).await.map(drop),
+            // Its own pool, so audit batches do not queue behind token traffic (or hold it up).
+            Backend::Postgres(_) => {
+                let pool = self.audit.as_ref().ok_or_else(|| StoreError::Other("no audit pool".into()))?;
+                sqlx::query(POSTGRES_INSERT_AUDIT).bind(rows).execute(pool).await.map(drop)
+            }
         }
         .map_err(map_err)
     }
 
     async fn list_audit_events(&self, query: &AuditQuery) -> StoreResult<Vec<AuditEvent>> {
-        let sql = "SELECT id, at, kind, outcome, client_id, subject, grant_type, source, detail FROM audit_events \
+        let sql = "SELECT id, at, kind, outcome, client_id, subject, grant_type, source, detail, count, authenticated \
+                   FROM audit_events \
                    WHERE ($1 IS NULL OR at >= $1) AND ($2 IS NULL OR client_id = $2) AND ($3 IS NULL OR kind = $3) \
                    ORDER BY at DESC, id DESC LIMIT $4";
         let rows = with_pool!(self, |pool| sqlx::query_as::<_, AuditRow>(sql)
@@ -572,6 +603,24 @@ impl Store for Database {
             .await)
         .map_err(map_err)?;
         Ok(rows.into_iter().map(Into::into).collect())
+    }
+}
+
+impl KeyStore for Database {
+    async fn insert_key(&self, key: &StoredKey) -> StoreResult<()> {
+        let sql = "INSERT INTO signing_keys (kid, alg, sealed_private_key, created_at, activate_at, retired_at) \
+                   VALUES ($1, $2, $3, $4, $5, $6)";
+        with_writer!(self, |pool| sqlx::query(sql)
+            .bind(&key.kid)
+            .bind(&key.alg)
+            .bind(&key.sealed_private_key)
+            .bind(key.created_at)
+            .bind(key.activate_at)
+            .bind(key.retired_at)
+            .execute(pool)
+            .await
+            .map(|_| ()))
+        .map_err(map_err)
     }
 
     async fn list_keys(&self) -> StoreResult<Vec<StoredKey>> {

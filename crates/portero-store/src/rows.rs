@@ -1,6 +1,7 @@
 //! Row types as the database returns them, and their conversion to the core's types.
 
 use portero_core::audit::AuditEvent;
+use portero_core::client_auth::AuthMethod;
 use portero_core::grant::GrantType;
 use portero_core::store::{
     Client, PreviousSecret, RefreshPolicy, RefreshTokenRecord, StoreError, StoredKey, Tenant, User,
@@ -44,6 +45,7 @@ pub(crate) struct ClientRow {
     previous_secret_hash: Option<String>,
     previous_secret_expires_at: Option<i64>,
     refresh_retry_window: Option<i64>,
+    token_endpoint_auth_method: Option<String>,
 }
 
 impl TryFrom<ClientRow> for Client {
@@ -56,6 +58,10 @@ impl TryFrom<ClientRow> for Client {
             .map(|g| GrantType::parse(g).ok_or_else(|| corrupt("grant type")))
             .collect::<Result<Vec<_>, _>>()?;
         let refresh_policy = RefreshPolicy::parse(&row.refresh_policy).ok_or_else(|| corrupt("refresh policy"))?;
+        let auth_method = match row.token_endpoint_auth_method.as_deref() {
+            None => None,
+            Some(name) => Some(AuthMethod::parse(name).ok_or_else(|| corrupt("authentication method"))?),
+        };
         Ok(Self {
             grants,
             refresh_policy,
@@ -68,6 +74,7 @@ impl TryFrom<ClientRow> for Client {
             ignore_unknown_scopes: row.ignore_unknown_scopes,
             locale: row.locale,
             refresh_retry_window: row.refresh_retry_window,
+            auth_method,
             created_at: row.created_at,
             previous_secret: match (row.previous_secret_hash, row.previous_secret_expires_at) {
                 (Some(hash), Some(expires_at)) => Some(PreviousSecret { hash, expires_at }),
@@ -169,6 +176,8 @@ pub(crate) struct AuditRow {
     grant_type: Option<String>,
     source: Option<String>,
     detail: Option<String>,
+    count: i64,
+    authenticated: bool,
 }
 
 impl From<AuditRow> for AuditEvent {
@@ -183,6 +192,8 @@ impl From<AuditRow> for AuditEvent {
             grant_type: row.grant_type,
             source: row.source,
             detail: row.detail,
+            count: row.count,
+            authenticated: row.authenticated,
         }
     }
 }

@@ -2,6 +2,7 @@
 //! behind `portero-verify`, in every dialect, with scopes and tenants allowed and denied; and
 //! the verifier refusing every kind of bad token.
 
+use portero_core::store::prelude::*;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -15,7 +16,7 @@ use portero_core::dialect::ApiVersionRule;
 use portero_core::grant::GrantType;
 use portero_core::keys::{Alg, KeySet, MasterKey, SigningKey};
 use portero_core::secret::{generate_client_secret, hash_generated_secret, hash_password};
-use portero_core::store::{Client, RefreshPolicy, Store, Tenant, User};
+use portero_core::store::{Client, RefreshPolicy, Tenant, User};
 use portero_core::token_endpoint::Policy;
 use portero_server::{AppState, ServerConfig};
 use portero_store::Database;
@@ -51,6 +52,7 @@ fn client(id: &str, secret_hash: String, grants: &[GrantType], scopes: &str, ttl
         locale: Some("es_PE".into()),
         created_at: 0,
         refresh_retry_window: None,
+        auth_method: None,
         previous_secret: None,
     }
 }

@@ -2,9 +2,9 @@
 //! (§4.4.3: it SHOULD NOT be included).
 
 use super::{Authorization, GrantType, RefreshPlan, Target};
+use crate::context::Context;
 use crate::error::OAuthError;
 use crate::store::{Client, Store};
-use crate::token_endpoint::Context;
 
 pub(super) fn handle<S: Store>(
     ctx: &Context<S>,

@@ -5,12 +5,12 @@ mod client_credentials;
 mod password;
 mod refresh_token;
 
+pub use crate::registration::GrantType;
+
+use crate::context::Context;
 use crate::error::{ErrorCode, OAuthError};
 use crate::request::{Grant, TokenRequest};
 use crate::store::{Client, Store};
-use crate::token_endpoint::Context;
-
-pub use portero_wire::GrantType;
 
 /// What happens to refresh tokens when this grant's token is stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -75,7 +75,7 @@ pub async fn handle<S: Store>(
             password::handle(ctx, client, username, &password.0, &request_target(&request), source, now).await
         }
         Grant::RefreshToken { ref refresh_token } => {
-            refresh_token::handle(ctx, client, &refresh_token.0, &request_target(&request), now).await
+            refresh_token::handle(ctx, client, &refresh_token.0, &request_target(&request), source, now).await
         }
     }
 }
@@ -107,7 +107,7 @@ impl Target<'_> {
 /// Whether a new grant starts a refresh-token family, by the client's policy (RFC 6749 §1.5:
 /// only clients allowed the refresh grant get one).
 pub(crate) fn refresh_plan(client: &Client, scopes: &[String]) -> RefreshPlan {
-    use crate::store::RefreshPolicy;
+    use crate::registration::RefreshPolicy;
     if !client.grants.contains(&GrantType::RefreshToken) {
         return RefreshPlan::None;
     }

@@ -2,10 +2,10 @@
 //! Unknown user and wrong password give the same answer after the same argon2 work.
 
 use super::{Authorization, GrantType, Target, refresh_plan};
+use crate::context::Context;
 use crate::error::OAuthError;
 use crate::secret::Verdict;
 use crate::store::{Client, Store, User};
-use crate::token_endpoint::Context;
 
 pub(super) async fn handle<S: Store>(
     ctx: &Context<S>,

@@ -2,16 +2,17 @@
 //! used one revokes its whole family (someone holds a stolen copy).
 
 use super::{Authorization, GrantType, GrantedScope, RefreshPlan, Target};
+use crate::context::Context;
 use crate::error::OAuthError;
 use crate::secret::sha256_b64;
 use crate::store::{Client, RefreshTokenRecord, Store};
-use crate::token_endpoint::Context;
 
 pub(super) async fn handle<S: Store>(
     ctx: &Context<S>,
     client: &Client,
     refresh_token: &str,
     target: &Target<'_>,
+    source: Option<std::net::IpAddr>,
     now: i64,
 ) -> Result<Authorization, OAuthError> {
     let invalid = || OAuthError::invalid_grant("the refresh token is invalid, expired or revoked");
@@ -42,7 +43,16 @@ pub(super) async fn handle<S: Store>(
     if record.used_at.is_some() {
         let revoked = ctx.store.revoke_refresh_family(&record.family_id, now).await?;
         tracing::warn!(client_id = %client.id, family = %record.family_id, revoked, "refresh token reuse: family revoked");
-        crate::audit::family_revoked(ctx, &record.client_id, &record.subject, &record.family_id, revoked, now);
+        crate::audit::family_revoked(
+            &ctx.audit,
+            &record.client_id,
+            &record.subject,
+            &record.family_id,
+            revoked,
+            source,
+            now,
+        )
+        .await;
         return Err(invalid().with_detail("reused refresh token; family revoked"));
     }
     if record.expires_at <= now {

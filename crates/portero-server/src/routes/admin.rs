@@ -17,7 +17,7 @@ use axum::response::{IntoResponse, Response};
 use portero_core::OAuthError;
 use portero_core::audit::AuditEvent;
 use portero_core::error::ErrorCode;
-use portero_core::store::Store;
+use portero_core::store::prelude::*;
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::json;
@@ -40,18 +40,18 @@ fn problem(status: StatusCode, error: &str, description: impl Into<String>) -> R
     response
 }
 
-impl IntoResponse for AdminError {
-    fn into_response(self) -> Response {
-        match self {
-            AdminError::Invalid(message) => problem(StatusCode::BAD_REQUEST, "invalid_request", message),
-            AdminError::Conflict(_) => problem(StatusCode::CONFLICT, "conflict", self.to_string()),
-            AdminError::NotFound(message) => problem(StatusCode::NOT_FOUND, "not_found", message),
-            AdminError::Store(error) => {
-                tracing::error!(%error, "admin request failed");
-                problem(StatusCode::SERVICE_UNAVAILABLE, "temporarily_unavailable", "storage error")
-            }
-            AdminError::Key(error) => problem(StatusCode::BAD_REQUEST, "invalid_request", error.to_string()),
+/// The HTTP face of an admin operation's failure.
+fn failed(error: impl Into<AdminError>) -> Response {
+    let error = error.into();
+    match error {
+        AdminError::Invalid(message) => problem(StatusCode::BAD_REQUEST, "invalid_request", message),
+        AdminError::Conflict(_) => problem(StatusCode::CONFLICT, "conflict", error.to_string()),
+        AdminError::NotFound(message) => problem(StatusCode::NOT_FOUND, "not_found", message),
+        AdminError::Store(error) => {
+            tracing::error!(%error, "admin request failed");
+            problem(StatusCode::SERVICE_UNAVAILABLE, "temporarily_unavailable", "storage error")
         }
+        AdminError::Key(error) => problem(StatusCode::BAD_REQUEST, "invalid_request", error.to_string()),
     }
 }
 
@@ -148,12 +148,14 @@ pub async fn guard(State(state): State<AppState>, request: Request, next: Next) 
             next.run(Request::from_parts(parts, body)).await
         }
     };
-    audit(&state, action, &response, source, now);
+    // Built before the wait: a response is not `Sync`, so no reference to it may cross an await.
+    let event = audit_event(action, &response, source, now);
+    state.ctx.audit.keep(event).await;
     response
 }
 
 /// One `admin_action` event: outcome `ok` or the HTTP status, detail the action and its target.
-fn audit(state: &AppState, action: &str, response: &Response, source: Option<IpAddr>, now: i64) {
+fn audit_event(action: &str, response: &Response, source: Option<IpAddr>, now: i64) -> AuditEvent {
     let status = response.status();
     let outcome = if status.is_success() { "ok".to_owned() } else { status.as_u16().to_string() };
     let detail = match response.extensions().get::<Target>() {
@@ -165,7 +167,7 @@ fn audit(state: &AppState, action: &str, response: &Response, source: Option<IpA
     let mut event = AuditEvent::new(now, "admin_action", outcome);
     event.source = source;
     event.detail = Some(detail);
-    state.ctx.audit.record(event);
+    event
 }
 
 /// The body, once the caller is known to be the operator, bounded by `MAX_ADMIN_BODY`.
@@ -212,7 +214,7 @@ pub async fn create_tenant(State(state): State<AppState>, request: Body) -> Resp
                 format!("tenant {} ({})", t.name, t.id),
             );
         }
-        Err(error) => error.into_response(),
+        Err(error) => failed(error),
     };
     with_target(response, format!("tenant {}", new.name))
 }
@@ -222,7 +224,7 @@ pub async fn list_tenants(State(state): State<AppState>) -> Response {
         Ok(tenants) => {
             Json(tenants.iter().map(|t| json!({ "id": t.id, "name": t.name })).collect::<Vec<_>>()).into_response()
         }
-        Err(error) => AdminError::from(error).into_response(),
+        Err(error) => failed(error),
     }
 }
 
@@ -238,7 +240,7 @@ pub async fn create_client(State(state): State<AppState>, request: Body) -> Resp
             }
             crate::respond::no_store((StatusCode::CREATED, Json(answer)).into_response())
         }
-        Err(error) => error.into_response(),
+        Err(error) => failed(error),
     };
     with_target(response, target)
 }
@@ -259,12 +261,14 @@ pub async fn list_clients(State(state): State<AppState>) -> Response {
                         "refresh_tokens": c.refresh_policy.as_str(),
                         "ignore_unknown_scopes": c.ignore_unknown_scopes,
                         "locale": c.locale,
+                        "token_endpoint_auth_method": c.auth_method.map(|m| m.as_str()),
+                        "refresh_retry_window": c.refresh_retry_window,
                     })
                 })
                 .collect::<Vec<_>>(),
         )
         .into_response(),
-        Err(error) => AdminError::from(error).into_response(),
+        Err(error) => failed(error),
     }
 }
 
@@ -288,9 +292,9 @@ pub async fn rotate_client_secret(State(state): State<AppState>, Path(id): Path<
             Err(refused) => return with_target(refused.into_response(), target),
         }
     };
-    let overlap = match admin::parse_duration(rotation.overlap.as_deref().unwrap_or("24h")) {
+    let overlap = match admin::parse_duration(rotation.overlap.as_deref().unwrap_or(admin::DEFAULT_SECRET_OVERLAP)) {
         Ok(seconds) => seconds,
-        Err(error) => return with_target(error.into_response(), target),
+        Err(error) => return with_target(failed(error), target),
     };
     let rotated = admin::rotate_client_secret(&state.ctx.store, &id, overlap, unix_now()).await;
     state.ctx.clients.invalidate(&id);
@@ -299,7 +303,7 @@ pub async fn rotate_client_secret(State(state): State<AppState>, Path(id): Path<
             Json(json!({ "client_id": id, "client_secret": secret, "previous_secret_valid_for": overlap }))
                 .into_response(),
         ),
-        Err(error) => error.into_response(),
+        Err(error) => failed(error),
     };
     with_target(response, target)
 }
@@ -320,7 +324,7 @@ pub async fn create_user(State(state): State<AppState>, request: Body) -> Respon
         .await
     {
         Ok(user) => (StatusCode::CREATED, Json(json!({ "id": user.id, "tenant_id": user.tenant_id }))).into_response(),
-        Err(error) => error.into_response(),
+        Err(error) => failed(error),
     };
     with_target(response, target)
 }
@@ -336,7 +340,7 @@ pub async fn list_keys(State(state): State<AppState>) -> Response {
                 .collect::<Vec<_>>(),
         )
         .into_response(),
-        Err(error) => AdminError::from(error).into_response(),
+        Err(error) => failed(error),
     }
 }
 
@@ -350,8 +354,8 @@ struct KeyRotation {
 pub async fn rotate_key(State(state): State<AppState>, request: Body) -> Response {
     let bytes = guard!(read_body(request).await);
     let rotation: KeyRotation = if bytes.is_empty() { KeyRotation::default() } else { guard!(body(&bytes)) };
-    let alg = rotation.alg.as_deref().unwrap_or("RS256");
-    let delay = rotation.publish_delay.unwrap_or(360);
+    let alg = rotation.alg.as_deref().unwrap_or(admin::DEFAULT_KEY_ALG);
+    let delay = rotation.publish_delay.unwrap_or(admin::DEFAULT_PUBLISH_DELAY_SECONDS);
     match admin::rotate_key(&state.ctx.store, &state.master_key, alg, delay, unix_now()).await {
         Ok(key) => {
             let _ = state.reload_keys().await;
@@ -361,6 +365,6 @@ pub async fn rotate_key(State(state): State<AppState>, request: Body) -> Respons
                     .into_response();
             with_target(response, target)
         }
-        Err(error) => with_target(error.into_response(), format!("key ({alg})")),
+        Err(error) => with_target(failed(error), format!("key ({alg})")),
     }
 }

@@ -1,7 +1,7 @@
 //! `POST` on every token path: extract → core pipeline → render.
 
 use std::net::IpAddr;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use axum::body::Body;
 use axum::extract::State;
@@ -9,7 +9,7 @@ use axum::http::Request;
 use axum::response::Response;
 
 use portero_core::OAuthError;
-use portero_core::audit::AuditEvent;
+use portero_core::audit::{AuditEvent, AuditPermit};
 use portero_core::error::ErrorCode;
 use portero_core::params::FieldLimits;
 use portero_core::token_endpoint::{Outcome, issue};
@@ -18,9 +18,7 @@ use crate::extract::{Rejected, is_server_side, token_input};
 use crate::respond;
 use crate::state::AppState;
 
-pub fn unix_now() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
-}
+pub use portero_core::clock::unix_now;
 
 pub async fn token(State(state): State<AppState>, limits: FieldLimits, request: Request<Body>) -> Response {
     let policy = &state.ctx.policy;
@@ -37,9 +35,20 @@ pub async fn token(State(state): State<AppState>, limits: FieldLimits, request: 
     let source = input.source;
     let now = unix_now();
     let started = std::time::Instant::now();
-    let outcome = match tokio::time::timeout(state.config.request_timeout, issue(&state.ctx, input, now)).await {
-        Ok(outcome) => outcome,
-        Err(_) => Outcome::failed(OAuthError::temporarily_unavailable("request deadline passed"), policy),
+    // The audit slot comes first: a token is issued only with room for its record (the writer
+    // pushes back when the database falls behind), never minted and then left unaudited.
+    let work = async {
+        match state.ctx.audit.reserve(AUDIT_ROOM_WITHIN).await {
+            Some(permit) => (Some(permit), issue(&state.ctx, input, now).await),
+            None => {
+                let error = OAuthError::temporarily_unavailable("no room in the audit trail: the writer is behind");
+                (None, Outcome::failed(error, policy))
+            }
+        }
+    };
+    let (permit, outcome) = match tokio::time::timeout(state.config.request_timeout, work).await {
+        Ok(done) => done,
+        Err(_) => (None, Outcome::failed(OAuthError::temporarily_unavailable("request deadline passed"), policy)),
     };
     let grant = outcome.grant_type.map_or("-", |g| g.as_str());
     let result = match &outcome.result {
@@ -48,7 +57,7 @@ pub async fn token(State(state): State<AppState>, limits: FieldLimits, request: 
     };
     // `client_id` is set only once the client has authenticated: a caller cannot invent labels.
     crate::metrics::token_request(grant, outcome.client_id.as_deref(), result, started.elapsed());
-    audit(&state, &outcome, (grant, result), source, now);
+    audit(&state, permit, &outcome, (grant, result), source, now);
     match &outcome.result {
         Ok(response) => respond::token(response, &dialect, &outcome.locale),
         Err(error) => {
@@ -64,9 +73,20 @@ pub async fn token(State(state): State<AppState>, limits: FieldLimits, request: 
     }
 }
 
-/// One audit event per token request that reached the pipeline.
+/// How long a token request waits for room in the audit trail before it is answered 503.
+const AUDIT_ROOM_WITHIN: Duration = Duration::from_secs(2);
+
+/// One audit event per token request that reached the pipeline: an issued token's in the slot
+/// `permit` reserved for it, a refusal added to its count.
 /// `labels` are the grant and result already worked out for the metrics; `now` is the request's time.
-fn audit(state: &AppState, outcome: &Outcome, labels: (&'static str, &'static str), source: Option<IpAddr>, now: i64) {
+fn audit(
+    state: &AppState,
+    permit: Option<AuditPermit>,
+    outcome: &Outcome,
+    labels: (&'static str, &'static str),
+    source: Option<IpAddr>,
+    now: i64,
+) {
     let (grant, result) = labels;
     let kind = match &outcome.result {
         Ok(_) => "token_issued",
@@ -75,13 +95,21 @@ fn audit(state: &AppState, outcome: &Outcome, labels: (&'static str, &'static st
     };
     let mut event = AuditEvent::new(now, kind, result);
     event.client_id = outcome.client_id.clone();
+    if event.client_id.is_none() && outcome.presented_client_id.is_some() {
+        // Who the caller claimed to be: `portero audit --client X` then shows the attack on X.
+        event.client_id = outcome.presented_client_id.clone();
+        event.authenticated = false;
+    }
     event.subject = outcome.subject.clone();
     event.grant_type = (grant != "-").then(|| grant.to_owned());
     event.source = source.map(|ip| ip.to_string());
     if let Err(error) = &outcome.result {
         event.detail = error.detail.clone();
     }
-    state.ctx.audit.record(event);
+    match permit {
+        Some(permit) if event.is_kept() => permit.record(event),
+        _ => state.ctx.audit.record(event),
+    }
 }
 
 /// RFC 6749 §3.2: the token endpoint takes POST only; anything else is told so in the endpoint's

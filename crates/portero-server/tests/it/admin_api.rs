@@ -1,5 +1,6 @@
 //! The admin HTTP API: onboarding a merchant without the CLI.
 
+use portero_core::store::prelude::*;
 use serde_json::json;
 
 use crate::harness::*;
@@ -131,7 +132,7 @@ async fn wrong_admin_tokens_are_throttled_per_address() {
 #[tokio::test]
 async fn every_admin_action_is_audited() {
     use portero_core::audit::AuditQuery;
-    use portero_core::store::Store;
+
     let server = Server::start().await;
     let started = now();
     let admin = |method: reqwest::Method, path: &str| {
@@ -198,4 +199,28 @@ async fn every_admin_action_is_audited() {
             assert!(!text.contains(secret.as_str()), "{text} shows {secret}");
         }
     }
+}
+
+#[tokio::test]
+async fn the_admin_api_registers_an_authentication_method() {
+    let server = Server::start().await;
+    let admin = |path: &str| server.http.post(server.url(path)).bearer_auth(ADMIN_TOKEN);
+    let client = json!({ "id": "post-api", "grants": ["client_credentials"],
+                         "token_endpoint_auth_method": "client_secret_post" });
+    let (status, _, created) = send(admin("/admin/clients").json(&client)).await;
+    assert_eq!(status, 201, "{created}");
+    let secret = created["client_secret"].as_str().unwrap();
+    let (status, _, _) =
+        server.post_form("/oauth2/token", Some(("post-api", secret)), "grant_type=client_credentials").await;
+    assert_eq!(status, 401, "Basic is not this client's method");
+    let form = format!("grant_type=client_credentials&client_id=post-api&client_secret={secret}");
+    assert_eq!(server.post_form("/oauth2/token", None, &form).await.0, 200);
+
+    let (_, _, listed) = send(server.http.get(server.url("/admin/clients")).bearer_auth(ADMIN_TOKEN)).await;
+    let listed = listed.as_array().unwrap().iter().find(|c| c["client_id"] == "post-api").unwrap().clone();
+    assert_eq!(listed["token_endpoint_auth_method"], "client_secret_post");
+
+    let bad = json!({ "id": "x", "grants": ["client_credentials"], "token_endpoint_auth_method": "none" });
+    let (status, _, error) = send(admin("/admin/clients").json(&bad)).await;
+    assert_eq!((status, error["error"].as_str()), (400, Some("invalid_request")), "{error}");
 }

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use portero_core::keys::Alg;
-use portero_core::store::Store;
+use portero_core::store::prelude::*;
 use portero_core::throttle::ThrottleRules;
 use serde_json::json;
 

@@ -1,5 +1,6 @@
 //! A server per test, with the four seed providers' clients and users provisioned.
 
+use portero_core::store::prelude::*;
 use std::time::Duration;
 
 use base64::Engine;
@@ -10,7 +11,7 @@ use portero_core::grant::GrantType;
 use portero_core::keys::{Alg, MasterKey};
 use portero_core::params::FieldLimits;
 use portero_core::secret::{hash_generated_secret, hash_password};
-use portero_core::store::{Client, RefreshPolicy, Store, Tenant, User};
+use portero_core::store::{Client, RefreshPolicy, Tenant, User};
 use portero_core::throttle::ThrottleRules;
 use portero_core::token_endpoint::Policy;
 use portero_server::{AppState, ServerConfig, TokenPath};
@@ -63,6 +64,7 @@ pub fn base_client(id: &str, secret_hash: String, grants: &[GrantType]) -> Clien
         locale: None,
         created_at: 0,
         refresh_retry_window: None,
+        auth_method: None,
         previous_secret: None,
     }
 }
@@ -117,9 +119,10 @@ impl Server {
             "portero_it_{}",
             portero_core::secret::random_token(9).to_ascii_lowercase().replace(['-', '_'], "x")
         );
-        let admin = Database::connect(&base).await.unwrap();
-        let pool = admin.postgres_pool().expect("PORTERO_TEST_POSTGRES_URL is a PostgreSQL URL");
-        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).execute(pool).await.unwrap();
+        // A plain connection: the base database is never migrated, so branches with newer
+        // migrations cannot leave it ahead of main.
+        let admin = sqlx::PgPool::connect(&base).await.expect("PORTERO_TEST_POSTGRES_URL is a PostgreSQL URL");
+        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).execute(&admin).await.unwrap();
         admin.close().await;
         let (prefix, _) = base.rsplit_once('/').expect("PORTERO_TEST_POSTGRES_URL names a database");
         let url = format!("{prefix}/{name}");
@@ -132,9 +135,9 @@ impl Server {
     pub async fn finish(self) {
         self.db.close().await;
         if let Some((base, name)) = &self.postgres {
-            let admin = Database::connect(base).await.unwrap();
+            let admin = sqlx::PgPool::connect(base).await.unwrap();
             let drop = format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)");
-            sqlx::query(sqlx::AssertSqlSafe(drop)).execute(admin.postgres_pool().unwrap()).await.unwrap();
+            sqlx::query(sqlx::AssertSqlSafe(drop)).execute(&admin).await.unwrap();
             admin.close().await;
         }
     }

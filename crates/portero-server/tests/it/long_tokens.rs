@@ -3,7 +3,7 @@
 
 use portero_core::grant::GrantType;
 use portero_core::secret::hash_password;
-use portero_core::store::Store;
+use portero_core::store::prelude::*;
 
 use crate::harness::*;
 

@@ -5,6 +5,8 @@
 //! One test binary for the whole crate (linking is the slow part of a test build).
 
 mod admin_api;
+mod audit;
+mod auth_methods;
 mod burst;
 mod errors;
 mod harness;

@@ -1,5 +1,6 @@
 //! Refresh tokens: rotation on every use, reuse revokes the family, one winner in a race.
 
+use portero_core::store::prelude::*;
 use serde_json::Value;
 
 use crate::harness::*;
@@ -44,7 +45,7 @@ async fn refresh_token_is_stored_only_as_a_hash() {
     let server = Server::start().await;
     let tokens = login(&server).await;
     let value = tokens["refresh_token"].as_str().unwrap();
-    use portero_core::store::Store;
+
     assert!(server.db.find_refresh_token(value).await.unwrap().is_none());
     let hash = portero_core::secret::sha256_b64(value.as_bytes());
     assert!(server.db.find_refresh_token(&hash).await.unwrap().is_some());
@@ -202,7 +203,7 @@ const RETRY_SECRET: &str = "retry-app secret";
 /// A password client whose refresh tokens may be retried for `window` seconds after a rotation.
 async fn retry_client(server: &Server, window: i64) {
     use portero_core::grant::GrantType;
-    use portero_core::store::Store;
+
     let grants = [GrantType::Password, GrantType::RefreshToken];
     let mut client = base_client(RETRY_CLIENT, portero_core::secret::hash_password(RETRY_SECRET), &grants);
     client.scopes = vec!["sale".into(), "reprint".into()];

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use portero_core::grant::GrantType;
 use portero_core::secret::{hash_generated_secret, hash_password};
-use portero_core::store::Store;
+use portero_core::store::prelude::*;
 
 use crate::harness::*;
 

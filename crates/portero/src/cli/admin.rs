@@ -5,11 +5,11 @@ use std::io::BufRead;
 
 use anyhow::Context as _;
 use clap::{Args, Subcommand};
+use portero_core::admin::{self, NewClient};
+use portero_core::clock::unix_now;
 use portero_core::keys::MasterKey;
-use portero_core::store::Store;
-use portero_server::admin::{self, NewClient};
+use portero_core::store::prelude::*;
 use portero_server::resolve_master_key;
-use portero_server::routes::token::unix_now;
 use portero_store::Database;
 
 use super::Global;
@@ -37,7 +37,7 @@ pub enum ClientCommand {
         #[arg(long)]
         id: String,
         /// How long the old secret keeps working: 90s, 15m, 24h, 7d (default 24h).
-        #[arg(long, default_value = "24h")]
+        #[arg(long, default_value = admin::DEFAULT_SECRET_OVERLAP)]
         overlap: String,
     },
     /// List clients (never their secrets).
@@ -67,7 +67,7 @@ pub struct ClientCreate {
     #[arg(long)]
     pub token_ttl: Option<i64>,
     /// When refresh tokens are issued: always, offline_access (only with that scope), never.
-    #[arg(long, default_value = "always")]
+    #[arg(long, default_value = admin::DEFAULT_REFRESH_TOKENS)]
     pub refresh_tokens: String,
     /// Drop requested scopes the client may not have instead of refusing the request.
     #[arg(long)]
@@ -79,6 +79,10 @@ pub struct ClientCreate {
     /// answer (a retry after a lost response); default: the server's refresh_retry_window_seconds.
     #[arg(long, value_name = "SECONDS")]
     pub refresh_retry_window: Option<i64>,
+    /// The one way the client authenticates: client_secret_basic (HTTP Basic) or
+    /// client_secret_post (in the body); default: either.
+    #[arg(long, value_name = "METHOD")]
+    pub auth_method: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -99,11 +103,11 @@ pub enum KeysCommand {
     List,
     /// Add a signing key: published at once, signing after --publish-delay seconds.
     Rotate {
-        #[arg(long, default_value = "RS256")]
+        #[arg(long, default_value = admin::DEFAULT_KEY_ALG)]
         alg: String,
         /// Seconds between publishing the key in the JWKS and signing with it (default 360,
         /// longer than the JWKS cache lifetime of 300 s).
-        #[arg(long, default_value_t = 360)]
+        #[arg(long, default_value_t = admin::DEFAULT_PUBLISH_DELAY_SECONDS)]
         publish_delay: i64,
     },
 }
@@ -155,6 +159,7 @@ pub async fn client(global: &Global, command: ClientCommand) -> anyhow::Result<(
                 ignore_unknown_scopes: args.ignore_unknown_scopes,
                 locale: args.locale,
                 refresh_retry_window: args.refresh_retry_window,
+                token_endpoint_auth_method: args.auth_method,
             };
             match admin::create_client(&db, new, unix_now()).await? {
                 (client, Some(secret)) => {
@@ -174,14 +179,15 @@ pub async fn client(global: &Global, command: ClientCommand) -> anyhow::Result<(
             for c in db.list_clients().await? {
                 let grants: Vec<&str> = c.grants.iter().map(|g| g.as_str()).collect();
                 println!(
-                    "{}\tgrants={}\tscopes={}\taudiences={}\ttenants={}\tttl={}\trefresh={}",
+                    "{}\tgrants={}\tscopes={}\taudiences={}\ttenants={}\tttl={}\trefresh={}\tauth={}",
                     c.id,
                     grants.join(","),
                     c.scopes.join(" "),
                     c.audiences.join(","),
                     c.tenants.join(","),
                     c.token_ttl.map_or("default".to_owned(), |t| t.to_string()),
-                    c.refresh_policy.as_str()
+                    c.refresh_policy.as_str(),
+                    c.auth_method.map_or("client_secret_basic,client_secret_post", |m| m.as_str())
                 );
             }
         }

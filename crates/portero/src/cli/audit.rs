@@ -2,9 +2,9 @@
 
 use clap::Args;
 use portero_core::audit::AuditQuery;
-use portero_core::store::Store;
+use portero_core::clock::unix_now;
+use portero_core::store::prelude::*;
 use portero_server::admin::parse_duration;
-use portero_server::routes::token::unix_now;
 
 use super::Global;
 
@@ -52,21 +52,29 @@ pub async fn run(global: &Global, args: AuditArgs) -> anyhow::Result<()> {
             let line = serde_json::json!({
                 "id": event.id, "at": event.at, "kind": event.kind, "outcome": event.outcome,
                 "client_id": event.client_id, "subject": event.subject, "grant_type": event.grant_type,
-                "source": event.source, "detail": event.detail,
+                "source": event.source, "detail": event.detail, "count": event.count,
+                "authenticated": event.authenticated,
             });
             println!("{line}");
         } else {
             let or_dash = |value: &Option<String>| value.clone().unwrap_or_else(|| "-".to_owned());
+            // A presented id that was not proven is marked; an aggregated row says how many.
+            let client = match (&event.client_id, event.authenticated) {
+                (Some(id), false) => format!("{id} (unauthenticated)"),
+                (id, _) => or_dash(id),
+            };
+            let count = if event.count > 1 { format!("\tcount={}", event.count) } else { String::new() };
             println!(
-                "{}\t{}\t{}\tclient={}\tsub={}\tgrant={}\tfrom={}\t{}",
+                "{}\t{}\t{}\tclient={}\tsub={}\tgrant={}\tfrom={}\t{}{}",
                 event.at,
                 event.kind,
                 event.outcome,
-                or_dash(&event.client_id),
+                client,
                 or_dash(&event.subject),
                 or_dash(&event.grant_type),
                 or_dash(&event.source),
-                or_dash(&event.detail)
+                or_dash(&event.detail),
+                count
             );
         }
     }

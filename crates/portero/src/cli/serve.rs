@@ -4,11 +4,11 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use clap::Args;
+use portero_core::clock::unix_now;
 use portero_core::dialect::{ApiVersionRule, DEFAULT_LOCALE};
 use portero_core::keys::Alg;
 use portero_core::token_endpoint::Policy;
 use portero_server::AppState;
-use portero_server::routes::token::unix_now;
 use portero_store::Database;
 use tokio::net::TcpListener;
 

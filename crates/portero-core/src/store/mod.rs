@@ -3,10 +3,14 @@
 //!
 //! Secrets and refresh tokens are stored only as hashes; private keys only encrypted.
 
+pub mod memory;
+
 use std::future::Future;
 
-use crate::audit::{AuditEvent, AuditQuery};
-use crate::grant::GrantType;
+pub use crate::registration::RefreshPolicy;
+
+use crate::audit_event::{AuditEvent, AuditQuery};
+use crate::registration::{AuthMethod, GrantType};
 
 /// Storage failures. `Unavailable` (the database cannot be reached) becomes
 /// `temporarily_unavailable`; anything else becomes `server_error`.
@@ -31,34 +35,6 @@ pub struct Tenant {
     pub created_at: i64,
 }
 
-/// When a client receives refresh tokens (always only with a grant that allows them).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RefreshPolicy {
-    Always,
-    /// Only when `offline_access` is among the granted scopes (the Pay-me document).
-    OfflineAccess,
-    Never,
-}
-
-impl RefreshPolicy {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Always => "always",
-            Self::OfflineAccess => "offline_access",
-            Self::Never => "never",
-        }
-    }
-
-    pub fn parse(text: &str) -> Option<Self> {
-        match text {
-            "always" => Some(Self::Always),
-            "offline_access" => Some(Self::OfflineAccess),
-            "never" => Some(Self::Never),
-            _ => None,
-        }
-    }
-}
-
 /// A registered (confidential) client.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Client {
@@ -77,6 +53,8 @@ pub struct Client {
     pub ignore_unknown_scopes: bool,
     /// Locale of the Pay-me envelope's messages, e.g. `es_PE`.
     pub locale: Option<String>,
+    /// The one method the client authenticates with; `None` accepts both secret methods.
+    pub auth_method: Option<AuthMethod>,
     /// Seconds after a rotation in which the parent refresh token may be redeemed again for the
     /// same child; `None` takes the server's setting.
     pub refresh_retry_window: Option<i64>,
@@ -140,7 +118,7 @@ pub struct AuthFailures {
     pub blocked_until: i64,
 }
 
-/// How [`Store::reserve_attempt`] counts one key.
+/// How [`ThrottleStore::reserve_attempt`] counts one key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct AttemptRules {
     /// Slots (failed or unfinished attempts) a window allows.
@@ -152,7 +130,7 @@ pub struct AttemptRules {
     pub max_block: i64,
 }
 
-/// The answer of [`Store::reserve_attempt`].
+/// The answer of [`ThrottleStore::reserve_attempt`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Reservation {
     /// A slot is taken; give it back with `release_attempt(key, window_start)` on success.
@@ -170,15 +148,16 @@ pub enum Rotation {
     AlreadyUsed,
 }
 
-/// Storage for everything Portero keeps. `impl Future + Send` so servers can spawn on it.
-pub trait Store: Send + Sync + 'static {
-    // Tenants
+/// Tenants.
+pub trait TenantStore: Send + Sync + 'static {
     fn create_tenant(&self, tenant: &Tenant) -> impl Future<Output = StoreResult<()>> + Send;
     /// A tenant by id or by name.
     fn find_tenant(&self, id_or_name: &str) -> impl Future<Output = StoreResult<Option<Tenant>>> + Send;
     fn list_tenants(&self) -> impl Future<Output = StoreResult<Vec<Tenant>>> + Send;
+}
 
-    // Clients
+/// Registered clients.
+pub trait ClientStore: Send + Sync + 'static {
     fn create_client(&self, client: &Client) -> impl Future<Output = StoreResult<()>> + Send;
     fn find_client(&self, id: &str) -> impl Future<Output = StoreResult<Option<Client>>> + Send;
     fn list_clients(&self) -> impl Future<Output = StoreResult<Vec<Client>>> + Send;
@@ -192,13 +171,17 @@ pub trait Store: Send + Sync + 'static {
     ) -> impl Future<Output = StoreResult<()>> + Send;
     /// The longest access-token lifetime any client has (for key retirement).
     fn max_client_token_ttl(&self) -> impl Future<Output = StoreResult<Option<i64>>> + Send;
+}
 
-    // Users
+/// Resource owners of the password grant.
+pub trait UserStore: Send + Sync + 'static {
     fn create_user(&self, user: &User) -> impl Future<Output = StoreResult<()>> + Send;
     /// Users with this username in any of the given tenants.
     fn find_users(&self, username: &str, tenant_ids: &[String]) -> impl Future<Output = StoreResult<Vec<User>>> + Send;
+}
 
-    // Refresh tokens
+/// Refresh tokens, by the hash of their value, in families.
+pub trait RefreshTokenStore: Send + Sync + 'static {
     fn insert_refresh_token(&self, token: &RefreshTokenRecord) -> impl Future<Output = StoreResult<()>> + Send;
     fn find_refresh_token(&self, hash: &str) -> impl Future<Output = StoreResult<Option<RefreshTokenRecord>>> + Send;
     /// Inserts `new` and marks `old_hash` used (at `new.created_at`) atomically, only if
@@ -210,8 +193,10 @@ pub trait Store: Send + Sync + 'static {
     ) -> impl Future<Output = StoreResult<Rotation>> + Send;
     /// Revokes every token of a family; returns how many were still live.
     fn revoke_refresh_family(&self, family_id: &str, now: i64) -> impl Future<Output = StoreResult<u64>> + Send;
+}
 
-    // Access-token revocation (RFC 7009)
+/// Revoked access tokens (RFC 7009), and the purge of what expired.
+pub trait RevocationStore: Send + Sync + 'static {
     /// Records a revoked access token until it would have expired anyway.
     fn revoke_access_token(
         &self,
@@ -223,8 +208,10 @@ pub trait Store: Send + Sync + 'static {
     fn is_access_token_revoked(&self, jti: &str) -> impl Future<Output = StoreResult<bool>> + Send;
     /// Deletes revocations and refresh tokens past their expiry; returns how many rows went.
     fn purge_expired(&self, now: i64) -> impl Future<Output = StoreResult<u64>> + Send;
+}
 
-    // Brute-force throttling
+/// Attempt slots of the brute-force throttle.
+pub trait ThrottleStore: Send + Sync + 'static {
     /// Failures in the current window and the end of any block, for `key`.
     fn auth_failures(&self, key: &str) -> impl Future<Output = StoreResult<Option<AuthFailures>>> + Send;
     /// Takes one attempt slot for `key` before its secret is checked, in one atomic statement
@@ -237,19 +224,60 @@ pub trait Store: Send + Sync + 'static {
         now: i64,
         rules: &AttemptRules,
     ) -> impl Future<Output = StoreResult<Reservation>> + Send;
-    /// Gives back a slot taken by [`Store::reserve_attempt`] (the attempt succeeded, or was
+    /// Gives back a slot taken by [`ThrottleStore::reserve_attempt`] (the attempt succeeded, or was
     /// never checked): only within the window it was taken in.
     fn release_attempt(&self, key: &str, window_start: i64) -> impl Future<Output = StoreResult<()>> + Send;
+}
 
-    // Audit trail
+/// The audit trail.
+pub trait AuditStore: Send + Sync + 'static {
     fn insert_audit_events(&self, events: &[AuditEvent]) -> impl Future<Output = StoreResult<()>> + Send;
     /// Newest first.
     fn list_audit_events(&self, query: &AuditQuery) -> impl Future<Output = StoreResult<Vec<AuditEvent>>> + Send;
+}
 
-    // Signing keys
+/// Signing keys, sealed.
+pub trait KeyStore: Send + Sync + 'static {
     fn insert_key(&self, key: &StoredKey) -> impl Future<Output = StoreResult<()>> + Send;
     /// Every key, retired or not, oldest first.
     fn list_keys(&self) -> impl Future<Output = StoreResult<Vec<StoredKey>>> + Send;
     /// Stops publishing a key (no unexpired token carries its kid any more).
     fn retire_key(&self, kid: &str, now: i64) -> impl Future<Output = StoreResult<()>> + Send;
+}
+
+/// Storage for everything Portero keeps: every capability. Code asks for the capabilities it
+/// uses (`impl ThrottleStore`, `impl RefreshTokenStore`...); the pipeline holds the sum.
+/// `impl Future + Send` throughout, so servers can spawn on it.
+pub trait Store:
+    TenantStore + ClientStore + UserStore + RefreshTokenStore + RevocationStore + ThrottleStore + AuditStore + KeyStore
+{
+}
+
+impl<T> Store for T where
+    T: TenantStore
+        + ClientStore
+        + UserStore
+        + RefreshTokenStore
+        + RevocationStore
+        + ThrottleStore
+        + AuditStore
+        + KeyStore
+{
+}
+
+impl From<StoreError> for crate::error::OAuthError {
+    fn from(error: StoreError) -> Self {
+        match error {
+            StoreError::Unavailable(detail) => Self::temporarily_unavailable(detail),
+            other => Self::server_error(other.to_string()),
+        }
+    }
+}
+
+/// Every capability trait, for code that holds a concrete store and calls its methods.
+pub mod prelude {
+    pub use super::{
+        AuditStore, ClientStore, KeyStore, RefreshTokenStore, RevocationStore, Store, TenantStore, ThrottleStore,
+        UserStore,
+    };
 }

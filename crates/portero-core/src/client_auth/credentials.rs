@@ -1,18 +1,14 @@
-//! Client authentication (RFC 6749 §2.3.1): HTTP Basic or `client_id`/`client_secret` in the
-//! body, exactly one of them, checked against the stored hash.
-
-use std::net::IpAddr;
+//! What a request presents to authenticate its client (RFC 6749 §2.3.1): HTTP Basic
+//! (`client_secret_basic`) or `client_id`/`client_secret` in the body (`client_secret_post`),
+//! exactly one of them.
 
 use base64::Engine;
 use base64::engine::general_purpose::GeneralPurpose;
 use base64::engine::{DecodePaddingMode, GeneralPurposeConfig};
 
+use super::AuthMethod;
 use crate::error::OAuthError;
 use crate::params::{Params, form_decode};
-use crate::secret::Verdict;
-use crate::single_flight::FlightKey;
-use crate::store::{Client, Store};
-use crate::token_endpoint::Context;
 
 /// Standard alphabet; padding optional (some clients strip it).
 const BASIC_BASE64: GeneralPurpose = GeneralPurpose::new(
@@ -20,10 +16,12 @@ const BASIC_BASE64: GeneralPurpose = GeneralPurpose::new(
     GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent),
 );
 
-/// A client's claimed identity; the secret is not shown by `Debug`.
+/// A client's claimed identity and how it proves it; the secret is not shown by `Debug`.
 #[derive(Clone, PartialEq, Eq)]
 pub struct ClientCredentials {
     pub client_id: String,
+    /// The method the request used.
+    pub method: AuthMethod,
     pub secret: Option<String>,
     /// Basic id and secret exactly as sent, when form-decoding changed them (see [`decode_basic`]).
     pub undecoded: Option<(String, String)>,
@@ -41,6 +39,7 @@ impl std::fmt::Debug for ClientCredentials {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ClientCredentials")
             .field("client_id", &self.client_id)
+            .field("method", &self.method)
             .field("secret", &self.secret.as_ref().map(|_| "[redacted]"))
             .finish()
     }
@@ -61,12 +60,20 @@ impl ClientCredentials {
                 if body_id.is_some_and(|id| id != basic.id && Some(id) != raw_id) {
                     return Err(OAuthError::invalid_request("client_id does not match the Authorization header"));
                 }
-                Ok(Self { client_id: basic.id, secret: Some(basic.secret), undecoded: basic.undecoded })
+                Ok(Self {
+                    client_id: basic.id,
+                    method: AuthMethod::ClientSecretBasic,
+                    secret: Some(basic.secret),
+                    undecoded: basic.undecoded,
+                })
             }
             None => match body_id {
-                Some(id) => {
-                    Ok(Self { client_id: id.to_owned(), secret: body_secret.map(str::to_owned), undecoded: None })
-                }
+                Some(id) => Ok(Self {
+                    client_id: id.to_owned(),
+                    method: AuthMethod::ClientSecretPost,
+                    secret: body_secret.map(str::to_owned),
+                    undecoded: None,
+                }),
                 None => Err(OAuthError::invalid_client().with_detail("no client authentication")),
             },
         }
@@ -78,7 +85,7 @@ impl ClientCredentials {
 /// RFC 6749 asks clients to form-encode both parts, and careful libraries (the `oauth2` crate,
 /// node-oidc-provider's clients) do; curl's `-u`, Postman and most payment SDKs send them raw.
 /// A raw secret with `+` or `%` would not survive decoding, so when decoding changes a part,
-/// the part as sent is kept too and tried second (see [`authenticate`]).
+/// the part as sent is kept too and tried second (see `client_secret`).
 pub fn decode_basic(header: &str) -> Result<BasicCredentials, OAuthError> {
     let malformed = || OAuthError::invalid_request("malformed Basic authorization header");
     let (scheme, encoded) = header.trim().split_once(' ').ok_or_else(malformed)?;
@@ -99,123 +106,6 @@ pub fn decode_basic(header: &str) -> Result<BasicCredentials, OAuthError> {
     }
     let undecoded = (id != raw_id || secret != raw_secret).then(|| (raw_id.to_owned(), raw_secret.to_owned()));
     Ok(BasicCredentials { id, secret, undecoded })
-}
-
-/// Looks the client up and checks its secret (or, during a rotation's overlap, its previous
-/// secret). Every failure is the same `invalid_client` after the same work: one argon2 check,
-/// real or dummy, whether the client is unknown, has a generated secret or a chosen one.
-///
-/// A secret already verified recently is accepted without a check. Any other check first takes
-/// its attempt slots (see `throttle`), and identical attempts in flight at once share one check.
-pub async fn authenticate<S: Store>(
-    ctx: &Context<S>,
-    credentials: &ClientCredentials,
-    source: Option<IpAddr>,
-    now: i64,
-) -> Result<Client, OAuthError> {
-    ctx.throttle.check_address(&ctx.store, source, now).await?;
-    let Some(secret) = credentials.secret.as_deref() else {
-        return Err(OAuthError::invalid_client().with_detail("public clients are not supported: no client_secret"));
-    };
-    let raw_id = credentials.undecoded.as_ref().map(|(id, _)| id.as_str());
-    let mut client = ctx.clients.get(&ctx.store, &credentials.client_id).await?;
-    if client.is_none()
-        && let Some(raw_id) = raw_id.filter(|id| *id != credentials.client_id)
-    {
-        client = ctx.clients.get(&ctx.store, raw_id).await?;
-    }
-    let key = crate::throttle::client_key(client.as_ref().map_or(&credentials.client_id, |c| &c.id));
-    ctx.throttle.check(&ctx.store, &key, now).await?;
-    let presented = presented_secrets(secret, credentials);
-    let stored = client.as_ref().map(|c| stored_hashes(c, now)).unwrap_or_default();
-    if let Some(client) = &client
-        && presented.iter().any(|p| stored.iter().any(|h| ctx.verifier.known_client_secret(&client.id, p, h)))
-    {
-        return Ok(client.clone());
-    }
-    let flight = flight_key(&key, &presented);
-    let attempt = check_secret(ctx, &key, client.as_ref().map(|c| c.id.as_str()), &presented, &stored, source, now);
-    match ctx.verifier.client_checks.run(flight, attempt).await? {
-        Verdict::Match => client.ok_or_else(|| OAuthError::server_error("matched an unknown client")),
-        Verdict::Unavailable => Err(OAuthError::temporarily_unavailable("secret verification is at capacity")),
-        Verdict::NoMatch => Err(OAuthError::invalid_client().with_detail(match &client {
-            Some(client) => format!("wrong secret for client {:?}", client.id),
-            None => format!("unknown client {:?}", credentials.client_id),
-        })),
-    }
-}
-
-/// The secret as decoded, then as sent when decoding changed it (see [`decode_basic`]).
-fn presented_secrets<'a>(secret: &'a str, credentials: &'a ClientCredentials) -> Vec<&'a str> {
-    let raw = credentials.undecoded.as_ref().map(|(_, raw)| raw.as_str()).filter(|raw| *raw != secret);
-    std::iter::once(secret).chain(raw).collect()
-}
-
-/// The hashes a client's secret may match: the current one, and the previous during its overlap.
-fn stored_hashes(client: &Client, now: i64) -> Vec<&str> {
-    let previous = client.previous_secret.as_ref().filter(|p| p.expires_at > now).map(|p| p.hash.as_str());
-    std::iter::once(client.secret_hash.as_str()).chain(previous).collect()
-}
-
-/// Identifies one attempt (a throttle key and the secrets presented) without keeping a secret.
-fn flight_key(key: &str, presented: &[&str]) -> FlightKey {
-    let mut digest = aws_lc_rs::digest::Context::new(&aws_lc_rs::digest::SHA256);
-    for part in std::iter::once(key).chain(presented.iter().copied()) {
-        digest.update(&(part.len() as u64).to_be_bytes());
-        digest.update(part.as_bytes());
-    }
-    let mut out = [0u8; 32];
-    out.copy_from_slice(digest.finish().as_ref());
-    out
-}
-
-/// One throttled check: take the slots, check every presented secret against every stored hash
-/// (a dummy argon2 when no slow check ran, so that every miss costs the same), then give the
-/// slots back on a match or when the check could not be made, or keep them as failures.
-async fn check_secret<S: Store>(
-    ctx: &Context<S>,
-    key: &str,
-    client_id: Option<&str>,
-    presented: &[&str],
-    stored: &[&str],
-    source: Option<IpAddr>,
-    now: i64,
-) -> Result<Verdict, OAuthError> {
-    let slots = ctx.throttle.reserve(&ctx.store, key, source, now).await?;
-    let mut verdict = Verdict::NoMatch;
-    let mut slow = false;
-    'check: for candidate in presented {
-        for hash in stored {
-            let Some(client_id) = client_id else { break 'check };
-            let (answer, was_slow) = ctx.verifier.check_client_secret(client_id, candidate, hash).await;
-            slow |= was_slow;
-            verdict = answer;
-            if answer != Verdict::NoMatch {
-                break 'check;
-            }
-        }
-    }
-    if verdict == Verdict::NoMatch && !slow {
-        verdict = ctx.verifier.slow_miss(presented[0]).await;
-    }
-    match verdict {
-        Verdict::NoMatch => ctx.throttle.failed(slots),
-        Verdict::Match | Verdict::Unavailable => ctx.throttle.release(&ctx.store, slots).await,
-    }
-    Ok(verdict)
-}
-
-/// Reads and checks client credentials for endpoints other than the token endpoint
-/// (introspection, revocation).
-pub async fn authenticate_request<S: Store>(
-    ctx: &Context<S>,
-    params: &Params,
-    authorization: Option<&str>,
-    source: Option<IpAddr>,
-    now: i64,
-) -> Result<Client, OAuthError> {
-    let credentials = ClientCredentials::from_request(authorization, params)?;
-    authenticate(ctx, &credentials, source, now).await
 }
 
 #[cfg(test)]
@@ -269,12 +159,21 @@ mod tests {
         let params = Params::from_form(b"client_id=other", &limits).unwrap();
         assert!(ClientCredentials::from_request(Some(&basic("a:b")), &params).is_err());
         let params = Params::from_form(b"client_id=a", &limits).unwrap();
-        assert!(ClientCredentials::from_request(Some(&basic("a:b")), &params).is_ok());
+        let basic = ClientCredentials::from_request(Some(&basic("a:b")), &params).unwrap();
+        assert_eq!(basic.method, AuthMethod::ClientSecretBasic);
+        let params = Params::from_form(b"client_id=a&client_secret=b", &limits).unwrap();
+        let post = ClientCredentials::from_request(None, &params).unwrap();
+        assert_eq!(post.method, AuthMethod::ClientSecretPost);
     }
 
     #[test]
     fn debug_hides_the_secret() {
-        let creds = ClientCredentials { client_id: "a".into(), secret: Some("hunter2".into()), undecoded: None };
+        let creds = ClientCredentials {
+            client_id: "a".into(),
+            method: AuthMethod::ClientSecretPost,
+            secret: Some("hunter2".into()),
+            undecoded: None,
+        };
         assert!(!format!("{creds:?}").contains("hunter2"));
     }
 }

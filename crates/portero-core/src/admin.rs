@@ -1,12 +1,22 @@
 //! Administration: tenants, clients, users, keys, secret rotation. One implementation behind
 //! both the `portero` CLI and the admin HTTP API, so both validate the same way.
 
-use portero_core::grant::GrantType;
-use portero_core::keys::{Alg, KeyError, MasterKey, SigningKey, next_activation};
-use portero_core::secret::{generate_client_secret, hash_generated_secret, hash_password};
-use portero_core::store::{Client, RefreshPolicy, Store, StoreError, StoredKey, Tenant, User};
-use portero_store::Database;
+use crate::client_auth::AuthMethod;
+use crate::grant::GrantType;
+use crate::keys::{Alg, KeyError, MasterKey, SigningKey, next_activation};
+use crate::secret::{generate_client_secret, hash_generated_secret, hash_password};
+use crate::store::{Client, RefreshPolicy, Store, StoreError, StoredKey, Tenant, User};
 use serde::Deserialize;
+
+/// When a new client gets refresh tokens, unless told otherwise.
+pub const DEFAULT_REFRESH_TOKENS: &str = "always";
+/// How long a rotated client secret keeps working beside the new one, unless told otherwise.
+pub const DEFAULT_SECRET_OVERLAP: &str = "24h";
+/// The algorithm of a new signing key, unless told otherwise.
+pub const DEFAULT_KEY_ALG: &str = "RS256";
+/// Seconds a new signing key is published before it signs: longer than a verifier's JWKS cache
+/// lifetime (300 s), so every verifier knows the key before it sees a token signed with it.
+pub const DEFAULT_PUBLISH_DELAY_SECONDS: i64 = 360;
 
 #[derive(Debug, thiserror::Error)]
 pub enum AdminError {
@@ -50,7 +60,7 @@ fn check_word(what: &str, value: &str) -> Result<(), AdminError> {
     Ok(())
 }
 
-pub async fn create_tenant(db: &Database, name: &str, id: Option<&str>, now: i64) -> Result<Tenant, AdminError> {
+pub async fn create_tenant<S: Store>(db: &S, name: &str, id: Option<&str>, now: i64) -> Result<Tenant, AdminError> {
     check_word("the tenant name", name)?;
     let id = match id {
         Some(id) => uuid::Uuid::parse_str(id).map_err(|_| invalid("the tenant id must be a UUID"))?.to_string(),
@@ -88,10 +98,12 @@ pub struct NewClient {
     pub locale: Option<String>,
     /// Seconds in which a lost refresh answer may be retried; `None` takes the server's setting.
     pub refresh_retry_window: Option<i64>,
+    /// `client_secret_basic` or `client_secret_post`; `None` accepts both.
+    pub token_endpoint_auth_method: Option<String>,
 }
 
 /// Creates a client; returns it and the generated secret, if one was generated.
-pub async fn create_client(db: &Database, new: NewClient, now: i64) -> Result<(Client, Option<String>), AdminError> {
+pub async fn create_client<S: Store>(db: &S, new: NewClient, now: i64) -> Result<(Client, Option<String>), AdminError> {
     check_word("the client id", &new.id)?;
     if new.id.contains(':') {
         return Err(invalid("the client id must not contain ':' (it could not travel in a Basic header)"));
@@ -107,7 +119,7 @@ pub async fn create_client(db: &Database, new: NewClient, now: i64) -> Result<(C
                 .ok_or_else(|| invalid(format!("unknown grant {g:?}: use client_credentials, password, refresh_token")))
         })
         .collect::<Result<Vec<_>, _>>()?;
-    let scopes = portero_core::scope::parse(&new.scopes).map_err(|e| invalid(format!("scopes: {}", e.description)))?;
+    let scopes = crate::scope::parse(&new.scopes).map_err(|e| invalid(format!("scopes: {}", e.description)))?;
     for audience in &new.audiences {
         check_word("an audience", audience)?;
     }
@@ -122,7 +134,14 @@ pub async fn create_client(db: &Database, new: NewClient, now: i64) -> Result<(C
     if new.refresh_retry_window.is_some_and(|window| !(0..=MAX_REFRESH_RETRY_WINDOW).contains(&window)) {
         return Err(invalid("the refresh retry window must be between 0 and 3600 seconds"));
     }
-    let refresh_policy = RefreshPolicy::parse(new.refresh_tokens.as_deref().unwrap_or("always"))
+    let auth_method = match new.token_endpoint_auth_method.as_deref() {
+        None => None,
+        Some(name) => Some(AuthMethod::parse(name).ok_or_else(|| {
+            let known: Vec<&str> = AuthMethod::ALL.iter().map(|m| m.as_str()).collect();
+            invalid(format!("unknown authentication method {name:?}: use {}", known.join(" or ")))
+        })?),
+    };
+    let refresh_policy = RefreshPolicy::parse(new.refresh_tokens.as_deref().unwrap_or(DEFAULT_REFRESH_TOKENS))
         .ok_or_else(|| invalid("refresh tokens must be always, offline_access or never"))?;
     if let Some(locale) = &new.locale {
         let ok = (2..=16).contains(&locale.len())
@@ -153,6 +172,7 @@ pub async fn create_client(db: &Database, new: NewClient, now: i64) -> Result<(C
         ignore_unknown_scopes: new.ignore_unknown_scopes,
         locale: new.locale,
         refresh_retry_window: new.refresh_retry_window,
+        auth_method,
         created_at: now,
         previous_secret: None,
     };
@@ -161,8 +181,8 @@ pub async fn create_client(db: &Database, new: NewClient, now: i64) -> Result<(C
 }
 
 /// Gives a client a new generated secret; the old one keeps working for `overlap_seconds`.
-pub async fn rotate_client_secret(
-    db: &Database,
+pub async fn rotate_client_secret<S: Store>(
+    db: &S,
     id: &str,
     overlap_seconds: i64,
     now: i64,
@@ -176,8 +196,8 @@ pub async fn rotate_client_secret(
     Ok(secret)
 }
 
-pub async fn create_user(
-    db: &Database,
+pub async fn create_user<S: Store>(
+    db: &S,
     tenant: &str,
     username: &str,
     password: &str,
@@ -201,8 +221,8 @@ pub async fn create_user(
 
 /// Adds a signing key: published at once, signing after `publish_delay` seconds (and after
 /// every existing key).
-pub async fn rotate_key(
-    db: &Database,
+pub async fn rotate_key<S: Store>(
+    db: &S,
     master: &MasterKey,
     alg: &str,
     publish_delay: i64,

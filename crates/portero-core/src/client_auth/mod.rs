@@ -1,0 +1,94 @@
+//! Client authentication (RFC 6749 §2.3): the method a client is registered for
+//! (`token_endpoint_auth_method`, RFC 7591 names), what a request presented, and the check.
+//!
+//! Every method runs inside the same frame: the caller's address and the client's key are
+//! checked against the failure throttle, an attempt slot is taken before any slow check, given
+//! back on success and kept on failure, and identical attempts in flight share one check. A
+//! method only says whether the presented proof matches ([`client_secret`] for shared secrets;
+//! a key or certificate method is one more module and one more [`AuthMethod`] variant).
+
+mod client_secret;
+mod credentials;
+
+use std::net::IpAddr;
+
+pub use crate::registration::AuthMethod;
+pub use credentials::{BasicCredentials, ClientCredentials, decode_basic};
+
+use crate::context::Context;
+use crate::error::OAuthError;
+use crate::params::Params;
+use crate::secret::Verdict;
+use crate::store::{Client, Store};
+
+/// Authenticates the client of a request. Every failure is the same `invalid_client` after the
+/// same work; a client that used another method than its registered one is refused too, after
+/// the same check, so the refusal says nothing about whether the secret was right.
+pub async fn authenticate<S: Store>(
+    ctx: &Context<S>,
+    credentials: &ClientCredentials,
+    source: Option<IpAddr>,
+    now: i64,
+) -> Result<Client, OAuthError> {
+    ctx.throttle.check_address(&ctx.store, source, now).await?;
+    let client = find_client(ctx, credentials).await?;
+    let key = crate::throttle::client_key(client.as_ref().map_or(&credentials.client_id, |c| &c.id));
+    ctx.throttle.check(&ctx.store, &key, now).await?;
+    let client = client_secret::authenticate(ctx, &key, client, credentials, source, now).await?;
+    if !credentials.method.allowed_for(client.auth_method) {
+        return Err(OAuthError::invalid_client().with_detail(format!(
+            "client {:?} is registered for {}, not {}",
+            client.id,
+            client.auth_method.map_or("client_secret_basic or client_secret_post", AuthMethod::as_str),
+            credentials.method.as_str()
+        )));
+    }
+    Ok(client)
+}
+
+/// The client the credentials name: by the id as decoded, then as sent (see [`decode_basic`]).
+async fn find_client<S: Store>(
+    ctx: &Context<S>,
+    credentials: &ClientCredentials,
+) -> Result<Option<Client>, OAuthError> {
+    let client = ctx.clients.get(&ctx.store, &credentials.client_id).await?;
+    let raw_id = credentials.undecoded.as_ref().map(|(id, _)| id.as_str());
+    match raw_id {
+        Some(raw_id) if client.is_none() && raw_id != credentials.client_id => {
+            Ok(ctx.clients.get(&ctx.store, raw_id).await?)
+        }
+        _ => Ok(client),
+    }
+}
+
+/// Runs one check of a method inside the throttle: takes the attempt slots of `key` and the
+/// caller's address first, then gives them back on a match or when the check could not be made
+/// (capacity), or keeps them as failures.
+async fn throttled<S: Store>(
+    ctx: &Context<S>,
+    key: &str,
+    source: Option<IpAddr>,
+    now: i64,
+    check: impl Future<Output = Verdict>,
+) -> Result<Verdict, OAuthError> {
+    let slots = ctx.throttle.reserve(&ctx.store, key, source, now).await?;
+    let verdict = check.await;
+    match verdict {
+        Verdict::NoMatch => ctx.throttle.failed(slots),
+        Verdict::Match | Verdict::Unavailable => ctx.throttle.release(&ctx.store, slots).await,
+    }
+    Ok(verdict)
+}
+
+/// Reads and checks client credentials for endpoints other than the token endpoint
+/// (introspection, revocation).
+pub async fn authenticate_request<S: Store>(
+    ctx: &Context<S>,
+    params: &Params,
+    authorization: Option<&str>,
+    source: Option<IpAddr>,
+    now: i64,
+) -> Result<Client, OAuthError> {
+    let credentials = ClientCredentials::from_request(authorization, params)?;
+    authenticate(ctx, &credentials, source, now).await
+}
