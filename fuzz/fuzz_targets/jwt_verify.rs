@@ -6,7 +6,7 @@ use std::sync::OnceLock;
 
 use libfuzzer_sys::fuzz_target;
 use portero_core::keys::{Alg, KeySet, MasterKey, SigningKey};
-use portero_verify::{JwksCache, Verifier};
+use portero_verify::{Jwks, Verifier};
 
 struct Fixture {
     keys: KeySet,
@@ -19,8 +19,8 @@ fn fixture() -> &'static Fixture {
     FIXTURE.get_or_init(|| {
         let master = MasterKey::generate();
         let keys = KeySet::load(&[SigningKey::generate(Alg::Es256, &master, 0, 0).unwrap()], &master).unwrap();
-        let jwks: jsonwebtoken::jwk::JwkSet = serde_json::from_value(keys.jwks()).unwrap();
-        let verifier = Verifier::from_cache(JwksCache::from_set(&jwks), "https://auth", "https://api");
+        let jwks = Jwks::from_json(&keys.jwks()).unwrap();
+        let verifier = Verifier::builder("https://auth", "https://api").keys(jwks).build().unwrap();
         let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
         Fixture { keys, verifier, runtime }
     })

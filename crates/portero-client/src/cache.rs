@@ -8,12 +8,14 @@ use crate::error::ClientError;
 
 const ATTEMPTS: u32 = 4;
 const FIRST_BACKOFF: Duration = Duration::from_millis(100);
+const HTTP_TIMEOUT: Duration = Duration::from_secs(15);
 
 #[derive(Clone)]
 struct Cached {
     access_token: String,
     refresh_token: Option<String>,
-    /// When to get a new one: ahead of expiry by a fifth of the lifetime (1 s to 60 s).
+    /// When to get a new one: ahead of expiry by a fifth of the lifetime (1 s to 60 s); at
+    /// once when the lifetime is unknown.
     renew_at: Instant,
 }
 
@@ -34,11 +36,20 @@ impl std::fmt::Debug for TokenClient {
 }
 
 impl TokenClient {
-    pub fn new(config: ClientConfig) -> Self {
-        let http = reqwest::Client::builder().timeout(Duration::from_secs(15)).build().unwrap_or_default();
-        Self::with_http(config, http)
+    /// A client with its own HTTP client (15 s timeout). Fails if the HTTP client cannot be
+    /// built, rather than falling back to one without timeouts.
+    pub fn new(config: ClientConfig) -> Result<Self, ClientError> {
+        Self::from_builder(config, reqwest::Client::builder().timeout(HTTP_TIMEOUT))
     }
 
+    /// A client whose HTTP client is built from `builder` (proxies, TLS roots, timeouts: set
+    /// them there, none is added).
+    pub fn from_builder(config: ClientConfig, builder: reqwest::ClientBuilder) -> Result<Self, ClientError> {
+        let http = builder.build().map_err(|e| ClientError::HttpClient(e.to_string()))?;
+        Ok(Self::with_http(config, http))
+    }
+
+    /// A client sharing an existing HTTP client.
     pub fn with_http(config: ClientConfig, http: reqwest::Client) -> Self {
         Self { config: Arc::new(config), http, cached: Arc::default(), fetching: Arc::new(tokio::sync::Mutex::new(())) }
     }
@@ -58,7 +69,7 @@ impl TokenClient {
             return Ok(token);
         }
         let answer = self.renew().await?;
-        Ok(answer.access_token)
+        Ok(answer.access_token().to_owned())
     }
 
     /// Forgets the cached token (after an API answered 401 with it, say).
@@ -87,12 +98,22 @@ impl TokenClient {
             },
             None => self.request_with_retries(None).await?,
         };
-        let lifetime = Duration::from_secs(answer.expires_in.unwrap_or(60));
-        let margin = (lifetime / 5).clamp(Duration::from_secs(1).min(lifetime / 2), Duration::from_secs(60));
+        let renew_at = match answer.expires_in().or(self.config.default_lifetime()) {
+            Some(lifetime) => {
+                let margin = (lifetime / 5).clamp(Duration::from_secs(1).min(lifetime / 2), Duration::from_secs(60));
+                Instant::now() + lifetime.saturating_sub(margin)
+            }
+            None => {
+                // Unknown lifetime and no documented default: never reuse it (see
+                // `ClientConfig::with_default_lifetime`), but keep the refresh token.
+                tracing::debug!("token response without expires_in; not caching the access token");
+                Instant::now()
+            }
+        };
         let cached = Cached {
-            access_token: answer.access_token.clone(),
-            refresh_token: answer.refresh_token.clone(),
-            renew_at: Instant::now() + lifetime.saturating_sub(margin),
+            access_token: answer.access_token().to_owned(),
+            refresh_token: answer.refresh_token().map(str::to_owned),
+            renew_at,
         };
         if let Ok(mut slot) = self.cached.write() {
             *slot = Some(cached);

@@ -1,14 +1,17 @@
 //! How a token request is written in each dialect, and how the answer is read.
 
+use std::time::Duration;
+
 use base64::Engine;
+use portero_wire::{AnyErrorCode, ErrorCode, GrantType, TokenResponse};
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
-use serde::Deserialize;
 use serde_json::{Map, Value};
 
 use crate::error::ClientError;
 
 /// The four ways Portero's documented integrations ask for a token.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Dialect {
     /// HTTP Basic + form body (NetPay, Zertiban; RFC 6749 `client_secret_basic`).
     Basic,
@@ -20,10 +23,30 @@ pub enum Dialect {
     Query,
 }
 
+/// The grant a client asks for tokens with (a refresh token, when one was issued, is used
+/// for renewals without being configured).
 #[derive(Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Grant {
+    /// `client_credentials`: the client acts for itself.
     ClientCredentials,
-    Password { username: String, password: String },
+    /// `password`: the client acts for a user whose credentials it holds.
+    Password {
+        /// The user's name.
+        username: String,
+        /// The user's password (never shown by `Debug`).
+        password: String,
+    },
+}
+
+impl Grant {
+    /// The `grant_type` the grant is asked with.
+    pub fn grant_type(&self) -> GrantType {
+        match self {
+            Self::ClientCredentials => GrantType::ClientCredentials,
+            Self::Password { .. } => GrantType::Password,
+        }
+    }
 }
 
 impl std::fmt::Debug for Grant {
@@ -35,27 +58,26 @@ impl std::fmt::Debug for Grant {
     }
 }
 
-/// Everything needed to get tokens. `Debug` never shows a secret.
+/// Everything needed to get tokens: start from [`ClientConfig::client_credentials`], then the
+/// `with_*` methods. `Debug` never shows a secret.
 #[derive(Clone)]
 pub struct ClientConfig {
-    pub token_url: String,
-    pub client_id: String,
-    pub client_secret: String,
-    pub dialect: Dialect,
-    pub grant: Grant,
-    pub scope: Option<String>,
-    pub audience: Option<String>,
-    /// Headers to add to every token request, or to override the dialect's own with (see
-    /// [`Dialect::default_headers`]): a name given here replaces the dialect's value, and a
-    /// name given with an empty value is not sent at all. A name repeated here is sent repeated.
-    pub headers: Vec<(String, String)>,
+    token_url: String,
+    client_id: String,
+    client_secret: String,
+    dialect: Dialect,
+    grant: Grant,
+    scope: Option<String>,
+    audience: Option<String>,
+    headers: Vec<(String, String)>,
+    default_lifetime: Option<Duration>,
 }
 
 /// The API version the Pay-me document makes required on every request (`ALG-API-VERSION`).
 pub const PAYME_API_VERSION: (&str, &str) = ("ALG-API-VERSION", "1618440906");
 
 impl Dialect {
-    /// Headers the dialect's document requires, sent unless [`ClientConfig::headers`] overrides
+    /// Headers the dialect's document requires, sent unless [`ClientConfig::with_header`] overrides
     /// them: Pay-me's `ALG-API-VERSION: 1618440906`.
     pub fn default_headers(self) -> &'static [(&'static str, &'static str)] {
         match self {
@@ -76,11 +98,13 @@ impl std::fmt::Debug for ClientConfig {
             .field("scope", &self.scope)
             .field("audience", &self.audience)
             .field("headers", &self.headers.iter().map(|(name, _)| name).collect::<Vec<_>>())
+            .field("default_lifetime", &self.default_lifetime)
             .finish()
     }
 }
 
 impl ClientConfig {
+    /// A client asking `token_url` for tokens with the `client_credentials` grant, in `dialect`.
     pub fn client_credentials(
         token_url: impl Into<String>,
         client_id: impl Into<String>,
@@ -96,27 +120,130 @@ impl ClientConfig {
             scope: None,
             audience: None,
             headers: Vec::new(),
+            default_lifetime: None,
         }
+    }
+
+    /// Asks with `grant` instead (the password grant, say).
+    #[must_use]
+    pub fn with_grant(mut self, grant: Grant) -> Self {
+        self.grant = grant;
+        self
+    }
+
+    /// The `scope` to ask for (space-separated).
+    #[must_use]
+    pub fn with_scope(mut self, scope: impl Into<String>) -> Self {
+        self.scope = Some(scope.into());
+        self
+    }
+
+    /// The `audience` to ask for.
+    #[must_use]
+    pub fn with_audience(mut self, audience: impl Into<String>) -> Self {
+        self.audience = Some(audience.into());
+        self
+    }
+
+    /// A header to add to every token request, or to override the dialect's own with (see
+    /// [`Dialect::default_headers`]): a name given here replaces the dialect's value, and a name
+    /// given with an empty value is not sent at all. A name added twice is sent twice.
+    /// [`ClientConfig::request_headers`] says whether they can all be sent.
+    #[must_use]
+    pub fn with_header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.headers.push((name.into(), value.into()));
+        self
+    }
+
+    /// The lifetime to assume when a token response has no `expires_in` (RFC 6749 §5.1 lets a
+    /// server leave it out and document a default instead). Without one, such a token is never
+    /// cached: it is handed to the caller that asked, and the next call asks again (with the
+    /// refresh token, if one came). Portero always sends `expires_in`.
+    #[must_use]
+    pub fn with_default_lifetime(mut self, lifetime: Duration) -> Self {
+        self.default_lifetime = Some(lifetime);
+        self
+    }
+
+    /// The token endpoint.
+    pub fn token_url(&self) -> &str {
+        &self.token_url
+    }
+
+    /// The client id.
+    pub fn client_id(&self) -> &str {
+        &self.client_id
+    }
+
+    /// The dialect requests are written in.
+    pub fn dialect(&self) -> Dialect {
+        self.dialect
+    }
+
+    /// The grant tokens are asked with.
+    pub fn grant(&self) -> &Grant {
+        &self.grant
+    }
+
+    /// The scope asked for.
+    pub fn scope(&self) -> Option<&str> {
+        self.scope.as_deref()
+    }
+
+    /// The audience asked for.
+    pub fn audience(&self) -> Option<&str> {
+        self.audience.as_deref()
+    }
+
+    /// The lifetime assumed for a response without `expires_in`, if any.
+    pub fn default_lifetime(&self) -> Option<Duration> {
+        self.default_lifetime
     }
 }
 
-/// A successful token response.
-#[derive(Clone, Deserialize)]
+/// A successful token response: the RFC 6749 §5.1 members, and the whole JSON answer.
+#[derive(Clone)]
 pub struct TokenAnswer {
-    pub access_token: String,
-    pub expires_in: Option<u64>,
-    #[serde(default)]
-    pub refresh_token: Option<String>,
-    #[serde(default)]
-    pub scope: Option<String>,
-    /// The whole JSON answer (the Pay-me envelope's extra members are here).
-    #[serde(skip)]
-    pub raw: Value,
+    response: TokenResponse,
+    raw: Value,
 }
 
+impl TokenAnswer {
+    /// The access token.
+    pub fn access_token(&self) -> &str {
+        &self.response.access_token
+    }
+
+    /// The lifetime the server gave (`expires_in`), if it gave one.
+    pub fn expires_in(&self) -> Option<Duration> {
+        self.response.lifetime()
+    }
+
+    /// The refresh token, if one was issued.
+    pub fn refresh_token(&self) -> Option<&str> {
+        self.response.refresh_token.as_deref()
+    }
+
+    /// The granted scope, if the server said.
+    pub fn scope(&self) -> Option<&str> {
+        self.response.scope.as_deref()
+    }
+
+    /// The RFC 6749 members.
+    pub fn response(&self) -> &TokenResponse {
+        &self.response
+    }
+
+    /// The whole JSON answer (the Pay-me envelope's extra members are here).
+    pub fn raw(&self) -> &Value {
+        &self.raw
+    }
+}
+
+/// Never shows a token.
 impl std::fmt::Debug for TokenAnswer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("TokenAnswer").field("expires_in", &self.expires_in).field("scope", &self.scope).finish()
+        f.debug_struct("TokenAnswer").field("response", &self.response).finish_non_exhaustive()
     }
 }
 
@@ -143,12 +270,14 @@ impl ClientConfig {
         let mut params = Vec::new();
         match (refresh, &self.grant) {
             (Some(token), _) => {
-                params.push(("grant_type", "refresh_token".to_owned()));
+                params.push(("grant_type", GrantType::RefreshToken.as_str().to_owned()));
                 params.push(("refresh_token", token.to_owned()));
             }
-            (None, Grant::ClientCredentials) => params.push(("grant_type", "client_credentials".to_owned())),
+            (None, Grant::ClientCredentials) => {
+                params.push(("grant_type", self.grant.grant_type().as_str().to_owned()))
+            }
             (None, Grant::Password { username, password }) => {
-                params.push(("grant_type", "password".to_owned()));
+                params.push(("grant_type", self.grant.grant_type().as_str().to_owned()));
                 params.push(("username", username.clone()));
                 params.push(("password", password.clone()));
             }
@@ -244,19 +373,19 @@ pub(crate) async fn read_answer(response: reqwest::Response) -> Result<TokenAnsw
     let raw: Value = match serde_json::from_str(&text) {
         Ok(value) => value,
         Err(_) if status >= 500 || status == 429 => {
-            return Err(ClientError::Refused { status, error: "server_error".into(), description: None });
+            let error = AnyErrorCode::Known(ErrorCode::ServerError);
+            return Err(ClientError::Refused { status, error, description: None });
         }
         Err(_) => return Err(ClientError::Protocol(format!("{status} with a non-JSON body"))),
     };
     if !(200..300).contains(&status) {
-        let error = raw.get("error").and_then(Value::as_str).unwrap_or("unknown_error").to_owned();
+        let error = AnyErrorCode::parse(raw.get("error").and_then(Value::as_str).unwrap_or(""));
         let description = raw.get("error_description").and_then(Value::as_str).map(str::to_owned);
         return Err(ClientError::Refused { status, error, description });
     }
-    let mut answer: TokenAnswer =
+    let response: TokenResponse =
         serde_json::from_value(raw.clone()).map_err(|e| ClientError::Protocol(e.to_string()))?;
-    answer.raw = raw;
-    Ok(answer)
+    Ok(TokenAnswer { response, raw })
 }
 
 #[cfg(test)]

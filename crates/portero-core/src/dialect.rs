@@ -82,6 +82,8 @@ fn message(locale: &str, outcome: Result<(), ErrorCode>) -> &'static str {
             ErrorCode::SlowDown => "Demasiados intentos, intente más tarde",
             ErrorCode::ServerError => "Error interno",
             ErrorCode::TemporarilyUnavailable => "Servicio temporalmente no disponible",
+            // Codes of resource servers and revocation, never answered by the token endpoint.
+            _ => "Solicitud rechazada",
         },
         (Err(code), false) => match code {
             ErrorCode::InvalidRequest => "Invalid request",
@@ -94,6 +96,8 @@ fn message(locale: &str, outcome: Result<(), ErrorCode>) -> &'static str {
             ErrorCode::SlowDown => "Too many attempts, try again later",
             ErrorCode::ServerError => "Internal error",
             ErrorCode::TemporarilyUnavailable => "Service temporarily unavailable",
+            // Codes of resource servers and revocation, never answered by the token endpoint.
+            _ => "Request refused",
         },
     }
 }

@@ -6,65 +6,9 @@
 use std::borrow::Cow;
 use std::fmt;
 
-/// The error codes of RFC 6749 §5.2, RFC 8707 §2 and the two 5xx codes of RFC 6749 §4.1.2.1.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ErrorCode {
-    /// The request is missing a parameter, repeats one, or is otherwise malformed.
-    InvalidRequest,
-    /// Client authentication failed (unknown client, bad secret, no authentication).
-    InvalidClient,
-    /// The grant (password, refresh token) is invalid, expired, revoked or belongs to another client.
-    InvalidGrant,
-    /// The authenticated client may not use this grant type.
-    UnauthorizedClient,
-    /// The grant type is not one the server supports.
-    UnsupportedGrantType,
-    /// The requested scope is invalid, unknown or exceeds what the client may have.
-    InvalidScope,
-    /// RFC 8707: the requested resource or audience is not one the client may ask for.
-    InvalidTarget,
-    /// Too many failed attempts: try again later (answered with 429).
-    SlowDown,
-    /// An unexpected condition on our side.
-    ServerError,
-    /// A dependency (the database) is not reachable right now.
-    TemporarilyUnavailable,
-}
-
-impl ErrorCode {
-    /// The value of the `error` member on the wire.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::InvalidRequest => "invalid_request",
-            Self::InvalidClient => "invalid_client",
-            Self::InvalidGrant => "invalid_grant",
-            Self::UnauthorizedClient => "unauthorized_client",
-            Self::UnsupportedGrantType => "unsupported_grant_type",
-            Self::InvalidScope => "invalid_scope",
-            Self::InvalidTarget => "invalid_target",
-            Self::SlowDown => "slow_down",
-            Self::ServerError => "server_error",
-            Self::TemporarilyUnavailable => "temporarily_unavailable",
-        }
-    }
-
-    /// The HTTP status RFC 6749 §5.2 (and RFC 6585 for throttling) prescribes.
-    pub fn http_status(self) -> u16 {
-        match self {
-            Self::InvalidClient => 401,
-            Self::SlowDown => 429,
-            Self::ServerError => 500,
-            Self::TemporarilyUnavailable => 503,
-            _ => 400,
-        }
-    }
-}
-
-impl fmt::Display for ErrorCode {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+/// The error codes (RFC 6749 §5.2, RFC 6750, RFC 7009, RFC 8707, and the 5xx codes), shared
+/// with the verifier and the client.
+pub use portero_wire::ErrorCode;
 
 /// An OAuth error: the code, a public description and a private detail for the log.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -1,28 +1,7 @@
 //! What a client is registered for: the grants it may use, how it authenticates, when it gets
 //! refresh tokens. Leaf types, named as on the wire (RFC 6749, RFC 7591).
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum GrantType {
-    ClientCredentials,
-    Password,
-    RefreshToken,
-}
-
-impl GrantType {
-    pub const ALL: [GrantType; 3] = [Self::ClientCredentials, Self::Password, Self::RefreshToken];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::ClientCredentials => "client_credentials",
-            Self::Password => "password",
-            Self::RefreshToken => "refresh_token",
-        }
-    }
-
-    pub fn parse(text: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|g| g.as_str() == text)
-    }
-}
+pub use portero_wire::GrantType;
 
 /// When a client receives refresh tokens (always only with a grant that allows them).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

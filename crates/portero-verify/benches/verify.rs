@@ -4,12 +4,11 @@
 //! `cargo bench -p portero-verify` (criterion prints time per verification; 1/time = rate).
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use jsonwebtoken::jwk::JwkSet;
 use portero_core::keys::{Alg, KeySet, MasterKey, SigningKey};
-use portero_verify::{JwksCache, Verifier};
+use portero_verify::{Jwks, Verifier};
 use serde_json::json;
 
-fn setup(alg: Alg) -> (KeySet, String, JwkSet) {
+fn setup(alg: Alg) -> (KeySet, String, Jwks) {
     let master = MasterKey::generate();
     let keys = KeySet::load(&[SigningKey::generate(alg, &master, 0, 0).unwrap()], &master).unwrap();
     let claims = json!({
@@ -20,7 +19,7 @@ fn setup(alg: Alg) -> (KeySet, String, JwkSet) {
         "auth_time": 1_700_000_000i64,
     });
     let token = keys.active(1).unwrap().sign_jwt(&claims).unwrap();
-    let jwks: JwkSet = serde_json::from_value(keys.jwks()).unwrap();
+    let jwks = Jwks::from_json(&keys.jwks()).unwrap();
     (keys, token, jwks)
 }
 
@@ -93,7 +92,7 @@ fn bench(c: &mut Criterion) {
     let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
     for (alg, name) in [(Alg::Rs256, "RS256"), (Alg::Es256, "ES256"), (Alg::EdDsa, "EdDSA")] {
         let (keys, token, jwks) = setup(alg);
-        let verifier = Verifier::from_cache(JwksCache::from_set(&jwks), "https://auth.example", "https://api.example");
+        let verifier = Verifier::builder("https://auth.example", "https://api.example").keys(jwks).build().unwrap();
         assert!(runtime.block_on(verifier.verify(&token)).is_ok());
         c.bench_function(&format!("portero-verify {name}"), |b| {
             b.iter(|| runtime.block_on(verifier.verify(std::hint::black_box(&token))).unwrap())

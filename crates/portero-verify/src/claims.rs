@@ -1,58 +1,52 @@
-//! The claims a resource server reads from a Portero access token (RFC 9068 §2.2 plus
-//! `scope`, `tenants`, `client_id`), and the checks it makes on them.
+//! The verified claims a handler reads, and the scope and tenant checks it makes on them.
 
-use serde::Deserialize;
-use serde_json::Value;
+use portero_wire::AccessTokenClaims;
 
 use crate::error::VerifyError;
 
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-pub struct Claims {
-    pub iss: String,
-    pub sub: String,
-    pub aud: Value,
-    pub exp: i64,
-    pub iat: i64,
-    #[serde(default)]
-    pub nbf: Option<i64>,
-    #[serde(default)]
-    pub jti: Option<String>,
-    #[serde(default)]
-    pub client_id: Option<String>,
-    #[serde(default)]
-    pub scope: Option<String>,
-    #[serde(default)]
-    pub tenants: Vec<String>,
-}
+/// The claims of a token that passed verification (signature or introspection, `typ`, `iss`,
+/// `aud`, `exp`, `nbf`, `sub`). Read the members through [`std::ops::Deref`] to
+/// [`AccessTokenClaims`] (`claims.sub`, `claims.has_scope(..)`); behind [`BearerLayer`] a
+/// handler takes `Claims` as an argument.
+///
+/// [`BearerLayer`]: crate::BearerLayer
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Claims(AccessTokenClaims);
 
 impl Claims {
-    /// `aud` is one string or an array (RFC 7519 §4.1.3).
-    pub fn has_audience(&self, audience: &str) -> bool {
-        match &self.aud {
-            Value::String(aud) => aud == audience,
-            Value::Array(list) => list.iter().any(|a| a.as_str() == Some(audience)),
-            _ => false,
-        }
+    pub(crate) fn new(claims: AccessTokenClaims) -> Self {
+        Self(claims)
     }
 
-    pub fn scopes(&self) -> impl Iterator<Item = &str> {
-        self.scope.as_deref().unwrap_or("").split(' ').filter(|s| !s.is_empty())
+    /// The wire claims.
+    pub fn into_inner(self) -> AccessTokenClaims {
+        self.0
     }
 
-    pub fn has_scope(&self, scope: &str) -> bool {
-        self.scopes().any(|s| s == scope)
-    }
-
-    /// `insufficient_scope` (403) unless the token carries every scope in `required`.
+    /// [`VerifyError::InsufficientScope`] (403) unless the token carries every scope in `required`.
     pub fn require_scopes(&self, required: &[&str]) -> Result<(), VerifyError> {
-        match required.iter().find(|s| !self.has_scope(s)) {
+        match required.iter().find(|s| !self.0.has_scope(s)) {
             None => Ok(()),
             Some(_) => Err(VerifyError::InsufficientScope(required.join(" "))),
         }
     }
 
-    /// 403 unless `tenant` (the `x-tenant-id` header) is one of the token's tenants.
+    /// [`VerifyError::WrongTenant`] (403) unless `tenant` is one of the token's tenants.
     pub fn require_tenant(&self, tenant: &str) -> Result<(), VerifyError> {
-        if self.tenants.iter().any(|t| t == tenant) { Ok(()) } else { Err(VerifyError::WrongTenant(tenant.to_owned())) }
+        if self.0.has_tenant(tenant) { Ok(()) } else { Err(VerifyError::WrongTenant(tenant.to_owned())) }
+    }
+}
+
+impl std::ops::Deref for Claims {
+    type Target = AccessTokenClaims;
+
+    fn deref(&self) -> &AccessTokenClaims {
+        &self.0
+    }
+}
+
+impl From<Claims> for AccessTokenClaims {
+    fn from(claims: Claims) -> Self {
+        claims.0
     }
 }

@@ -1,5 +1,6 @@
-//! The tower layer: verifies the bearer token of every request, checks `x-tenant-id` against
-//! the token's tenants when the header is present, and hands the claims to handlers.
+//! The tower layer (feature `axum`): verifies the bearer token of every request, checks
+//! `x-tenant-id` against the token's tenants when the header is present, and hands the claims
+//! to handlers as axum extractors.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -8,28 +9,25 @@ use std::task::{Context, Poll};
 
 use axum::body::Body;
 use axum::extract::FromRequestParts;
+use axum::http::Request;
 use axum::http::request::Parts;
-use axum::http::{Request, header};
 use axum::response::{IntoResponse, Response};
 use tower::{Layer, Service};
 
+use crate::bearer::{Tenant, authenticate};
 use crate::claims::Claims;
 use crate::error::VerifyError;
 use crate::verifier::Verifier;
 
-/// The header that names the tenant a call acts on (the Zertiban document's `x-tenant-id`).
-pub const TENANT_HEADER: &str = "x-tenant-id";
-
-/// The tenant named by `x-tenant-id`, already checked against the token.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Tenant(pub String);
-
+/// A tower layer that refuses requests without a valid bearer token (with the RFC 6750
+/// challenge) and puts [`Claims`] (and [`Tenant`]) in the request's extensions.
 #[derive(Clone)]
 pub struct BearerLayer {
     verifier: Arc<Verifier>,
 }
 
 impl BearerLayer {
+    /// A layer verifying with `verifier`.
     pub fn new(verifier: Arc<Verifier>) -> Self {
         Self { verifier }
     }
@@ -43,47 +41,11 @@ impl<S> Layer<S> for BearerLayer {
     }
 }
 
+/// The service [`BearerLayer`] wraps around an inner one.
 #[derive(Clone)]
 pub struct BearerService<S> {
     inner: S,
     verifier: Arc<Verifier>,
-}
-
-/// The token of `Authorization: Bearer <token>` (RFC 6750 §2.1); one header only.
-pub fn bearer_token(parts: &http::HeaderMap) -> Result<&str, VerifyError> {
-    let mut values = parts.get_all(header::AUTHORIZATION).iter();
-    let Some(value) = values.next() else { return Err(VerifyError::Missing) };
-    if values.next().is_some() {
-        return Err(VerifyError::InvalidRequest("more than one Authorization header".into()));
-    }
-    let value = value.to_str().map_err(|_| VerifyError::InvalidRequest("malformed Authorization header".into()))?;
-    let (scheme, token) = value.split_once(' ').ok_or(VerifyError::Missing)?;
-    if !scheme.eq_ignore_ascii_case("bearer") {
-        return Err(VerifyError::Missing);
-    }
-    let token = token.trim();
-    let b64token = |c: char| c.is_ascii_alphanumeric() || "-._~+/=".contains(c);
-    if token.is_empty() || !token.chars().all(b64token) {
-        return Err(VerifyError::InvalidRequest("malformed bearer token".into()));
-    }
-    Ok(token)
-}
-
-/// Verifies the request's token and tenant; returns what handlers may extract.
-pub async fn authenticate(
-    verifier: &Verifier,
-    headers: &http::HeaderMap,
-) -> Result<(Claims, Option<Tenant>), VerifyError> {
-    let claims = verifier.verify(bearer_token(headers)?).await?;
-    let tenant = match headers.get(TENANT_HEADER) {
-        None => None,
-        Some(value) => {
-            let tenant = value.to_str().map_err(|_| VerifyError::InvalidRequest("malformed x-tenant-id".into()))?;
-            claims.require_tenant(tenant)?;
-            Some(Tenant(tenant.to_owned()))
-        }
-    };
-    Ok((claims, tenant))
 }
 
 impl<S> Service<Request<Body>> for BearerService<S>

@@ -1,187 +1,289 @@
-//! Verifying an access token: signature by a published key of the token's own algorithm,
-//! `typ: at+jwt` (RFC 9068 §4), `iss`, `aud`, `exp`/`nbf` with a small leeway; or asking the
-//! introspection endpoint (RFC 7662) for deployments that want revocation to bite at once.
+//! The verifier: where keys come from, and the checks RFC 9068 §4 asks of a resource server.
 
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use serde::Deserialize;
-use serde_json::Value;
+use portero_wire::AccessTokenClaims;
+use portero_wire::jws::{CompactJws, Jwks};
 
 use crate::claims::Claims;
-use crate::error::VerifyError;
-use crate::jwks::JwksCache;
+use crate::error::{BuildError, Rejection, VerifyError};
 
-#[derive(Deserialize)]
-struct Header {
-    alg: String,
-    kid: Option<String>,
-    typ: Option<String>,
-    /// RFC 7515 §4.1.11: extensions the recipient must understand. We understand none, so a
-    /// header that has the member at all (even `null` or `[]`) is refused.
-    #[serde(default)]
-    crit: Present,
-}
-
-/// Whether a header member is there, whatever its value.
-#[derive(Default)]
-struct Present(bool);
-
-impl<'de> Deserialize<'de> for Present {
-    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        serde::de::IgnoredAny::deserialize(deserializer).map(|_| Self(true))
-    }
-}
-
-fn decode_json<T: serde::de::DeserializeOwned>(part: &str) -> Option<T> {
-    serde_json::from_slice(&URL_SAFE_NO_PAD.decode(part).ok()?).ok()
-}
+/// No token Portero issues is longer (it refuses to mint longer ones).
+const MAX_TOKEN_BYTES: usize = 16 * 1024;
+const DEFAULT_LEEWAY: Duration = Duration::from_secs(30);
+#[cfg(feature = "reqwest")]
+const DEFAULT_HTTP_TIMEOUT: Duration = Duration::from_secs(10);
+#[cfg(feature = "reqwest")]
+const DEFAULT_UNKNOWN_KID_INTERVAL: Duration = Duration::from_secs(10);
 
 enum Source {
-    Jwks(JwksCache),
-    Introspection { url: String, client_id: String, client_secret: String, http: reqwest::Client },
+    Keys(Jwks),
+    #[cfg(feature = "reqwest")]
+    Jwks(crate::jwks::JwksCache),
+    #[cfg(feature = "reqwest")]
+    Introspection {
+        url: String,
+        client_id: String,
+        client_secret: String,
+        http: reqwest::Client,
+    },
 }
 
+/// Verifies Portero access tokens for one issuer and one audience. Build it once with
+/// [`Verifier::builder`] and share it (`Arc`): the JWKS cache lives inside.
 pub struct Verifier {
     source: Source,
     issuer: String,
     audience: String,
-    leeway_seconds: u64,
+    leeway_seconds: i64,
 }
 
 impl std::fmt::Debug for Verifier {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Verifier").field("issuer", &self.issuer).field("audience", &self.audience).finish()
+        f.debug_struct("Verifier")
+            .field("issuer", &self.issuer)
+            .field("audience", &self.audience)
+            .field("leeway_seconds", &self.leeway_seconds)
+            .finish_non_exhaustive()
     }
 }
 
-fn http_client() -> reqwest::Client {
-    reqwest::Client::builder().timeout(Duration::from_secs(10)).build().unwrap_or_default()
+enum SourceSpec {
+    Keys(Jwks),
+    #[cfg(feature = "reqwest")]
+    JwksUrl(String),
+    #[cfg(feature = "reqwest")]
+    Introspection {
+        url: String,
+        client_id: String,
+        client_secret: String,
+    },
 }
 
-impl Verifier {
-    /// Verifies locally against `jwks_url` (e.g. `https://auth.example/.well-known/jwks.json`).
-    pub fn with_jwks(jwks_url: impl Into<String>, issuer: impl Into<String>, audience: impl Into<String>) -> Self {
-        Self::from_cache(JwksCache::new(jwks_url, http_client()), issuer, audience)
-    }
+/// Configures a [`Verifier`]: the issuer and audience to expect, and one key source.
+#[must_use]
+pub struct VerifierBuilder {
+    issuer: String,
+    audience: String,
+    leeway: Duration,
+    source: Option<SourceSpec>,
+    #[cfg(feature = "reqwest")]
+    http: Option<reqwest::Client>,
+    #[cfg(feature = "reqwest")]
+    unknown_kid_interval: Duration,
+}
 
-    pub fn from_cache(cache: JwksCache, issuer: impl Into<String>, audience: impl Into<String>) -> Self {
-        Self { source: Source::Jwks(cache), issuer: issuer.into(), audience: audience.into(), leeway_seconds: 30 }
+impl std::fmt::Debug for VerifierBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("VerifierBuilder")
+            .field("issuer", &self.issuer)
+            .field("audience", &self.audience)
+            .field("leeway", &self.leeway)
+            .finish_non_exhaustive()
     }
+}
 
-    /// Asks the introspection endpoint about every token, authenticating as a client.
-    pub fn with_introspection(
-        introspection_url: impl Into<String>,
-        client_id: impl Into<String>,
-        client_secret: impl Into<String>,
-        issuer: impl Into<String>,
-        audience: impl Into<String>,
-    ) -> Self {
-        Self {
-            source: Source::Introspection {
-                url: introspection_url.into(),
-                client_id: client_id.into(),
-                client_secret: client_secret.into(),
-                http: http_client(),
-            },
-            issuer: issuer.into(),
-            audience: audience.into(),
-            leeway_seconds: 30,
-        }
-    }
-
-    /// Clock-skew allowance for `exp` and `nbf` (default 30 s).
-    pub fn with_leeway(mut self, seconds: u64) -> Self {
-        self.leeway_seconds = seconds;
+impl VerifierBuilder {
+    /// Clock-skew allowance for `exp` and `nbf` (default 30 s; whole seconds count).
+    pub fn leeway(mut self, leeway: Duration) -> Self {
+        self.leeway = leeway;
         self
     }
 
-    pub async fn verify(&self, token: &str) -> Result<Claims, VerifyError> {
-        if token.len() > 16 * 1024 {
-            return Err(VerifyError::InvalidToken("token too long".into()));
-        }
-        match &self.source {
-            Source::Jwks(cache) => self.verify_signed(cache, token).await,
-            Source::Introspection { url, client_id, client_secret, http } => {
-                self.introspect(http, url, client_id, client_secret, token).await
+    /// Verifies locally with these keys, never fetching any (offline verification, tests).
+    pub fn keys(mut self, keys: Jwks) -> Self {
+        self.source = Some(SourceSpec::Keys(keys));
+        self
+    }
+
+    /// Verifies locally with the JWKS at `url` (e.g. `https://auth.example/.well-known/jwks.json`),
+    /// fetched on first use, kept as its `Cache-Control` allows (5 s to 24 h, default 5 min),
+    /// and refetched when a token names an unknown `kid` (at most once per
+    /// [`unknown_kid_interval`](Self::unknown_kid_interval)). If a refetch fails, the cached keys
+    /// keep being used.
+    #[cfg(feature = "reqwest")]
+    pub fn jwks_url(mut self, url: impl Into<String>) -> Self {
+        self.source = Some(SourceSpec::JwksUrl(url.into()));
+        self
+    }
+
+    /// Asks the introspection endpoint (RFC 7662) about every token, authenticating with HTTP
+    /// Basic as a client: revocation is seen at once, at the cost of a request per token.
+    #[cfg(feature = "reqwest")]
+    pub fn introspection(
+        mut self,
+        url: impl Into<String>,
+        client_id: impl Into<String>,
+        client_secret: impl Into<String>,
+    ) -> Self {
+        self.source = Some(SourceSpec::Introspection {
+            url: url.into(),
+            client_id: client_id.into(),
+            client_secret: client_secret.into(),
+        });
+        self
+    }
+
+    /// The HTTP client for the JWKS and introspection (default: a client with a 10 s timeout).
+    #[cfg(feature = "reqwest")]
+    pub fn http_client(mut self, http: reqwest::Client) -> Self {
+        self.http = Some(http);
+        self
+    }
+
+    /// How often an unknown `kid` may trigger a JWKS refetch (default 10 s).
+    #[cfg(feature = "reqwest")]
+    pub fn unknown_kid_interval(mut self, interval: Duration) -> Self {
+        self.unknown_kid_interval = interval;
+        self
+    }
+
+    /// The verifier; fails without a key source, or when the default HTTP client cannot be
+    /// built (never falling back to a client without timeouts).
+    pub fn build(self) -> Result<Verifier, BuildError> {
+        #[cfg(feature = "reqwest")]
+        let http = || match self.http.clone() {
+            Some(http) => Ok(http),
+            None => reqwest::Client::builder()
+                .timeout(DEFAULT_HTTP_TIMEOUT)
+                .build()
+                .map_err(|e| BuildError::HttpClient(e.to_string())),
+        };
+        let source = match self.source {
+            None => return Err(BuildError::NoKeySource),
+            Some(SourceSpec::Keys(keys)) => Source::Keys(keys),
+            #[cfg(feature = "reqwest")]
+            Some(SourceSpec::JwksUrl(ref url)) => {
+                Source::Jwks(crate::jwks::JwksCache::new(url.clone(), http()?, self.unknown_kid_interval))
             }
+            #[cfg(feature = "reqwest")]
+            Some(SourceSpec::Introspection { ref url, ref client_id, ref client_secret }) => Source::Introspection {
+                url: url.clone(),
+                client_id: client_id.clone(),
+                client_secret: client_secret.clone(),
+                http: http()?,
+            },
+        };
+        Ok(Verifier {
+            source,
+            issuer: self.issuer,
+            audience: self.audience,
+            leeway_seconds: i64::try_from(self.leeway.as_secs()).unwrap_or(i64::MAX),
+        })
+    }
+}
+
+impl Verifier {
+    /// Starts a verifier expecting tokens issued by `issuer` (their `iss`, e.g.
+    /// `https://auth.example`) for `audience` (one of their `aud`).
+    pub fn builder(issuer: impl Into<String>, audience: impl Into<String>) -> VerifierBuilder {
+        VerifierBuilder {
+            issuer: issuer.into(),
+            audience: audience.into(),
+            leeway: DEFAULT_LEEWAY,
+            source: None,
+            #[cfg(feature = "reqwest")]
+            http: None,
+            #[cfg(feature = "reqwest")]
+            unknown_kid_interval: DEFAULT_UNKNOWN_KID_INTERVAL,
         }
     }
 
-    /// Compact JWS by hand over aws-lc keys parsed once: the header's `alg` must be the key's
-    /// own (no `none`, no HMAC with a public key), then `typ`, signature, and the claims.
-    async fn verify_signed(&self, cache: &JwksCache, token: &str) -> Result<Claims, VerifyError> {
-        let invalid = |why: &str| VerifyError::InvalidToken(why.to_owned());
-        let (signing_input, signature) = token.rsplit_once('.').ok_or_else(|| invalid("not a JWS"))?;
-        let (header, payload) = signing_input.split_once('.').ok_or_else(|| invalid("not a JWS"))?;
-        let header: Header = decode_json(header).ok_or_else(|| invalid("malformed header"))?;
-        if header.crit.0 {
-            return Err(invalid("critical header extensions are not supported"));
+    /// Verifies `token` now (by the system clock). A clock before 1970 is
+    /// [`VerifyError::Clock`], never "every token is still valid".
+    pub async fn verify(&self, token: &str) -> Result<Claims, VerifyError> {
+        self.verify_at(token, SystemTime::now()).await
+    }
+
+    /// Verifies `token` as of `now`: the signature (or introspection), `typ`, `iss`, `aud`, `sub`,
+    /// and `exp`/`nbf` against `now` with the leeway. A `now` before 1970 is [`VerifyError::Clock`].
+    pub async fn verify_at(&self, token: &str, now: SystemTime) -> Result<Claims, VerifyError> {
+        let now = now.duration_since(UNIX_EPOCH).map_err(|_| VerifyError::Clock)?;
+        let now = i64::try_from(now.as_secs()).map_err(|_| VerifyError::Clock)?;
+        if token.len() > MAX_TOKEN_BYTES {
+            return Err(Rejection::TooLong.into());
         }
-        let typ = header.typ.as_deref().unwrap_or("");
-        if !typ.eq_ignore_ascii_case("at+jwt") && !typ.eq_ignore_ascii_case("application/at+jwt") {
-            return Err(invalid("not an access token (typ must be at+jwt)"));
-        }
-        let kid = header.kid.as_deref().ok_or_else(|| invalid("no kid"))?;
-        let key = cache.key(kid).await?;
-        if header.alg != key.alg {
-            return Err(invalid("algorithm does not match the key"));
-        }
-        let signature = URL_SAFE_NO_PAD.decode(signature).map_err(|_| invalid("malformed signature"))?;
-        key.key.verify_sig(signing_input.as_bytes(), &signature).map_err(|_| invalid("bad signature"))?;
-        let claims: Claims = decode_json(payload).ok_or_else(|| invalid("malformed claims"))?;
-        self.check_claims(&claims)?;
-        Ok(claims)
+        let claims = match &self.source {
+            Source::Keys(keys) => {
+                let jws = parse_access_token(token)?;
+                let kid = jws.header().kid.as_deref().ok_or(Rejection::NoKeyId)?;
+                let key = keys.get(kid).ok_or_else(|| Rejection::UnknownKeyId(kid.to_owned()))?;
+                read_claims(&jws.verify(key)?)?
+            }
+            #[cfg(feature = "reqwest")]
+            Source::Jwks(cache) => {
+                let jws = parse_access_token(token)?;
+                let kid = jws.header().kid.as_deref().ok_or(Rejection::NoKeyId)?;
+                let key = cache.key(kid).await?;
+                read_claims(&jws.verify(&key)?)?
+            }
+            #[cfg(feature = "reqwest")]
+            Source::Introspection { url, client_id, client_secret, http } => {
+                introspect(http, url, client_id, client_secret, token).await?
+            }
+        };
+        self.check_claims(&claims, now)?;
+        Ok(Claims::new(claims))
     }
 
     /// `iss`, `aud`, `exp` and `nbf` (with the leeway), as RFC 9068 §4 asks.
-    fn check_claims(&self, claims: &Claims) -> Result<(), VerifyError> {
-        let invalid = |why: &str| Err(VerifyError::InvalidToken(why.to_owned()));
-        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64);
-        let leeway = self.leeway_seconds as i64;
-        if claims.exp + leeway <= now {
-            return invalid("expired");
+    fn check_claims(&self, claims: &AccessTokenClaims, now: i64) -> Result<(), Rejection> {
+        let leeway = self.leeway_seconds;
+        if claims.exp.saturating_add(leeway) <= now {
+            return Err(Rejection::Expired);
         }
-        if claims.nbf.is_some_and(|nbf| nbf - leeway > now) {
-            return invalid("not yet valid");
+        if claims.nbf.is_some_and(|nbf| nbf.saturating_sub(leeway) > now) {
+            return Err(Rejection::NotYetValid);
         }
         if claims.iss != self.issuer {
-            return invalid("wrong issuer");
+            return Err(Rejection::WrongIssuer);
         }
         if !claims.has_audience(&self.audience) {
-            return invalid("wrong audience");
+            return Err(Rejection::WrongAudience);
         }
         if claims.sub.is_empty() {
-            return invalid("no subject");
+            return Err(Rejection::NoSubject);
         }
         Ok(())
     }
+}
 
-    async fn introspect(
-        &self,
-        http: &reqwest::Client,
-        url: &str,
-        client_id: &str,
-        client_secret: &str,
-        token: &str,
-    ) -> Result<Claims, VerifyError> {
-        let response = http
-            .post(url)
-            .basic_auth(client_id, Some(client_secret))
-            .form(&[("token", token), ("token_type_hint", "access_token")])
-            .send()
-            .await
-            .map_err(|e| VerifyError::Unavailable(e.to_string()))?;
-        if !response.status().is_success() {
-            return Err(VerifyError::Unavailable(format!("introspection answered {}", response.status())));
-        }
-        let answer: Value = response.json().await.map_err(|e| VerifyError::Unavailable(e.to_string()))?;
-        if answer.get("active") != Some(&Value::Bool(true)) || answer.get("token_type") != Some(&"Bearer".into()) {
-            return Err(VerifyError::InvalidToken("inactive token".into()));
-        }
-        let claims: Claims = serde_json::from_value(answer).map_err(|e| VerifyError::InvalidToken(e.to_string()))?;
-        self.check_claims(&claims)?;
-        Ok(claims)
+/// The shared JWS parse (no `none`, HMAC or `crit`), then RFC 9068's `typ`.
+fn parse_access_token(token: &str) -> Result<CompactJws<'_>, VerifyError> {
+    let jws = CompactJws::parse(token)?;
+    let typ = jws.header().typ.as_deref().unwrap_or("");
+    if !typ.eq_ignore_ascii_case("at+jwt") && !typ.eq_ignore_ascii_case("application/at+jwt") {
+        return Err(Rejection::NotAnAccessToken.into());
     }
+    Ok(jws)
+}
+
+fn read_claims(payload: &[u8]) -> Result<AccessTokenClaims, Rejection> {
+    serde_json::from_slice(payload).map_err(|_| Rejection::MalformedClaims)
+}
+
+#[cfg(feature = "reqwest")]
+async fn introspect(
+    http: &reqwest::Client,
+    url: &str,
+    client_id: &str,
+    client_secret: &str,
+    token: &str,
+) -> Result<AccessTokenClaims, VerifyError> {
+    use serde_json::Value;
+    let response = http
+        .post(url)
+        .basic_auth(client_id, Some(client_secret))
+        .form(&[("token", token), ("token_type_hint", "access_token")])
+        .send()
+        .await
+        .map_err(|e| VerifyError::Unavailable(e.to_string()))?;
+    if !response.status().is_success() {
+        return Err(VerifyError::Unavailable(format!("introspection answered {}", response.status())));
+    }
+    let answer: Value = response.json().await.map_err(|e| VerifyError::Unavailable(e.to_string()))?;
+    if answer.get("active") != Some(&Value::Bool(true)) || answer.get("token_type") != Some(&"Bearer".into()) {
+        return Err(Rejection::Inactive.into());
+    }
+    Ok(serde_json::from_value(answer).map_err(|_| Rejection::MalformedClaims)?)
 }

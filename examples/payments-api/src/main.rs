@@ -14,7 +14,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let portero = std::env::var("PORTERO_URL").unwrap_or_else(|_| "http://127.0.0.1:8080".into());
     let audience = std::env::var("PAYMENTS_AUDIENCE").unwrap_or_else(|_| portero.clone());
     let listen = std::env::var("PAYMENTS_LISTEN").unwrap_or_else(|_| "127.0.0.1:8081".into());
-    let verifier = Verifier::with_jwks(format!("{portero}/.well-known/jwks.json"), portero.clone(), audience);
+    let verifier =
+        Verifier::builder(portero.clone(), audience).jwks_url(format!("{portero}/.well-known/jwks.json")).build()?;
     let listener = tokio::net::TcpListener::bind(&listen).await?;
     tracing::info!(%listen, issuer = %portero, "payments API listening");
     axum::serve(listener, payments_api::app(Arc::new(verifier))).await?;

@@ -123,7 +123,10 @@ impl World {
 
         let api_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let api = format!("http://{}", api_listener.local_addr().unwrap());
-        let verifier = Verifier::with_jwks(format!("{portero}/.well-known/jwks.json"), portero.clone(), AUDIENCE);
+        let verifier = Verifier::builder(portero.clone(), AUDIENCE)
+            .jwks_url(format!("{portero}/.well-known/jwks.json"))
+            .build()
+            .unwrap();
         tokio::spawn(async move { axum::serve(api_listener, payments_api::app(Arc::new(verifier))).await.unwrap() });
         Self { portero, api, state, token_requests, secrets, http: reqwest::Client::new(), _dir: dir }
     }
@@ -131,7 +134,7 @@ impl World {
     fn token_client(&self, id: &'static str, dialect: Dialect) -> TokenClient {
         let config =
             ClientConfig::client_credentials(format!("{}/oauth2/token", self.portero), id, &self.secrets[id], dialect);
-        TokenClient::new(config)
+        TokenClient::new(config).unwrap()
     }
 
     async fn call(&self, method: reqwest::Method, path: &str, token: &str, tenant: Option<&str>) -> (u16, String) {
@@ -172,20 +175,20 @@ async fn every_dialect_end_to_end_with_scopes_and_tenants() {
         assert_eq!(world.call(reqwest::Method::POST, "/v1/charges", &token, None).await.0, 400, "no x-tenant-id");
     }
     // Pay-me: JSON with action, password grant, refresh token with offline_access.
-    let mut payme = ClientConfig::client_credentials(
+    let payme = ClientConfig::client_credentials(
         format!("{}/oauth2/token", world.portero),
         "payme",
         "payme-secret",
         Dialect::Json,
-    );
-    payme.grant = Grant::Password { username: "commerce@email.com".into(), password: "123456".into() };
-    payme.scope = Some(format!("{ALL_SCOPES} offline_access"));
-    payme.audience = Some(AUDIENCE.into());
-    payme.headers.push(("ALG-API-VERSION".into(), "1618440906".into()));
-    let payme = TokenClient::new(payme);
+    )
+    .with_grant(Grant::Password { username: "commerce@email.com".into(), password: "123456".into() })
+    .with_scope(format!("{ALL_SCOPES} offline_access"))
+    .with_audience(AUDIENCE)
+    .with_header("ALG-API-VERSION", "1618440906");
+    let payme = TokenClient::new(payme).unwrap();
     let answer = payme.fetch().await.unwrap();
-    assert_eq!(answer.raw["success"], true);
-    assert!(answer.refresh_token.is_some());
+    assert_eq!(answer.raw()["success"], true);
+    assert!(answer.refresh_token().is_some());
     let token = payme.access_token().await.unwrap();
     let create = world.http.post(format!("{}/v1/charges", world.api)).bearer_auth(&token).header("x-tenant-id", T1);
     let created: Value = create.json(&json!({ "amount": 990 })).send().await.unwrap().json().await.unwrap();
@@ -318,13 +321,10 @@ async fn the_verifier_rejects_bad_tokens() {
 async fn introspection_mode_sees_revocation_at_once() {
     let world = World::start().await;
     let token = world.token_client("merchant", Dialect::Basic).access_token().await.unwrap();
-    let verifier = Verifier::with_introspection(
-        format!("{}/oauth2/introspect", world.portero),
-        "tokenizer",
-        world.secrets["tokenizer"].clone(),
-        world.portero.clone(),
-        AUDIENCE,
-    );
+    let verifier = Verifier::builder(world.portero.clone(), AUDIENCE)
+        .introspection(format!("{}/oauth2/introspect", world.portero), "tokenizer", world.secrets["tokenizer"].clone())
+        .build()
+        .unwrap();
     assert_eq!(verifier.verify(&token).await.unwrap().sub, "merchant");
     let revoke = world
         .http

@@ -13,6 +13,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::Serialize;
 use serde_json::{Value, json};
 
+use portero_wire::jws::{CompactJws, PublicKey};
 pub use seal::MasterKey;
 pub use signer::Signer;
 
@@ -70,6 +71,8 @@ pub struct SigningKey {
     pub activate_at: i64,
     pub created_at: i64,
     signer: Signer,
+    /// The public half, for the shared JWS verification.
+    public: PublicKey,
     jwk: Value,
     encoded_header: String,
 }
@@ -95,12 +98,14 @@ impl SigningKey {
         let der = master.open(&stored.kid, &stored.sealed_private_key)?;
         let signer = Signer::from_pkcs8(alg, &der)?;
         let header = json!({ "alg": alg.as_str(), "kid": stored.kid, "typ": "at+jwt" });
+        let jwk = signer.public_jwk(&stored.kid, alg);
         Ok(Self {
             kid: stored.kid.clone(),
             alg,
             activate_at: stored.activate_at,
             created_at: stored.created_at,
-            jwk: signer.public_jwk(&stored.kid, alg),
+            public: PublicKey::from_jwk(&jwk).map_err(|_| KeyError::Parse)?,
+            jwk,
             encoded_header: URL_SAFE_NO_PAD.encode(header.to_string()),
             signer,
         })
@@ -161,27 +166,18 @@ impl KeySet {
     /// Verifies one of our own compact JWS access tokens and returns its claims. The header must
     /// name a published key and that key's algorithm (no `none`, no algorithm confusion).
     pub fn verify(&self, token: &str) -> Option<Value> {
-        let mut parts = token.split('.');
-        let (header, payload, signature) = (parts.next()?, parts.next()?, parts.next()?);
-        if parts.next().is_some() || token.len() > 16 * 1024 {
+        if token.len() > 16 * 1024 {
             return None;
         }
-        let header: Value = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(header).ok()?).ok()?;
-        // RFC 7515 §4.1.11: we sign with no extensions and understand none.
-        if header.get("crit").is_some() {
+        // Refuses `crit` (RFC 7515 §4.1.11: we sign with no extensions), `none` and HMAC.
+        let jws = CompactJws::parse(token).ok()?;
+        let header = jws.header();
+        let key = self.keys.iter().find(|k| Some(k.kid.as_str()) == header.kid.as_deref())?;
+        if header.typ.as_deref() != Some("at+jwt") {
             return None;
         }
-        let kid = header.get("kid")?.as_str()?;
-        let key = self.keys.iter().find(|k| k.kid == kid)?;
-        if header.get("alg")?.as_str()? != key.alg.as_str() || header.get("typ")?.as_str()? != "at+jwt" {
-            return None;
-        }
-        let signature = URL_SAFE_NO_PAD.decode(signature).ok()?;
-        let signed = &token[..header_len(token)?];
-        if !key.signer.verify(signed.as_bytes(), &signature) {
-            return None;
-        }
-        serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).ok()?).ok()
+        // The header must name the key's own algorithm (no algorithm confusion).
+        jws.verify_json(&key.public).ok()
     }
 
     /// The keys that may be retired at `now`: superseded by a key that has been signing for
@@ -209,13 +205,6 @@ impl KeySet {
         algs.dedup();
         algs
     }
-}
-
-/// Length of `header.payload` in a compact JWS.
-fn header_len(token: &str) -> Option<usize> {
-    let first = token.find('.')?;
-    let second = token[first + 1..].find('.')?;
-    Some(first + 1 + second)
 }
 
 /// The current key set, swapped whole when keys change, read without blocking signers for long.

@@ -65,22 +65,6 @@ impl Signer {
         }
     }
 
-    /// Checks a signature made by this key pair, with the public half only.
-    pub fn verify(&self, message: &[u8], signature: &[u8]) -> bool {
-        use aws_lc_rs::signature::{ECDSA_P256_SHA256_FIXED, ED25519, RSA_PKCS1_2048_8192_SHA256, UnparsedPublicKey};
-        match self {
-            Self::Rs256(pair) => UnparsedPublicKey::new(&RSA_PKCS1_2048_8192_SHA256, pair.public_key().as_ref())
-                .verify(message, signature)
-                .is_ok(),
-            Self::Es256(pair) => UnparsedPublicKey::new(&ECDSA_P256_SHA256_FIXED, pair.public_key().as_ref())
-                .verify(message, signature)
-                .is_ok(),
-            Self::EdDsa(pair) => {
-                UnparsedPublicKey::new(&ED25519, pair.public_key().as_ref()).verify(message, signature).is_ok()
-            }
-        }
-    }
-
     /// The public key's members in RFC 7638 canonical order (also the thumbprint input).
     fn public_members(&self) -> Value {
         let b64 = |bytes: &[u8]| URL_SAFE_NO_PAD.encode(bytes);

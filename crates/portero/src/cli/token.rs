@@ -65,9 +65,7 @@ pub struct TokenArgs {
 }
 
 pub async fn run(args: TokenArgs) -> anyhow::Result<()> {
-    let mut config =
-        ClientConfig::client_credentials(args.url, args.client_id, args.client_secret, args.dialect.into());
-    config.grant = match args.grant.as_str() {
+    let grant = match args.grant.as_str() {
         "client_credentials" => Grant::ClientCredentials,
         "password" => {
             let username = args.username.context("--username is required for the password grant")?;
@@ -77,17 +75,25 @@ pub async fn run(args: TokenArgs) -> anyhow::Result<()> {
         }
         other => anyhow::bail!("--grant must be client_credentials or password, not {other:?}"),
     };
-    config.scope = args.scope;
-    config.audience = args.audience;
+    let mut config =
+        ClientConfig::client_credentials(args.url, args.client_id, args.client_secret, args.dialect.into())
+            .with_grant(grant);
+    if let Some(scope) = args.scope {
+        config = config.with_scope(scope);
+    }
+    if let Some(audience) = args.audience {
+        config = config.with_audience(audience);
+    }
     for header in &args.headers {
-        config.headers.push(parse_header(header)?);
+        let (name, value) = parse_header(header)?;
+        config = config.with_header(name, value);
     }
     config.request_headers()?;
-    let answer = TokenClient::new(config).fetch().await?;
+    let answer = TokenClient::new(config)?.fetch().await?;
     if args.json {
-        println!("{}", answer.raw);
+        println!("{}", answer.raw());
     } else {
-        println!("{}", answer.access_token);
+        println!("{}", answer.access_token());
     }
     Ok(())
 }
