@@ -181,6 +181,10 @@ pub struct Verifier {
     client_cache: Arc<Mutex<HashMap<String, CachedSecret>>>,
     /// Identical client authentications in flight at once, checked once (see `client_auth`).
     pub(crate) client_checks: Arc<crate::single_flight::SingleFlight<Result<Verdict, crate::OAuthError>>>,
+    /// Identical password-grant attempts in flight (same client, username and password) share
+    /// one check and one throttle slot: a burst of correct logins is not mistaken for guessing.
+    pub(crate) password_checks:
+        Arc<crate::single_flight::SingleFlight<Result<Option<crate::store::User>, crate::OAuthError>>>,
 }
 
 fn spawn_workers(count: usize) -> std::sync::mpsc::SyncSender<Job> {
@@ -220,7 +224,12 @@ impl Verifier {
     pub fn new(parallelism: usize) -> Self {
         // Warm the dummy hash now so the first unknown-user login is not faster than the rest.
         let _ = dummy_password_hash();
-        Self { jobs: spawn_workers(parallelism.max(1)), client_cache: Arc::default(), client_checks: Arc::default() }
+        Self {
+            jobs: spawn_workers(parallelism.max(1)),
+            client_cache: Arc::default(),
+            client_checks: Arc::default(),
+            password_checks: Arc::default(),
+        }
     }
 
     /// Verifies a user's password; `None` means "no such user" and costs the same as a miss.

@@ -11,6 +11,19 @@ use tokio::sync::oneshot;
 
 pub type FlightKey = [u8; 32];
 
+/// Identifies one attempt by its parts (a throttle key and what was presented) without keeping
+/// any of them: SHA-256 over each part, length-prefixed.
+pub fn flight_key(parts: &[&str]) -> FlightKey {
+    let mut digest = aws_lc_rs::digest::Context::new(&aws_lc_rs::digest::SHA256);
+    for part in parts {
+        digest.update(&(part.len() as u64).to_be_bytes());
+        digest.update(part.as_bytes());
+    }
+    let mut out = [0u8; 32];
+    out.copy_from_slice(digest.finish().as_ref());
+    out
+}
+
 pub struct SingleFlight<V> {
     waiting: Mutex<HashMap<FlightKey, Vec<oneshot::Sender<V>>>>,
 }

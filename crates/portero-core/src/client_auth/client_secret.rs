@@ -8,7 +8,7 @@ use super::{ClientCredentials, throttled};
 use crate::context::Context;
 use crate::error::OAuthError;
 use crate::secret::Verdict;
-use crate::single_flight::FlightKey;
+use crate::single_flight::flight_key;
 use crate::store::{Client, Store};
 
 /// Checks the secret of `credentials` for `client` (`None`: unknown id). A secret verified
@@ -34,7 +34,8 @@ pub(super) async fn authenticate<S: Store>(
     }
     let check = check(ctx, client.as_ref().map(|c| c.id.as_str()), &presented, &stored);
     let attempt = throttled(ctx, key, source, now, check);
-    match ctx.verifier.client_checks.run(flight_key(key, &presented), attempt).await? {
+    let parts: Vec<&str> = std::iter::once(key).chain(presented.iter().copied()).collect();
+    match ctx.verifier.client_checks.run(flight_key(&parts), attempt).await? {
         Verdict::Match => client.ok_or_else(|| OAuthError::server_error("matched an unknown client")),
         Verdict::Unavailable => Err(OAuthError::temporarily_unavailable("secret verification is at capacity")),
         Verdict::NoMatch => Err(OAuthError::invalid_client().with_detail(match &client {
@@ -54,18 +55,6 @@ fn presented_secrets<'a>(secret: &'a str, credentials: &'a ClientCredentials) ->
 fn stored_hashes(client: &Client, now: i64) -> Vec<&str> {
     let previous = client.previous_secret.as_ref().filter(|p| p.expires_at > now).map(|p| p.hash.as_str());
     std::iter::once(client.secret_hash.as_str()).chain(previous).collect()
-}
-
-/// Identifies one attempt (a throttle key and the secrets presented) without keeping a secret.
-fn flight_key(key: &str, presented: &[&str]) -> FlightKey {
-    let mut digest = aws_lc_rs::digest::Context::new(&aws_lc_rs::digest::SHA256);
-    for part in std::iter::once(key).chain(presented.iter().copied()) {
-        digest.update(&(part.len() as u64).to_be_bytes());
-        digest.update(part.as_bytes());
-    }
-    let mut out = [0u8; 32];
-    out.copy_from_slice(digest.finish().as_ref());
-    out
 }
 
 /// Every presented secret against every stored hash, with a dummy argon2 check when no slow

@@ -19,21 +19,12 @@ pub(super) async fn handle<S: Store>(
     let (scopes, audiences) = target.resolve(client, &ctx.policy.issuer)?;
     let key = crate::throttle::user_key(&client.id, username);
     ctx.throttle.check(&ctx.store, &key, now).await?;
-    // The slots are taken before the slow hash runs: a burst of guesses cannot all be checked.
-    let slots = ctx.throttle.reserve(&ctx.store, &key, source, now).await?;
-    let user = match find_user(ctx, client, username, password).await {
-        Ok(user) => user,
-        Err(error) => {
-            ctx.throttle.release(&ctx.store, slots).await;
-            return Err(error);
-        }
-    };
-    let Some(user) = user else {
-        ctx.throttle.failed(slots);
+    let flight = crate::single_flight::flight_key(&[&key, password]);
+    let attempt = throttled_check(ctx, client, &key, username, password, source, now);
+    let Some(user) = ctx.verifier.password_checks.run(flight, attempt).await? else {
         return Err(OAuthError::invalid_grant("invalid username or password")
             .with_detail(format!("password grant failed for client {:?}", client.id)));
     };
-    ctx.throttle.release(&ctx.store, slots).await;
     let refresh = refresh_plan(client, &scopes);
     Ok(Authorization {
         grant_type: GrantType::Password,
@@ -46,6 +37,35 @@ pub(super) async fn handle<S: Store>(
         auth_time: now,
         refresh,
     })
+}
+
+/// One check of a password, inside the throttle: the slots are taken before the slow hash runs
+/// (a burst of guesses cannot all be checked), given back on success or when the check could
+/// not be made, and kept as failures on a miss.
+async fn throttled_check<S: Store>(
+    ctx: &Context<S>,
+    client: &Client,
+    key: &str,
+    username: &str,
+    password: &str,
+    source: Option<std::net::IpAddr>,
+    now: i64,
+) -> Result<Option<User>, OAuthError> {
+    let slots = ctx.throttle.reserve(&ctx.store, key, source, now).await?;
+    match find_user(ctx, client, username, password).await {
+        Ok(Some(user)) => {
+            ctx.throttle.release(&ctx.store, slots).await;
+            Ok(Some(user))
+        }
+        Ok(None) => {
+            ctx.throttle.failed(slots);
+            Ok(None)
+        }
+        Err(error) => {
+            ctx.throttle.release(&ctx.store, slots).await;
+            Err(error)
+        }
+    }
 }
 
 /// The user of one of the client's tenants whose password this is; `None` for an unknown user

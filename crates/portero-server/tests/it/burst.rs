@@ -192,3 +192,17 @@ async fn capacity_refusals_are_503_and_count_no_failure() {
     }
     assert!(unavailable > 0, "800 checks at once should exceed the workers' queue");
 }
+
+/// Many terminals logging in as one merchant user at the same moment, all with the right
+/// password: identical attempts share one check and one slot, so none is taken for guessing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_burst_of_correct_logins_is_not_throttled() {
+    let server = Arc::new(Server::start_sqlite(Alg::Rs256, long_blocks()).await);
+    let right = format!("grant_type=password&username={NETPAY_USER}&password={NETPAY_PASSWORD}");
+    for round in 0..3 {
+        let requests =
+            (0..40).map(|_| (None, (NETPAY_CLIENT.to_owned(), NETPAY_SECRET.to_owned()), right.clone())).collect();
+        let counts = burst(&server, requests).await;
+        assert_eq!(counts.get(&200).copied(), Some(40), "round {round}: {counts:?}");
+    }
+}
