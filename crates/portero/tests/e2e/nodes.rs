@@ -287,7 +287,11 @@ async fn a_disable_on_one_node_is_refused_on_the_other_at_once() {
     // The CLI is a third process on the same database: its change reaches B the same way.
     let (status, _) = json_of(admin(reqwest::Method::POST, "/admin/clients/svc/enable")).await;
     assert_eq!(status, 200);
-    assert_eq!(token(&http, &b, ("svc", &secret), &cc).await.0, 200);
+    let started = Instant::now();
+    while token(&http, &b, ("svc", &secret), &cc).await.0 != 200 {
+        assert!(started.elapsed() < Duration::from_secs(3), "B still refuses a client A enabled");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     let cli = std::process::Command::new(BIN)
         .args(["client", "disable", "--id", "svc"])
         .env("PORTERO_DATABASE_URL", &db.url)
