@@ -156,9 +156,9 @@ async fn store<S: Store>(
         RefreshPlan::NewFamily => Ok(ctx.store.insert_refresh_token(record).await?),
         RefreshPlan::Rotate { old_hash, family_id, successor, .. } => {
             // Noted until answered: if the outcome is lost, the client's retry can still redeem.
-            ctx.pending.begin(old_hash, &record.hash);
+            let in_flight = ctx.pending.begin(old_hash, &record.hash);
             let rotation = ctx.store.rotate_refresh_token(old_hash, record).await?;
-            ctx.pending.settle(old_hash);
+            in_flight.settle();
             match rotation {
                 Rotation::Rotated => Ok(()),
                 // A concurrent redemption of the same parent won with the same derived child:
