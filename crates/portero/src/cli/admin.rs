@@ -19,6 +19,7 @@ use crate::settings::{self, FileConfig};
 pub enum TenantCommand {
     /// Create a tenant and print its id.
     Create {
+        /// The tenant's name (unique; commands accept it where they take a tenant).
         name: String,
         /// Use this id (a UUID, e.g. a Zertiban businessUuid) instead of a generated one.
         #[arg(long)]
@@ -34,6 +35,7 @@ pub enum ClientCommand {
     Create(Box<ClientCreate>),
     /// Give a client a new generated secret (printed once); the old one keeps working during the overlap.
     RotateSecret {
+        /// The client id.
         #[arg(long)]
         id: String,
         /// How long the old secret keeps working: 90s, 15m, 24h, 7d (default 24h).
@@ -46,10 +48,11 @@ pub enum ClientCommand {
 
 #[derive(Debug, Args)]
 pub struct ClientCreate {
+    /// The client id (what merchants send as client_id).
     #[arg(long)]
     pub id: String,
     /// The client's secret, when it must match one already in use (stored as an argon2id hash).
-    #[arg(long, env = "PORTERO_CLIENT_SECRET", hide_env_values = true, allow_hyphen_values = true)]
+    #[arg(long, env = "PORTERO_CLIENT_CREATE_SECRET", hide_env_values = true, allow_hyphen_values = true)]
     pub secret: Option<String>,
     /// Allowed grants: client_credentials, password, refresh_token (comma-separated).
     #[arg(long, value_delimiter = ',', required = true)]
@@ -92,6 +95,7 @@ pub enum UserCommand {
         /// Tenant id or name.
         #[arg(long)]
         tenant: String,
+        /// The username the password grant sends.
         #[arg(long)]
         username: String,
     },
@@ -103,6 +107,7 @@ pub enum KeysCommand {
     List,
     /// Add a signing key: published at once, signing after --publish-delay seconds.
     Rotate {
+        /// Algorithm of the new key: RS256, ES256 or EdDSA.
         #[arg(long, default_value = admin::DEFAULT_KEY_ALG)]
         alg: String,
         /// Seconds between publishing the key in the JWKS and signing with it (default 360,
@@ -115,7 +120,7 @@ pub enum KeysCommand {
 pub(super) async fn open(global: &Global) -> anyhow::Result<(Database, String)> {
     let file = FileConfig::load(global.config.as_deref())?;
     let url = settings::database_url(global.database_url.as_deref(), &file);
-    let db = Database::connect(&url).await.context("opening the database")?;
+    let db = crate::database::open(&url, global.missing_database()).await?;
     Ok((db, url))
 }
 
@@ -220,7 +225,11 @@ pub async fn keys(global: &Global, command: KeysCommand) -> anyhow::Result<()> {
                 };
                 println!(
                     "{}\t{}\t{}\tcreated={}\tactivates={}",
-                    key.kid, key.alg, state, key.created_at, key.activate_at
+                    key.kid,
+                    key.alg,
+                    state,
+                    super::rfc3339(key.created_at),
+                    super::rfc3339(key.activate_at)
                 );
             }
         }
@@ -231,7 +240,7 @@ pub async fn keys(global: &Global, command: KeysCommand) -> anyhow::Result<()> {
                 "published key {} ({}); it signs from {} (in {} s)",
                 key.kid,
                 key.alg,
-                key.activate_at,
+                super::rfc3339(key.activate_at),
                 key.activate_at - now
             );
         }
