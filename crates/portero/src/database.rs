@@ -41,7 +41,9 @@ pub fn name_in_error(error: anyhow::Error, url: &str) -> anyhow::Error {
     let database_fault = |e: &StoreError| matches!(e, StoreError::Unavailable(_) | StoreError::Other(_));
     let from_store = error.chain().any(|cause| {
         cause.downcast_ref::<StoreError>().is_some_and(database_fault)
-            || cause.downcast_ref::<AdminError>().is_some_and(|e| matches!(e, AdminError::Store(e) if database_fault(e)))
+            || cause
+                .downcast_ref::<AdminError>()
+                .is_some_and(|e| matches!(e, AdminError::Store(e) if database_fault(e)))
     });
     let named = error.chain().any(|cause| cause.to_string().starts_with("opening the database ("));
     if from_store && !named { error.context(format!("database: {}", settings::describe_database(url))) } else { error }

@@ -97,20 +97,22 @@ pub async fn run(global: &Global, args: ServeArgs) -> anyhow::Result<()> {
 
     let tls = tls_config(args.tls_cert.or(file.tls_cert.clone()), args.tls_key.or(file.tls_key.clone())).await?;
     let master_key = super::admin::master_key(global, &database_url)?;
-    let listener = TcpListener::bind(&listen).await.with_context(|| format!("listening on {listen}"))?;
-    let local = listener.local_addr()?;
-    let scheme = if tls.is_some() { "https" } else { "http" };
+    let bind = || async { TcpListener::bind(&listen).await.with_context(|| format!("listening on {listen}")) };
     let start = Start { database_url: &database_url, master_key, policy, server_config, alg };
+    // The port opens once the state is built; only while PostgreSQL is unreachable does it open
+    // before, to answer 503.
     let (state, listener) = match start.attempt().await {
-        Ok(state) => (state, listener),
+        Ok(state) => (state, bind().await?),
         Err(error) if unreachable(&error) && settings::sqlite_file(&database_url).is_none() => {
-            match wait_for_database(&start, listener, tls.clone(), error).await? {
+            match wait_for_database(&start, bind().await?, tls.clone(), error).await? {
                 Some(started) => started,
                 None => return Ok(()),
             }
         }
         Err(error) => return Err(error),
     };
+    let local = listener.local_addr()?;
+    let scheme = if tls.is_some() { "https" } else { "http" };
     tracing::info!(
         version = env!("CARGO_PKG_VERSION"),
         address = %local,
@@ -223,7 +225,11 @@ async fn wait_for_database(
             Ok(state) => break state,
             Err(error) if unreachable(&error) => {
                 delay = (delay * 2).min(RETRY_AT_MOST);
-                tracing::warn!(error = format!("{error:#}"), retry_in_seconds = delay.as_secs(), "{database} is still not reachable");
+                tracing::warn!(
+                    error = format!("{error:#}"),
+                    retry_in_seconds = delay.as_secs(),
+                    "{database} is still not reachable"
+                );
             }
             Err(error) => {
                 let _ = stop.send(());
