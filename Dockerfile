@@ -4,7 +4,8 @@
 # volume: back it up. Admin commands run in the same container against the same file:
 #   docker exec CONTAINER portero tenant create acme
 # Settings are PORTERO_* variables (`-e PORTERO_ISSUER=https://auth.example.com`) or a
-# configuration file mounted at /data/portero.toml (`-e PORTERO_CONFIG=/data/portero.toml`).
+# configuration file: /data/portero.toml is read when it exists (/data is the working
+# directory), or name one with `-e PORTERO_CONFIG=/path/in/the/container.toml`.
 
 # Build stage: the same toolchain the workspace asks for (rust-version in Cargo.toml), on the
 # Debian release the runtime image is built from, so the binary's glibc matches.
