@@ -5,7 +5,7 @@ use crate::client_auth::AuthMethod;
 use crate::grant::GrantType;
 use crate::keys::{Alg, KeyError, MasterKey, SigningKey, next_activation};
 use crate::secret::{generate_client_secret, hash_generated_secret, hash_password};
-use crate::store::{Client, RefreshPolicy, Store, StoreError, StoredKey, Tenant, User};
+use crate::store::{Change, Client, RefreshPolicy, Store, StoreError, StoredKey, Tenant, TokenOwner, User};
 use serde::Deserialize;
 
 /// When a new client gets refresh tokens, unless told otherwise.
@@ -26,6 +26,9 @@ pub enum AdminError {
     Conflict(&'static str),
     #[error("{0}")]
     NotFound(String),
+    /// Refused because something still depends on it (names what).
+    #[error("{0}")]
+    InUse(String),
     #[error(transparent)]
     Store(StoreError),
     #[error(transparent)]
@@ -108,48 +111,6 @@ pub async fn create_client<S: Store>(db: &S, new: NewClient, now: i64) -> Result
     if new.id.contains(':') {
         return Err(invalid("the client id must not contain ':' (it could not travel in a Basic header)"));
     }
-    if new.grants.is_empty() {
-        return Err(invalid("give at least one grant: client_credentials, password, refresh_token"));
-    }
-    let grants = new
-        .grants
-        .iter()
-        .map(|g| {
-            GrantType::parse(g.trim())
-                .ok_or_else(|| invalid(format!("unknown grant {g:?}: use client_credentials, password, refresh_token")))
-        })
-        .collect::<Result<Vec<_>, _>>()?;
-    let scopes = crate::scope::parse(&new.scopes).map_err(|e| invalid(format!("scopes: {}", e.description)))?;
-    for audience in &new.audiences {
-        check_word("an audience", audience)?;
-    }
-    let mut tenants = Vec::new();
-    for t in &new.tenants {
-        let tenant = db.find_tenant(t).await?.ok_or_else(|| invalid(format!("no tenant {t:?}: create it first")))?;
-        tenants.push(tenant.id);
-    }
-    if new.token_ttl.is_some_and(|ttl| !(1..=30 * 86_400).contains(&ttl)) {
-        return Err(invalid("the token ttl must be between 1 and 2592000 seconds"));
-    }
-    if new.refresh_retry_window.is_some_and(|window| !(0..=MAX_REFRESH_RETRY_WINDOW).contains(&window)) {
-        return Err(invalid("the refresh retry window must be between 0 and 3600 seconds"));
-    }
-    let auth_method = match new.token_endpoint_auth_method.as_deref() {
-        None => None,
-        Some(name) => Some(AuthMethod::parse(name).ok_or_else(|| {
-            let known: Vec<&str> = AuthMethod::ALL.iter().map(|m| m.as_str()).collect();
-            invalid(format!("unknown authentication method {name:?}: use {}", known.join(" or ")))
-        })?),
-    };
-    let refresh_policy = RefreshPolicy::parse(new.refresh_tokens.as_deref().unwrap_or(DEFAULT_REFRESH_TOKENS))
-        .ok_or_else(|| invalid("refresh tokens must be always, offline_access or never"))?;
-    if let Some(locale) = &new.locale {
-        let ok = (2..=16).contains(&locale.len())
-            && locale.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
-        if !ok {
-            return Err(invalid("the locale must look like es_PE or en-US"));
-        }
-    }
     let (secret_hash, generated) = match &new.secret {
         Some(secret) if secret.is_empty() || secret.len() > 512 => {
             return Err(invalid("the secret must be 1 to 512 characters"));
@@ -163,21 +124,204 @@ pub async fn create_client<S: Store>(db: &S, new: NewClient, now: i64) -> Result
     let client = Client {
         id: new.id,
         secret_hash,
-        grants,
-        scopes,
-        audiences: new.audiences,
-        tenants,
-        token_ttl: new.token_ttl,
-        refresh_policy,
+        grants: grants(&new.grants)?,
+        scopes: scopes(&new.scopes)?,
+        audiences: audiences(new.audiences)?,
+        tenants: tenant_ids(db, &new.tenants).await?,
+        token_ttl: token_ttl(new.token_ttl)?,
+        refresh_policy: refresh_policy(new.refresh_tokens.as_deref().unwrap_or(DEFAULT_REFRESH_TOKENS))?,
         ignore_unknown_scopes: new.ignore_unknown_scopes,
-        locale: new.locale,
-        refresh_retry_window: new.refresh_retry_window,
-        auth_method,
+        locale: new.locale.map(locale).transpose()?,
+        refresh_retry_window: new.refresh_retry_window.map(retry_window).transpose()?,
+        auth_method: new.token_endpoint_auth_method.as_deref().map(auth_method).transpose()?,
+        disabled_at: None,
         created_at: now,
         previous_secret: None,
     };
     db.create_client(&client).await.map_err(conflict("a client with this id"))?;
     Ok((client, generated))
+}
+
+/// What `client update` (`PATCH /admin/clients/{id}`) may change: any of create's settings but
+/// the id and the secret. Absent fields stay as they are.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClientChanges {
+    pub grants: Option<Vec<String>>,
+    pub scopes: Option<String>,
+    pub audiences: Option<Vec<String>>,
+    pub tenants: Option<Vec<String>>,
+    /// Seconds; 0 goes back to the server's default.
+    pub token_ttl: Option<i64>,
+    pub refresh_tokens: Option<String>,
+    pub ignore_unknown_scopes: Option<bool>,
+    pub locale: Option<String>,
+    pub refresh_retry_window: Option<i64>,
+    pub token_endpoint_auth_method: Option<String>,
+}
+
+/// Applies `changes` to client `id`, checked as create checks them; returns the client as stored.
+pub async fn update_client<S: Store>(db: &S, id: &str, changes: ClientChanges) -> Result<Client, AdminError> {
+    let mut client = show_client(db, id).await?;
+    if let Some(names) = &changes.grants {
+        client.grants = grants(names)?;
+    }
+    if let Some(text) = &changes.scopes {
+        client.scopes = scopes(text)?;
+    }
+    if let Some(values) = changes.audiences {
+        client.audiences = audiences(values)?;
+    }
+    if let Some(names) = &changes.tenants {
+        client.tenants = tenant_ids(db, names).await?;
+    }
+    if let Some(ttl) = changes.token_ttl {
+        client.token_ttl = if ttl == 0 { None } else { token_ttl(Some(ttl))? };
+    }
+    if let Some(policy) = &changes.refresh_tokens {
+        client.refresh_policy = refresh_policy(policy)?;
+    }
+    if let Some(ignore) = changes.ignore_unknown_scopes {
+        client.ignore_unknown_scopes = ignore;
+    }
+    if let Some(text) = changes.locale {
+        client.locale = Some(locale(text)?);
+    }
+    if let Some(window) = changes.refresh_retry_window {
+        client.refresh_retry_window = Some(retry_window(window)?);
+    }
+    if let Some(method) = &changes.token_endpoint_auth_method {
+        client.auth_method = Some(auth_method(method)?);
+    }
+    db.update_client(&client).await?;
+    db.announce(&Change::Client(client.id.clone())).await;
+    Ok(client)
+}
+
+/// The client as stored (`NotFound` for an unknown id).
+pub async fn show_client<S: Store>(db: &S, id: &str) -> Result<Client, AdminError> {
+    db.find_client(id).await?.ok_or_else(|| AdminError::NotFound(format!("no client {id:?}")))
+}
+
+/// Disables a client (it is refused as unknown, its refresh tokens are revoked and its access
+/// tokens are inactive at introspection) or enables it again (old tokens stay ended).
+pub async fn set_client_enabled<S: Store>(db: &S, id: &str, enabled: bool, now: i64) -> Result<Client, AdminError> {
+    let mut client = show_client(db, id).await?;
+    client.disabled_at = if enabled { None } else { client.disabled_at.or(Some(now)) };
+    db.update_client(&client).await?;
+    if !enabled {
+        end_tokens(db, TokenOwner::Client(id), now).await?;
+    }
+    db.announce(&Change::Client(client.id.clone())).await;
+    Ok(client)
+}
+
+/// Deletes a client and ends its tokens; a client made later with the same id does not revive them.
+pub async fn delete_client<S: Store>(db: &S, id: &str, now: i64) -> Result<(), AdminError> {
+    show_client(db, id).await?;
+    end_tokens(db, TokenOwner::Client(id), now).await?;
+    db.delete_client(id).await?;
+    db.announce(&Change::Client(id.to_owned())).await;
+    Ok(())
+}
+
+/// A client as the admin API and `portero client show` print it (never its secret).
+pub fn client_view(c: &Client) -> serde_json::Value {
+    serde_json::json!({
+        "client_id": c.id,
+        "grants": c.grants.iter().map(|g| g.as_str()).collect::<Vec<_>>(),
+        "scopes": c.scopes.join(" "),
+        "audiences": c.audiences,
+        "tenants": c.tenants,
+        "token_ttl": c.token_ttl,
+        "refresh_tokens": c.refresh_policy.as_str(),
+        "ignore_unknown_scopes": c.ignore_unknown_scopes,
+        "locale": c.locale,
+        "token_endpoint_auth_method": c.auth_method.map(|m| m.as_str()),
+        "refresh_retry_window": c.refresh_retry_window,
+        "disabled": c.disabled_at.is_some(),
+        "created_at": c.created_at,
+    })
+}
+
+/// A user as the admin API and `portero user list` print it (never its password hash).
+pub fn user_view(u: &User) -> serde_json::Value {
+    serde_json::json!({ "id": u.id, "tenant_id": u.tenant_id, "username": u.username,
+            "disabled": u.disabled_at.is_some(), "created_at": u.created_at })
+}
+
+/// Ends every token of a client or user: refresh tokens revoked, access tokens issued up to
+/// `now` inactive at introspection. Returns how many refresh tokens were still unrevoked.
+pub async fn end_tokens<S: Store>(db: &S, owner: TokenOwner<'_>, now: i64) -> Result<u64, AdminError> {
+    db.revoke_issued_before(owner, now).await?;
+    Ok(db.revoke_refresh_tokens_of(owner, now).await?)
+}
+
+fn grants(names: &[String]) -> Result<Vec<GrantType>, AdminError> {
+    if names.is_empty() {
+        return Err(invalid("give at least one grant: client_credentials, password, refresh_token"));
+    }
+    names
+        .iter()
+        .map(|g| {
+            GrantType::parse(g.trim())
+                .ok_or_else(|| invalid(format!("unknown grant {g:?}: use client_credentials, password, refresh_token")))
+        })
+        .collect()
+}
+
+fn scopes(text: &str) -> Result<Vec<String>, AdminError> {
+    crate::scope::parse(text).map_err(|e| invalid(format!("scopes: {}", e.description)))
+}
+
+fn audiences(values: Vec<String>) -> Result<Vec<String>, AdminError> {
+    for audience in &values {
+        check_word("an audience", audience)?;
+    }
+    Ok(values)
+}
+
+/// Tenant ids for ids or names, each of which must exist.
+async fn tenant_ids<S: Store>(db: &S, names: &[String]) -> Result<Vec<String>, AdminError> {
+    let mut tenants = Vec::new();
+    for t in names {
+        let tenant = db.find_tenant(t).await?.ok_or_else(|| invalid(format!("no tenant {t:?}: create it first")))?;
+        tenants.push(tenant.id);
+    }
+    Ok(tenants)
+}
+
+fn token_ttl(ttl: Option<i64>) -> Result<Option<i64>, AdminError> {
+    if ttl.is_some_and(|ttl| !(1..=30 * 86_400).contains(&ttl)) {
+        return Err(invalid("the token ttl must be between 1 and 2592000 seconds"));
+    }
+    Ok(ttl)
+}
+
+fn retry_window(window: i64) -> Result<i64, AdminError> {
+    if !(0..=MAX_REFRESH_RETRY_WINDOW).contains(&window) {
+        return Err(invalid("the refresh retry window must be between 0 and 3600 seconds"));
+    }
+    Ok(window)
+}
+
+fn auth_method(name: &str) -> Result<AuthMethod, AdminError> {
+    AuthMethod::parse(name).ok_or_else(|| {
+        let known: Vec<&str> = AuthMethod::ALL.iter().map(|m| m.as_str()).collect();
+        invalid(format!("unknown authentication method {name:?}: use {}", known.join(" or ")))
+    })
+}
+
+fn refresh_policy(name: &str) -> Result<RefreshPolicy, AdminError> {
+    RefreshPolicy::parse(name).ok_or_else(|| invalid("refresh tokens must be always, offline_access or never"))
+}
+
+fn locale(text: String) -> Result<String, AdminError> {
+    let ok = (2..=16).contains(&text.len()) && text.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+    if !ok {
+        return Err(invalid("the locale must look like es_PE or en-US"));
+    }
+    Ok(text)
 }
 
 /// Gives a client a new generated secret; the old one keeps working for `overlap_seconds`.
@@ -193,6 +337,7 @@ pub async fn rotate_client_secret<S: Store>(
     let secret = generate_client_secret();
     let previous_expires_at = (overlap_seconds > 0).then_some(now + overlap_seconds);
     db.rotate_client_secret(id, &hash_generated_secret(&secret), previous_expires_at).await?;
+    db.announce(&Change::Client(id.to_owned())).await;
     Ok(secret)
 }
 
@@ -204,19 +349,148 @@ pub async fn create_user<S: Store>(
     now: i64,
 ) -> Result<User, AdminError> {
     check_word("the username", username)?;
-    if password.is_empty() || password.len() > 1024 {
-        return Err(invalid("the password must be 1 to 1024 bytes"));
-    }
+    check_password(password)?;
     let tenant = db.find_tenant(tenant).await?.ok_or_else(|| invalid(format!("no tenant {tenant:?}")))?;
     let user = User {
         id: uuid::Uuid::new_v4().to_string(),
         tenant_id: tenant.id,
         username: username.to_owned(),
         password_hash: hash_password(password),
+        disabled_at: None,
         created_at: now,
     };
     db.create_user(&user).await.map_err(conflict("a user with this username in this tenant"))?;
     Ok(user)
+}
+
+/// The user `username` of tenant `tenant` (id or name).
+pub async fn find_user<S: Store>(db: &S, tenant: &str, username: &str) -> Result<User, AdminError> {
+    let tenant = db.find_tenant(tenant).await?.ok_or_else(|| AdminError::NotFound(format!("no tenant {tenant:?}")))?;
+    let found = db.find_users(username, std::slice::from_ref(&tenant.id)).await?;
+    found.into_iter().next().ok_or_else(|| AdminError::NotFound(format!("no user {username:?} in {:?}", tenant.name)))
+}
+
+/// The user with this id.
+pub async fn user_by_id<S: Store>(db: &S, id: &str) -> Result<User, AdminError> {
+    db.find_user(id).await?.ok_or_else(|| AdminError::NotFound(format!("no user {id:?}")))
+}
+
+/// The users of a tenant (id or name), by username.
+pub async fn list_users<S: Store>(db: &S, tenant: &str) -> Result<Vec<User>, AdminError> {
+    let tenant = db.find_tenant(tenant).await?.ok_or_else(|| AdminError::NotFound(format!("no tenant {tenant:?}")))?;
+    Ok(db.list_users(&tenant.id).await?)
+}
+
+/// Gives a user a new password; every refresh-token family of the user ends.
+pub async fn set_password<S: Store>(db: &S, id: &str, password: &str, now: i64) -> Result<User, AdminError> {
+    check_password(password)?;
+    let mut user = user_by_id(db, id).await?;
+    user.password_hash = hash_password(password);
+    db.update_user(&user).await?;
+    db.revoke_refresh_tokens_of(TokenOwner::User(id), now).await?;
+    Ok(user)
+}
+
+/// Disables a user (the password grant refuses it as unknown; its tokens end) or enables it.
+pub async fn set_user_enabled<S: Store>(db: &S, id: &str, enabled: bool, now: i64) -> Result<User, AdminError> {
+    let mut user = user_by_id(db, id).await?;
+    user.disabled_at = if enabled { None } else { user.disabled_at.or(Some(now)) };
+    db.update_user(&user).await?;
+    if !enabled {
+        end_tokens(db, TokenOwner::User(id), now).await?;
+    }
+    Ok(user)
+}
+
+/// Deletes a user and ends its tokens.
+pub async fn delete_user<S: Store>(db: &S, id: &str, now: i64) -> Result<(), AdminError> {
+    user_by_id(db, id).await?;
+    end_tokens(db, TokenOwner::User(id), now).await?;
+    Ok(db.delete_user(id).await?)
+}
+
+/// Deletes a tenant (id or name) that nothing belongs to any more; otherwise names what does.
+pub async fn delete_tenant<S: Store>(db: &S, id_or_name: &str) -> Result<Tenant, AdminError> {
+    let tenant =
+        db.find_tenant(id_or_name).await?.ok_or_else(|| AdminError::NotFound(format!("no tenant {id_or_name:?}")))?;
+    let clients: Vec<String> =
+        db.list_clients().await?.into_iter().filter(|c| c.tenants.contains(&tenant.id)).map(|c| c.id).collect();
+    let users = db.list_users(&tenant.id).await?;
+    if !clients.is_empty() || !users.is_empty() {
+        let mut parts = Vec::new();
+        if !clients.is_empty() {
+            parts.push(format!("{} client(s): {}", clients.len(), clients.join(", ")));
+        }
+        if !users.is_empty() {
+            let names: Vec<&str> = users.iter().take(10).map(|u| u.username.as_str()).collect();
+            let more = if users.len() > names.len() { ", ..." } else { "" };
+            parts.push(format!("{} user(s): {}{more}", users.len(), names.join(", ")));
+        }
+        return Err(AdminError::InUse(format!(
+            "tenant {:?} still has {}; delete them or move the clients to another tenant first",
+            tenant.name,
+            parts.join(" and ")
+        )));
+    }
+    db.delete_tenant(&tenant.id).await?;
+    Ok(tenant)
+}
+
+/// Whose tokens `tokens revoke` ends: a client, or a user of a tenant.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Revocation {
+    pub client_id: Option<String>,
+    pub tenant: Option<String>,
+    pub username: Option<String>,
+}
+
+/// Ends every refresh family and makes every live access token inactive, of one client or one
+/// user. Returns the owner as text and how many refresh tokens were revoked.
+pub async fn revoke_tokens<S: Store>(db: &S, revocation: &Revocation, now: i64) -> Result<(String, u64), AdminError> {
+    match (&revocation.client_id, &revocation.tenant, &revocation.username) {
+        (Some(id), None, None) => {
+            show_client(db, id).await?;
+            Ok((format!("client {id}"), end_tokens(db, TokenOwner::Client(id), now).await?))
+        }
+        (None, Some(tenant), Some(username)) => {
+            let user = find_user(db, tenant, username).await?;
+            Ok((format!("user {}", user.id), end_tokens(db, TokenOwner::User(&user.id), now).await?))
+        }
+        _ => Err(invalid("give a client id, or a tenant and a username")),
+    }
+}
+
+/// The emergency path: the key leaves the JWKS and stops signing now, and the tokens it signed
+/// stop verifying (inactive at introspection). When it was the signing key, a new key of the
+/// same algorithm is made first and signs at once. Returns that new key, if one was made.
+pub async fn revoke_key<S: Store>(
+    db: &S,
+    master: &MasterKey,
+    kid: &str,
+    now: i64,
+) -> Result<Option<StoredKey>, AdminError> {
+    let keys = db.list_keys().await?;
+    let live: Vec<&StoredKey> = keys.iter().filter(|k| k.retired_at.is_none()).collect();
+    let key = live.iter().find(|k| k.kid == kid).ok_or_else(|| AdminError::NotFound(format!("no live key {kid:?}")))?;
+    let signing = live.iter().filter(|k| k.activate_at <= now).max_by_key(|k| (k.activate_at, k.created_at));
+    let replacement = if signing.is_some_and(|s| s.kid == kid) {
+        let fresh = SigningKey::generate(Alg::parse(&key.alg)?, master, now, now)?;
+        db.insert_key(&fresh).await?;
+        Some(fresh)
+    } else {
+        None
+    };
+    db.retire_key(kid, now).await?;
+    db.announce(&Change::Keys).await;
+    Ok(replacement)
+}
+
+fn check_password(password: &str) -> Result<(), AdminError> {
+    if password.is_empty() || password.len() > 1024 {
+        return Err(invalid("the password must be 1 to 1024 bytes"));
+    }
+    Ok(())
 }
 
 /// Adds a signing key: published at once, signing after `publish_delay` seconds (and after
@@ -235,6 +509,7 @@ pub async fn rotate_key<S: Store>(
     let activate_at = next_activation(&db.list_keys().await?, now, publish_delay);
     let key = SigningKey::generate(alg, master, now, activate_at)?;
     db.insert_key(&key).await?;
+    db.announce(&Change::Keys).await;
     Ok(key)
 }
 

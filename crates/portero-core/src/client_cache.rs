@@ -53,4 +53,11 @@ impl ClientCache {
             entries.remove(id);
         }
     }
+
+    /// Forgets every client (changes may have been missed).
+    pub fn invalidate_all(&self) {
+        if let Ok(mut entries) = self.entries.lock() {
+            entries.clear();
+        }
+    }
 }

@@ -32,7 +32,7 @@ pub async fn introspect<S: Store>(ctx: &Context<S>, input: &TokenInput, now: i64
         return Ok(inactive());
     };
     let live = record.used_at.is_none() && record.revoked_at.is_none() && record.expires_at > now;
-    if !live || record.client_id != client.id {
+    if !live || record.client_id != client.id || !client_is_live(ctx, &record.client_id).await? {
         return Ok(inactive());
     }
     Ok(json!({
@@ -68,7 +68,24 @@ pub(crate) async fn active_access_token<S: Store>(
     if ctx.store.is_access_token_revoked(jti).await? {
         return Ok(None);
     }
+    let client_id = claims.get("client_id").and_then(Value::as_str).unwrap_or_default();
+    if !client_is_live(ctx, client_id).await? {
+        return Ok(None);
+    }
+    // Everything of the client or the user issued up to a revocation of it is over.
+    let (iat, sub) = (claims.get("iat").and_then(Value::as_i64), claims.get("sub").and_then(Value::as_str));
+    if let Some(cutoff) = ctx.store.revoked_before(client_id, sub).await?
+        && iat.is_none_or(|iat| iat <= cutoff)
+    {
+        return Ok(None);
+    }
     Ok(Some(claims))
+}
+
+/// Whether the client exists and is not disabled (read through this node's client cache, which
+/// every change drops at once).
+async fn client_is_live<S: Store>(ctx: &Context<S>, client_id: &str) -> Result<bool, OAuthError> {
+    Ok(ctx.clients.get(&ctx.store, client_id).await?.is_some_and(|c| c.disabled_at.is_none()))
 }
 
 /// The claims of an access token signed by one of our keys for our issuer, expired or not.

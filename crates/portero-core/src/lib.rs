@@ -20,6 +20,7 @@ pub mod error;
 pub mod grant;
 pub mod introspect;
 pub mod keys;
+pub mod legacy_hash;
 pub mod metadata;
 pub mod mint;
 pub mod params;

@@ -71,6 +71,7 @@ fn client(secret_hash: String) -> Client {
         locale: None,
         refresh_retry_window: None,
         auth_method: None,
+        disabled_at: None,
         created_at: T0,
         previous_secret: None,
     }

@@ -20,7 +20,7 @@ use std::time::Duration;
 use axum::Router;
 use axum::body::Body;
 use axum::http::{Request, header};
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post, put};
 use tokio::net::TcpListener;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
@@ -68,10 +68,20 @@ fn admin_routes(state: &AppState) -> Router<AppState> {
     use routes::admin;
     Router::new()
         .route("/admin/tenants", get(admin::list_tenants).post(admin::create_tenant))
+        .route("/admin/tenants/{id}", delete(admin::delete_tenant))
         .route("/admin/clients", get(admin::list_clients).post(admin::create_client))
+        .route("/admin/clients/{id}", get(admin::show_client).patch(admin::update_client).delete(admin::delete_client))
         .route("/admin/clients/{id}/secret", post(admin::rotate_client_secret))
-        .route("/admin/users", post(admin::create_user))
+        .route("/admin/clients/{id}/disable", post(admin::disable_client))
+        .route("/admin/clients/{id}/enable", post(admin::enable_client))
+        .route("/admin/users", get(admin::list_users).post(admin::create_user))
+        .route("/admin/users/{id}", delete(admin::delete_user))
+        .route("/admin/users/{id}/password", put(admin::set_password))
+        .route("/admin/users/{id}/disable", post(admin::disable_user))
+        .route("/admin/users/{id}/enable", post(admin::enable_user))
+        .route("/admin/revocations", post(admin::revoke_tokens))
         .route("/admin/keys", get(admin::list_keys).post(admin::rotate_key))
+        .route("/admin/keys/{kid}", delete(admin::revoke_key))
         .route_layer(axum::middleware::from_fn_with_state(state.clone(), admin::guard))
 }
 

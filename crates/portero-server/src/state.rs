@@ -65,6 +65,37 @@ impl AppState {
         Ok(Self { ctx: Arc::new(ctx), config: Arc::new(config), master_key, admin_token_digest })
     }
 
+    /// Drops what this node cached of `change` (a client, or the keys).
+    pub async fn apply_change(&self, change: &portero_core::store::Change) {
+        use portero_core::store::Change;
+        match change {
+            Change::Client(id) => self.ctx.clients.invalidate(id),
+            Change::Keys => self.reload_keys_logged().await,
+            Change::Everything => {
+                self.ctx.clients.invalidate_all();
+                self.reload_keys_logged().await;
+            }
+        }
+    }
+
+    async fn reload_keys_logged(&self) {
+        if let Err(error) = self.reload_keys().await {
+            tracing::warn!(%error, "reloading the signing keys after a change failed");
+        }
+    }
+
+    /// Applies the changes other nodes announce (PostgreSQL), for as long as the server runs.
+    pub fn follow_changes(&self) {
+        let Some(mut changes) = self.ctx.store.changes() else { return };
+        let state = self.clone();
+        tokio::spawn(async move {
+            while let Some(change) = changes.recv().await {
+                tracing::debug!(?change, "change announced");
+                state.apply_change(&change).await;
+            }
+        });
+    }
+
     /// Re-reads the keys from the database when the published set changed, so a rotation done
     /// elsewhere shows without a restart. Cheap when nothing changed: one small query.
     pub async fn reload_keys(&self) -> Result<(), StartError> {

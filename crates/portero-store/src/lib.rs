@@ -13,9 +13,9 @@ use std::time::Duration;
 
 use portero_core::audit::{AuditEvent, AuditQuery};
 use portero_core::store::{
-    AttemptRules, AuditStore, AuthFailures, Client, ClientStore, KeyStore, RefreshTokenRecord, RefreshTokenStore,
-    Reservation, RevocationStore, Rotation, StoreError, StoreResult, StoredKey, Tenant, TenantStore, ThrottleStore,
-    User, UserStore,
+    AttemptRules, AuditStore, AuthFailures, Change, ChangeFeed, Client, ClientStore, KeyStore, RefreshTokenRecord,
+    RefreshTokenStore, Reservation, RevocationStore, Rotation, StoreError, StoreResult, StoredKey, Tenant, TenantStore,
+    ThrottleStore, TokenOwner, User, UserStore,
 };
 use sqlx::postgres::{PgPool, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
@@ -219,6 +219,11 @@ impl Database {
     }
 }
 
+/// `NotFound` when a statement that names one row by its key changed none.
+fn found_one(rows: u64, what: impl FnOnce() -> String) -> StoreResult<()> {
+    if rows == 0 { Err(StoreError::NotFound(what())) } else { Ok(()) }
+}
+
 fn map_err(error: sqlx::Error) -> StoreError {
     match &error {
         // A connection that breaks mid-handshake shows up as a protocol error; so does a
@@ -316,12 +321,19 @@ macro_rules! insert_refresh {
 
 mod rotation;
 
+/// The columns of `users`, as a literal for `concat!`.
+macro_rules! user_columns {
+    () => {
+        "id, tenant_id, username, password_hash, disabled_at, created_at"
+    };
+}
+
 /// The columns of `clients`, as a literal for `concat!` (sqlx wants static SQL text).
 macro_rules! client_columns {
     () => {
         "id, secret_hash, grants, scopes, audiences, tenants, token_ttl, refresh_policy, \
          ignore_unknown_scopes, locale, created_at, previous_secret_hash, previous_secret_expires_at, \
-         refresh_retry_window, token_endpoint_auth_method"
+         refresh_retry_window, token_endpoint_auth_method, disabled_at"
     };
 }
 
@@ -346,6 +358,14 @@ impl TenantStore for Database {
         Ok(row.map(Into::into))
     }
 
+    async fn delete_tenant(&self, id: &str) -> StoreResult<()> {
+        let sql = "DELETE FROM tenants WHERE id = $1";
+        let deleted =
+            with_writer!(self, |pool| sqlx::query(sql).bind(id).execute(pool).await.map(|d| d.rows_affected()))
+                .map_err(map_err)?;
+        found_one(deleted, || format!("tenant {id:?}"))
+    }
+
     async fn list_tenants(&self) -> StoreResult<Vec<Tenant>> {
         let sql = "SELECT id, name, created_at FROM tenants ORDER BY name";
         let rows =
@@ -359,7 +379,7 @@ impl ClientStore for Database {
         let sql = concat!(
             "INSERT INTO clients (",
             client_columns!(),
-            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)"
+            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)"
         );
         let grants: Vec<&str> = client.grants.iter().map(|g| g.as_str()).collect();
         with_writer!(self, |pool| sqlx::query(sql)
@@ -378,6 +398,7 @@ impl ClientStore for Database {
             .bind(client.previous_secret.as_ref().map(|p| p.expires_at))
             .bind(client.refresh_retry_window)
             .bind(client.auth_method.map(|m| m.as_str()))
+            .bind(client.disabled_at)
             .execute(pool)
             .await
             .map(|_| ()))
@@ -422,6 +443,39 @@ impl ClientStore for Database {
         Ok(())
     }
 
+    async fn update_client(&self, client: &Client) -> StoreResult<()> {
+        let sql = "UPDATE clients SET grants = $2, scopes = $3, audiences = $4, tenants = $5, token_ttl = $6, \
+                   refresh_policy = $7, ignore_unknown_scopes = $8, locale = $9, refresh_retry_window = $10, \
+                   token_endpoint_auth_method = $11, disabled_at = $12 WHERE id = $1";
+        let grants: Vec<&str> = client.grants.iter().map(|g| g.as_str()).collect();
+        let updated = with_writer!(self, |pool| sqlx::query(sql)
+            .bind(&client.id)
+            .bind(grants.join(" "))
+            .bind(join(&client.scopes))
+            .bind(join(&client.audiences))
+            .bind(join(&client.tenants))
+            .bind(client.token_ttl)
+            .bind(client.refresh_policy.as_str())
+            .bind(client.ignore_unknown_scopes)
+            .bind(&client.locale)
+            .bind(client.refresh_retry_window)
+            .bind(client.auth_method.map(|m| m.as_str()))
+            .bind(client.disabled_at)
+            .execute(pool)
+            .await
+            .map(|d| d.rows_affected()))
+        .map_err(map_err)?;
+        found_one(updated, || format!("client {:?}", client.id))
+    }
+
+    async fn delete_client(&self, id: &str) -> StoreResult<()> {
+        let sql = "DELETE FROM clients WHERE id = $1";
+        let deleted =
+            with_writer!(self, |pool| sqlx::query(sql).bind(id).execute(pool).await.map(|d| d.rows_affected()))
+                .map_err(map_err)?;
+        found_one(deleted, || format!("client {id:?}"))
+    }
+
     async fn max_client_token_ttl(&self) -> StoreResult<Option<i64>> {
         let sql = "SELECT MAX(token_ttl) FROM clients";
         with_pool!(self, |pool| sqlx::query_scalar::<_, Option<i64>>(sql).fetch_one(pool).await).map_err(map_err)
@@ -430,12 +484,13 @@ impl ClientStore for Database {
 
 impl UserStore for Database {
     async fn create_user(&self, user: &User) -> StoreResult<()> {
-        let sql = "INSERT INTO users (id, tenant_id, username, password_hash, created_at) VALUES ($1, $2, $3, $4, $5)";
+        let sql = concat!("INSERT INTO users (", user_columns!(), ") VALUES ($1, $2, $3, $4, $5, $6)");
         with_writer!(self, |pool| sqlx::query(sql)
             .bind(&user.id)
             .bind(&user.tenant_id)
             .bind(&user.username)
             .bind(&user.password_hash)
+            .bind(user.disabled_at)
             .bind(user.created_at)
             .execute(pool)
             .await
@@ -446,11 +501,45 @@ impl UserStore for Database {
     async fn find_users(&self, username: &str, tenant_ids: &[String]) -> StoreResult<Vec<User>> {
         // One row per tenant at most (UNIQUE (tenant_id, username)); the tenant filter is done
         // here rather than with a variable-length IN list.
-        let sql =
-            "SELECT id, tenant_id, username, password_hash, created_at FROM users WHERE username = $1 ORDER BY id";
+        let sql = concat!("SELECT ", user_columns!(), " FROM users WHERE username = $1 ORDER BY id");
         let rows = with_pool!(self, |pool| sqlx::query_as::<_, UserRow>(sql).bind(username).fetch_all(pool).await)
             .map_err(map_err)?;
         Ok(rows.into_iter().map(User::from).filter(|u| tenant_ids.contains(&u.tenant_id)).collect())
+    }
+
+    async fn find_user(&self, id: &str) -> StoreResult<Option<User>> {
+        let sql = concat!("SELECT ", user_columns!(), " FROM users WHERE id = $1");
+        let row = with_pool!(self, |pool| sqlx::query_as::<_, UserRow>(sql).bind(id).fetch_optional(pool).await)
+            .map_err(map_err)?;
+        Ok(row.map(User::from))
+    }
+
+    async fn list_users(&self, tenant_id: &str) -> StoreResult<Vec<User>> {
+        let sql = concat!("SELECT ", user_columns!(), " FROM users WHERE tenant_id = $1 ORDER BY username");
+        let rows = with_pool!(self, |pool| sqlx::query_as::<_, UserRow>(sql).bind(tenant_id).fetch_all(pool).await)
+            .map_err(map_err)?;
+        Ok(rows.into_iter().map(User::from).collect())
+    }
+
+    async fn update_user(&self, user: &User) -> StoreResult<()> {
+        let sql = "UPDATE users SET password_hash = $2, disabled_at = $3 WHERE id = $1";
+        let updated = with_writer!(self, |pool| sqlx::query(sql)
+            .bind(&user.id)
+            .bind(&user.password_hash)
+            .bind(user.disabled_at)
+            .execute(pool)
+            .await
+            .map(|d| d.rows_affected()))
+        .map_err(map_err)?;
+        found_one(updated, || format!("user {:?}", user.id))
+    }
+
+    async fn delete_user(&self, id: &str) -> StoreResult<()> {
+        let sql = "DELETE FROM users WHERE id = $1";
+        let deleted =
+            with_writer!(self, |pool| sqlx::query(sql).bind(id).execute(pool).await.map(|d| d.rows_affected()))
+                .map_err(map_err)?;
+        found_one(deleted, || format!("user {id:?}"))
     }
 }
 
@@ -469,6 +558,24 @@ impl RefreshTokenStore for Database {
 
     async fn rotate_refresh_token(&self, old_hash: &str, new: &RefreshTokenRecord) -> StoreResult<Rotation> {
         self.rotations.rotate(old_hash, new).await
+    }
+
+    async fn revoke_refresh_tokens_of(&self, owner: TokenOwner<'_>, now: i64) -> StoreResult<u64> {
+        let sql = match owner {
+            TokenOwner::Client(_) => {
+                "UPDATE refresh_tokens SET revoked_at = $1 WHERE client_id = $2 AND revoked_at IS NULL"
+            }
+            TokenOwner::User(_) => {
+                "UPDATE refresh_tokens SET revoked_at = $1 WHERE user_id = $2 AND revoked_at IS NULL"
+            }
+        };
+        with_writer!(self, |pool| sqlx::query(sql)
+            .bind(now)
+            .bind(owner.id())
+            .execute(pool)
+            .await
+            .map(|d| d.rows_affected()))
+        .map_err(map_err)
     }
 
     async fn revoke_refresh_family(&self, family_id: &str, now: i64) -> StoreResult<u64> {
@@ -496,6 +603,31 @@ impl RevocationStore for Database {
             .execute(pool)
             .await
             .map(|_| ()))
+        .map_err(map_err)
+    }
+
+    async fn revoke_issued_before(&self, owner: TokenOwner<'_>, at: i64) -> StoreResult<()> {
+        let sql = "INSERT INTO revocation_cutoffs (owner_kind, owner_id, revoked_before) VALUES ($1, $2, $3) \
+                   ON CONFLICT (owner_kind, owner_id) DO UPDATE SET revoked_before = \
+                   CASE WHEN revocation_cutoffs.revoked_before > $3 THEN revocation_cutoffs.revoked_before ELSE $3 END";
+        with_writer!(self, |pool| sqlx::query(sql)
+            .bind(owner.kind())
+            .bind(owner.id())
+            .bind(at)
+            .execute(pool)
+            .await
+            .map(|_| ()))
+        .map_err(map_err)
+    }
+
+    async fn revoked_before(&self, client_id: &str, user_id: Option<&str>) -> StoreResult<Option<i64>> {
+        let sql = "SELECT MAX(revoked_before) FROM revocation_cutoffs \
+                   WHERE (owner_kind = 'client' AND owner_id = $1) OR (owner_kind = 'user' AND owner_id = $2)";
+        with_pool!(self, |pool| sqlx::query_scalar::<_, Option<i64>>(sql)
+            .bind(client_id)
+            .bind(user_id)
+            .fetch_one(pool)
+            .await)
         .map_err(map_err)
     }
 
@@ -636,6 +768,79 @@ impl KeyStore for Database {
     async fn retire_key(&self, kid: &str, now: i64) -> StoreResult<()> {
         let sql = "UPDATE signing_keys SET retired_at = $1 WHERE kid = $2 AND retired_at IS NULL";
         with_writer!(self, |pool| sqlx::query(sql).bind(now).bind(kid).execute(pool).await.map(|_| ())).map_err(map_err)
+    }
+}
+
+/// The channel nodes on one PostgreSQL database tell each other what changed on.
+const CHANGES_CHANNEL: &str = "portero_changes";
+
+impl ChangeFeed for Database {
+    /// PostgreSQL: a NOTIFY every node's listener hears. SQLite: one process serves a file, and
+    /// it applies its own changes (a CLI change reaches it within `client_cache_seconds`).
+    async fn announce(&self, change: &Change) {
+        let Backend::Postgres(pool) = &self.backend else { return };
+        let sent =
+            sqlx::query("SELECT pg_notify($1, $2)").bind(CHANGES_CHANNEL).bind(change.encode()).execute(pool).await;
+        if let Err(error) = sent {
+            // The change is made; other nodes see it when their caches expire.
+            tracing::warn!(%error, "could not tell the other nodes of a change");
+        }
+    }
+}
+
+impl Database {
+    /// On PostgreSQL, the changes other nodes (and this one) announce, as they arrive. After the
+    /// listening connection was lost, `Change::Everything` comes first: what was announced in
+    /// between is unknown. `None` on SQLite.
+    pub fn changes(&self) -> Option<tokio::sync::mpsc::Receiver<Change>> {
+        let Backend::Postgres(pool) = &self.backend else { return None };
+        let (sender, receiver) = tokio::sync::mpsc::channel(1024);
+        tokio::spawn(listen(pool.clone(), sender));
+        Some(receiver)
+    }
+}
+
+async fn listen(pool: PgPool, changes: tokio::sync::mpsc::Sender<Change>) {
+    let mut missed = false;
+    loop {
+        let mut listener = match sqlx::postgres::PgListener::connect_with(&pool).await {
+            Ok(listener) => listener,
+            Err(error) => {
+                tracing::warn!(%error, "cannot listen for changes; retrying");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                missed = true;
+                continue;
+            }
+        };
+        if let Err(error) = listener.listen(CHANGES_CHANNEL).await {
+            tracing::warn!(%error, "cannot listen for changes; retrying");
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            missed = true;
+            continue;
+        }
+        if std::mem::take(&mut missed) && changes.send(Change::Everything).await.is_err() {
+            return;
+        }
+        loop {
+            match listener.try_recv().await {
+                Ok(Some(notice)) => {
+                    if changes.send(Change::decode(notice.payload())).await.is_err() {
+                        return;
+                    }
+                }
+                // The connection was lost; the next call reconnects, but notices in between are gone.
+                Ok(None) => {
+                    if changes.send(Change::Everything).await.is_err() {
+                        return;
+                    }
+                }
+                Err(error) => {
+                    tracing::warn!(%error, "listening for changes failed; reconnecting");
+                    missed = true;
+                    break;
+                }
+            }
+        }
     }
 }
 

@@ -46,6 +46,7 @@ pub(crate) struct ClientRow {
     previous_secret_expires_at: Option<i64>,
     refresh_retry_window: Option<i64>,
     token_endpoint_auth_method: Option<String>,
+    disabled_at: Option<i64>,
 }
 
 impl TryFrom<ClientRow> for Client {
@@ -74,6 +75,7 @@ impl TryFrom<ClientRow> for Client {
             ignore_unknown_scopes: row.ignore_unknown_scopes,
             locale: row.locale,
             refresh_retry_window: row.refresh_retry_window,
+            disabled_at: row.disabled_at,
             auth_method,
             created_at: row.created_at,
             previous_secret: match (row.previous_secret_hash, row.previous_secret_expires_at) {
@@ -90,6 +92,7 @@ pub(crate) struct UserRow {
     tenant_id: String,
     username: String,
     password_hash: String,
+    disabled_at: Option<i64>,
     created_at: i64,
 }
 
@@ -100,6 +103,7 @@ impl From<UserRow> for User {
             tenant_id: row.tenant_id,
             username: row.username,
             password_hash: row.password_hash,
+            disabled_at: row.disabled_at,
             created_at: row.created_at,
         }
     }

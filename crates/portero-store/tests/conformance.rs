@@ -7,7 +7,7 @@ use portero_core::grant::GrantType;
 use portero_core::store::AuditStore;
 use portero_core::store::{
     AttemptRules, Client, PreviousSecret, RefreshPolicy, RefreshTokenRecord, Reservation, Rotation, Store, StoreError,
-    StoredKey, Tenant, User,
+    StoredKey, Tenant, TokenOwner, User,
 };
 use portero_store::Database;
 
@@ -102,6 +102,7 @@ fn client(id: &str, tenants: Vec<String>) -> Client {
         created_at: 1,
         refresh_retry_window: Some(30),
         auth_method: Some(portero_core::client_auth::AuthMethod::ClientSecretPost),
+        disabled_at: None,
         previous_secret: None,
     }
 }
@@ -164,6 +165,7 @@ async fn users_by_tenant<S: Store + Clone>(db: &S) {
         tenant_id: tenant.into(),
         username: "commerce@email.com".into(),
         password_hash: "$argon2id$x".into(),
+        disabled_at: None,
         created_at: 0,
     };
     db.create_user(&user("u1", "t1")).await.unwrap();
@@ -176,6 +178,75 @@ async fn users_by_tenant<S: Store + Clone>(db: &S) {
     assert!(db.find_users("other", &["t1".into()]).await.unwrap().is_empty());
 }
 conformance!(users, users_by_tenant);
+
+/// Update, disable, delete: what the lifecycle commands rest on.
+async fn lifecycle_of_clients_users_and_tenants<S: Store + Clone>(db: &S) {
+    db.create_tenant(&Tenant { id: "t1".into(), name: "one".into(), created_at: 0 }).await.unwrap();
+    db.create_tenant(&Tenant { id: "t2".into(), name: "two".into(), created_at: 0 }).await.unwrap();
+    let original = client("payme", vec!["t1".into()]);
+    db.create_client(&original).await.unwrap();
+    let mut changed = original.clone();
+    changed.scopes = vec!["sale".into()];
+    changed.token_ttl = None;
+    changed.disabled_at = Some(50);
+    changed.secret_hash = "$s256$ignored$ignored".into();
+    db.update_client(&changed).await.unwrap();
+    let stored = db.find_client("payme").await.unwrap().unwrap();
+    assert_eq!(stored, Client { secret_hash: original.secret_hash.clone(), ..changed.clone() }, "the secret stays");
+    assert!(matches!(db.update_client(&client("ghost", vec![])).await, Err(StoreError::NotFound(_))));
+    db.delete_client("payme").await.unwrap();
+    assert_eq!(db.find_client("payme").await.unwrap(), None);
+    assert!(matches!(db.delete_client("payme").await, Err(StoreError::NotFound(_))));
+
+    let user = |id: &str, name: &str| User {
+        id: id.into(),
+        tenant_id: "t1".into(),
+        username: name.into(),
+        password_hash: "$argon2id$old".into(),
+        disabled_at: None,
+        created_at: 0,
+    };
+    db.create_user(&user("u2", "zoe")).await.unwrap();
+    db.create_user(&user("u1", "ana")).await.unwrap();
+    assert_eq!(db.list_users("t1").await.unwrap(), vec![user("u1", "ana"), user("u2", "zoe")]);
+    assert!(db.list_users("t2").await.unwrap().is_empty());
+    let renewed = User { password_hash: "$argon2id$new".into(), disabled_at: Some(70), ..user("u1", "ana") };
+    db.update_user(&renewed).await.unwrap();
+    assert_eq!(db.find_user("u1").await.unwrap(), Some(renewed));
+    db.delete_user("u2").await.unwrap();
+    assert_eq!(db.find_user("u2").await.unwrap(), None);
+    assert!(matches!(db.delete_user("u2").await, Err(StoreError::NotFound(_))));
+
+    db.delete_tenant("t2").await.unwrap();
+    assert_eq!(db.find_tenant("two").await.unwrap(), None);
+    assert!(matches!(db.delete_tenant("t2").await, Err(StoreError::NotFound(_))));
+}
+conformance!(lifecycle, lifecycle_of_clients_users_and_tenants);
+
+/// Ending every token of a client or user: refresh tokens revoked, access-token cutoffs kept.
+async fn tokens_of_an_owner_end_together<S: Store + Clone>(db: &S) {
+    db.insert_refresh_token(&refresh("a", "f1")).await.unwrap();
+    db.insert_refresh_token(&RefreshTokenRecord { user_id: Some("user-2".into()), ..refresh("b", "f2") })
+        .await
+        .unwrap();
+    db.insert_refresh_token(&RefreshTokenRecord { client_id: "other".into(), user_id: None, ..refresh("c", "f3") })
+        .await
+        .unwrap();
+    assert_eq!(db.revoke_refresh_tokens_of(TokenOwner::User("user-1"), 40).await.unwrap(), 1);
+    assert_eq!(db.revoke_refresh_tokens_of(TokenOwner::Client("payme"), 41).await.unwrap(), 1, "a was revoked already");
+    assert_eq!(db.find_refresh_token("b").await.unwrap().unwrap().revoked_at, Some(41));
+    assert_eq!(db.find_refresh_token("c").await.unwrap().unwrap().revoked_at, None);
+
+    assert_eq!(db.revoked_before("payme", Some("user-1")).await.unwrap(), None);
+    db.revoke_issued_before(TokenOwner::Client("payme"), 100).await.unwrap();
+    db.revoke_issued_before(TokenOwner::Client("payme"), 90).await.unwrap();
+    db.revoke_issued_before(TokenOwner::User("user-1"), 120).await.unwrap();
+    assert_eq!(db.revoked_before("payme", None).await.unwrap(), Some(100), "a later cutoff is never moved back");
+    assert_eq!(db.revoked_before("payme", Some("user-1")).await.unwrap(), Some(120));
+    assert_eq!(db.revoked_before("other", Some("user-1")).await.unwrap(), Some(120));
+    assert_eq!(db.revoked_before("other", Some("user-9")).await.unwrap(), None);
+}
+conformance!(owner_revocation, tokens_of_an_owner_end_together);
 
 async fn refresh_rotation_once<S: Store + Clone>(db: &S) {
     db.insert_refresh_token(&refresh("h1", "f1")).await.unwrap();

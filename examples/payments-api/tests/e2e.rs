@@ -53,6 +53,7 @@ fn client(id: &str, secret_hash: String, grants: &[GrantType], scopes: &str, ttl
         created_at: 0,
         refresh_retry_window: None,
         auth_method: None,
+        disabled_at: None,
         previous_secret: None,
     }
 }
@@ -84,6 +85,7 @@ impl World {
             tenant_id: T1.into(),
             username: "commerce@email.com".into(),
             password_hash: hash_password("123456"),
+            disabled_at: None,
             created_at: 0,
         };
         db.create_user(&user).await.unwrap();

@@ -53,12 +53,14 @@ async fn find_client<S: Store>(
 ) -> Result<Option<Client>, OAuthError> {
     let client = ctx.clients.get(&ctx.store, &credentials.client_id).await?;
     let raw_id = credentials.undecoded.as_ref().map(|(id, _)| id.as_str());
-    match raw_id {
+    let client = match raw_id {
         Some(raw_id) if client.is_none() && raw_id != credentials.client_id => {
-            Ok(ctx.clients.get(&ctx.store, raw_id).await?)
+            ctx.clients.get(&ctx.store, raw_id).await?
         }
-        _ => Ok(client),
-    }
+        _ => client,
+    };
+    // A disabled client is refused as an unknown one: after the same dummy check.
+    Ok(client.filter(|c| c.disabled_at.is_none()))
 }
 
 /// Runs one check of a method inside the throttle: takes the attempt slots of `key` and the

@@ -57,8 +57,10 @@ async fn find_user<S: Store>(
     username: &str,
     password: &str,
 ) -> Result<Option<User>, OAuthError> {
-    let candidates =
+    let mut candidates =
         if client.tenants.is_empty() { Vec::new() } else { ctx.store.find_users(username, &client.tenants).await? };
+    // A disabled user is refused as an unknown one: after the same dummy check.
+    candidates.retain(|user| user.disabled_at.is_none());
     let unavailable = || OAuthError::temporarily_unavailable("password verification is at capacity");
     if candidates.is_empty() {
         return match ctx.verifier.verify_password(password, None).await {

@@ -6,9 +6,9 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use super::{
-    AttemptRules, AuditStore, AuthFailures, Client, ClientStore, KeyStore, RefreshTokenRecord, RefreshTokenStore,
-    Reservation, RevocationStore, Rotation, StoreError, StoreResult, StoredKey, Tenant, TenantStore, ThrottleStore,
-    User, UserStore,
+    AttemptRules, AuditStore, AuthFailures, Change, ChangeFeed, Client, ClientStore, KeyStore, RefreshTokenRecord,
+    RefreshTokenStore, Reservation, RevocationStore, Rotation, StoreError, StoreResult, StoredKey, Tenant, TenantStore,
+    ThrottleStore, TokenOwner, User, UserStore,
 };
 use crate::audit_event::{AuditEvent, AuditQuery};
 
@@ -28,6 +28,8 @@ struct Tables {
     refresh_tokens: Mutex<HashMap<String, RefreshTokenRecord>>,
     /// jti → expires_at.
     revoked: Mutex<HashMap<String, i64>>,
+    /// (owner kind, owner id) → revoked_before.
+    cutoffs: Mutex<HashMap<(&'static str, String), i64>>,
     failures: Mutex<HashMap<String, Failures>>,
     audit: Mutex<AuditTable>,
     keys: Mutex<Vec<StoredKey>>,
@@ -81,6 +83,16 @@ impl TenantStore for MemoryStore {
         tenants.sort_by(|a, b| a.name.cmp(&b.name));
         Ok(tenants)
     }
+
+    async fn delete_tenant(&self, id: &str) -> StoreResult<()> {
+        let mut tenants = lock(&self.tables.tenants);
+        let before = tenants.len();
+        tenants.retain(|t| t.id != id);
+        if tenants.len() == before {
+            return Err(StoreError::NotFound(format!("tenant {id:?}")));
+        }
+        Ok(())
+    }
 }
 
 impl ClientStore for MemoryStore {
@@ -115,6 +127,23 @@ impl ClientStore for MemoryStore {
         Ok(())
     }
 
+    async fn update_client(&self, client: &Client) -> StoreResult<()> {
+        let mut clients = lock(&self.tables.clients);
+        let stored =
+            clients.get_mut(&client.id).ok_or_else(|| StoreError::NotFound(format!("client {:?}", client.id)))?;
+        let (secret_hash, previous_secret, created_at) =
+            (stored.secret_hash.clone(), stored.previous_secret.clone(), stored.created_at);
+        *stored = Client { secret_hash, previous_secret, created_at, ..client.clone() };
+        Ok(())
+    }
+
+    async fn delete_client(&self, id: &str) -> StoreResult<()> {
+        match lock(&self.tables.clients).remove(id) {
+            Some(_) => Ok(()),
+            None => Err(StoreError::NotFound(format!("client {id:?}"))),
+        }
+    }
+
     async fn max_client_token_ttl(&self) -> StoreResult<Option<i64>> {
         Ok(lock(&self.tables.clients).values().filter_map(|c| c.token_ttl).max())
     }
@@ -141,6 +170,38 @@ impl UserStore for MemoryStore {
             .collect();
         found.sort_by(|a, b| a.id.cmp(&b.id));
         Ok(found)
+    }
+
+    async fn find_user(&self, id: &str) -> StoreResult<Option<User>> {
+        Ok(lock(&self.tables.users).iter().find(|u| u.id == id).cloned())
+    }
+
+    async fn list_users(&self, tenant_id: &str) -> StoreResult<Vec<User>> {
+        let mut found: Vec<User> =
+            lock(&self.tables.users).iter().filter(|u| u.tenant_id == tenant_id).cloned().collect();
+        found.sort_by(|a, b| a.username.cmp(&b.username));
+        Ok(found)
+    }
+
+    async fn update_user(&self, user: &User) -> StoreResult<()> {
+        let mut users = lock(&self.tables.users);
+        let stored = users
+            .iter_mut()
+            .find(|u| u.id == user.id)
+            .ok_or_else(|| StoreError::NotFound(format!("user {:?}", user.id)))?;
+        stored.password_hash = user.password_hash.clone();
+        stored.disabled_at = user.disabled_at;
+        Ok(())
+    }
+
+    async fn delete_user(&self, id: &str) -> StoreResult<()> {
+        let mut users = lock(&self.tables.users);
+        let before = users.len();
+        users.retain(|u| u.id != id);
+        if users.len() == before {
+            return Err(StoreError::NotFound(format!("user {id:?}")));
+        }
+        Ok(())
     }
 }
 
@@ -181,6 +242,21 @@ impl RefreshTokenStore for MemoryStore {
         }
         Ok(revoked)
     }
+
+    async fn revoke_refresh_tokens_of(&self, owner: TokenOwner<'_>, now: i64) -> StoreResult<u64> {
+        let mut revoked = 0;
+        for token in lock(&self.tables.refresh_tokens).values_mut() {
+            let owned = match owner {
+                TokenOwner::Client(id) => token.client_id == id,
+                TokenOwner::User(id) => token.user_id.as_deref() == Some(id),
+            };
+            if owned && token.revoked_at.is_none() {
+                token.revoked_at = Some(now);
+                revoked += 1;
+            }
+        }
+        Ok(revoked)
+    }
 }
 
 impl RevocationStore for MemoryStore {
@@ -191,6 +267,20 @@ impl RevocationStore for MemoryStore {
 
     async fn is_access_token_revoked(&self, jti: &str) -> StoreResult<bool> {
         Ok(lock(&self.tables.revoked).contains_key(jti))
+    }
+
+    async fn revoke_issued_before(&self, owner: TokenOwner<'_>, at: i64) -> StoreResult<()> {
+        let mut cutoffs = lock(&self.tables.cutoffs);
+        let cutoff = cutoffs.entry((owner.kind(), owner.id().to_owned())).or_insert(at);
+        *cutoff = (*cutoff).max(at);
+        Ok(())
+    }
+
+    async fn revoked_before(&self, client_id: &str, user_id: Option<&str>) -> StoreResult<Option<i64>> {
+        let cutoffs = lock(&self.tables.cutoffs);
+        let client = cutoffs.get(&("client", client_id.to_owned())).copied();
+        let user = user_id.and_then(|id| cutoffs.get(&("user", id.to_owned())).copied());
+        Ok(client.max(user))
     }
 
     async fn purge_expired(&self, now: i64) -> StoreResult<u64> {
@@ -318,4 +408,9 @@ impl KeyStore for MemoryStore {
         }
         Ok(())
     }
+}
+
+/// One process holds the whole store: nobody else to tell.
+impl ChangeFeed for MemoryStore {
+    async fn announce(&self, _change: &Change) {}
 }

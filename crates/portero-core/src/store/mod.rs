@@ -58,6 +58,8 @@ pub struct Client {
     /// Seconds after a rotation in which the parent refresh token may be redeemed again for the
     /// same child; `None` takes the server's setting.
     pub refresh_retry_window: Option<i64>,
+    /// Set while the client is disabled: it is refused as an unknown client would be.
+    pub disabled_at: Option<i64>,
     pub created_at: i64,
     /// The secret replaced by the last rotation, accepted until `expires_at` (the overlap).
     pub previous_secret: Option<PreviousSecret>,
@@ -76,7 +78,63 @@ pub struct User {
     pub username: String,
     /// argon2id PHC string.
     pub password_hash: String,
+    /// Set while the user is disabled: the password grant refuses it as an unknown user.
+    pub disabled_at: Option<i64>,
     pub created_at: i64,
+}
+
+/// A change that other nodes must hear of at once, because they cache what it changed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Change {
+    /// A client was changed, disabled or deleted.
+    Client(String),
+    /// A signing key was added or revoked.
+    Keys,
+    /// Changes may have been missed (a listener reconnected): drop everything cached.
+    Everything,
+}
+
+impl Change {
+    /// The text sent between nodes.
+    pub fn encode(&self) -> String {
+        match self {
+            Self::Client(id) => format!("client:{id}"),
+            Self::Keys => "keys".to_owned(),
+            Self::Everything => "everything".to_owned(),
+        }
+    }
+
+    /// Unknown text is read as `Everything`: a newer node's change is never ignored.
+    pub fn decode(text: &str) -> Self {
+        match text.split_once(':') {
+            Some(("client", id)) => Self::Client(id.to_owned()),
+            _ if text == "keys" => Self::Keys,
+            _ => Self::Everything,
+        }
+    }
+}
+
+/// Whose tokens a lifecycle operation ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenOwner<'a> {
+    Client(&'a str),
+    /// A user, by id.
+    User(&'a str),
+}
+
+impl TokenOwner<'_> {
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Client(_) => "client",
+            Self::User(_) => "user",
+        }
+    }
+
+    pub fn id(&self) -> &str {
+        match self {
+            Self::Client(id) | Self::User(id) => id,
+        }
+    }
 }
 
 /// One refresh token, stored by the hash of its value.
@@ -154,6 +212,8 @@ pub trait TenantStore: Send + Sync + 'static {
     /// A tenant by id or by name.
     fn find_tenant(&self, id_or_name: &str) -> impl Future<Output = StoreResult<Option<Tenant>>> + Send;
     fn list_tenants(&self) -> impl Future<Output = StoreResult<Vec<Tenant>>> + Send;
+    /// `NotFound` for an unknown id. The caller checks nothing still belongs to it.
+    fn delete_tenant(&self, id: &str) -> impl Future<Output = StoreResult<()>> + Send;
 }
 
 /// Registered clients.
@@ -169,6 +229,10 @@ pub trait ClientStore: Send + Sync + 'static {
         new_hash: &str,
         previous_expires_at: Option<i64>,
     ) -> impl Future<Output = StoreResult<()>> + Send;
+    /// Replaces everything but the id, the secret and the creation time. `NotFound` if unknown.
+    fn update_client(&self, client: &Client) -> impl Future<Output = StoreResult<()>> + Send;
+    /// `NotFound` for an unknown id.
+    fn delete_client(&self, id: &str) -> impl Future<Output = StoreResult<()>> + Send;
     /// The longest access-token lifetime any client has (for key retirement).
     fn max_client_token_ttl(&self) -> impl Future<Output = StoreResult<Option<i64>>> + Send;
 }
@@ -178,6 +242,13 @@ pub trait UserStore: Send + Sync + 'static {
     fn create_user(&self, user: &User) -> impl Future<Output = StoreResult<()>> + Send;
     /// Users with this username in any of the given tenants.
     fn find_users(&self, username: &str, tenant_ids: &[String]) -> impl Future<Output = StoreResult<Vec<User>>> + Send;
+    fn find_user(&self, id: &str) -> impl Future<Output = StoreResult<Option<User>>> + Send;
+    /// The users of one tenant, by username.
+    fn list_users(&self, tenant_id: &str) -> impl Future<Output = StoreResult<Vec<User>>> + Send;
+    /// Replaces the password hash and the disabled mark. `NotFound` if unknown.
+    fn update_user(&self, user: &User) -> impl Future<Output = StoreResult<()>> + Send;
+    /// `NotFound` for an unknown id.
+    fn delete_user(&self, id: &str) -> impl Future<Output = StoreResult<()>> + Send;
 }
 
 /// Refresh tokens, by the hash of their value, in families.
@@ -193,6 +264,12 @@ pub trait RefreshTokenStore: Send + Sync + 'static {
     ) -> impl Future<Output = StoreResult<Rotation>> + Send;
     /// Revokes every token of a family; returns how many were still live.
     fn revoke_refresh_family(&self, family_id: &str, now: i64) -> impl Future<Output = StoreResult<u64>> + Send;
+    /// Revokes every refresh token of a client or a user; returns how many were still unrevoked.
+    fn revoke_refresh_tokens_of(
+        &self,
+        owner: TokenOwner<'_>,
+        now: i64,
+    ) -> impl Future<Output = StoreResult<u64>> + Send;
 }
 
 /// Revoked access tokens (RFC 7009), and the purge of what expired.
@@ -206,6 +283,16 @@ pub trait RevocationStore: Send + Sync + 'static {
         now: i64,
     ) -> impl Future<Output = StoreResult<()>> + Send;
     fn is_access_token_revoked(&self, jti: &str) -> impl Future<Output = StoreResult<bool>> + Send;
+    /// Makes every access token of `owner` issued at or before `at` inactive (a later cutoff
+    /// replaces an earlier one, never the reverse).
+    fn revoke_issued_before(&self, owner: TokenOwner<'_>, at: i64) -> impl Future<Output = StoreResult<()>> + Send;
+    /// The latest cutoff of the client or the user (if any): tokens issued at or before it are
+    /// inactive.
+    fn revoked_before(
+        &self,
+        client_id: &str,
+        user_id: Option<&str>,
+    ) -> impl Future<Output = StoreResult<Option<i64>>> + Send;
     /// Deletes revocations and refresh tokens past their expiry; returns how many rows went.
     fn purge_expired(&self, now: i64) -> impl Future<Output = StoreResult<u64>> + Send;
 }
@@ -245,11 +332,25 @@ pub trait KeyStore: Send + Sync + 'static {
     fn retire_key(&self, kid: &str, now: i64) -> impl Future<Output = StoreResult<()>> + Send;
 }
 
+/// Telling the other nodes on the same database what changed (PostgreSQL: NOTIFY). Where one
+/// process serves (SQLite, memory) there is no one to tell.
+pub trait ChangeFeed: Send + Sync + 'static {
+    fn announce(&self, change: &Change) -> impl Future<Output = ()> + Send;
+}
+
 /// Storage for everything Portero keeps: every capability. Code asks for the capabilities it
 /// uses (`impl ThrottleStore`, `impl RefreshTokenStore`...); the pipeline holds the sum.
 /// `impl Future + Send` throughout, so servers can spawn on it.
 pub trait Store:
-    TenantStore + ClientStore + UserStore + RefreshTokenStore + RevocationStore + ThrottleStore + AuditStore + KeyStore
+    TenantStore
+    + ClientStore
+    + UserStore
+    + RefreshTokenStore
+    + RevocationStore
+    + ThrottleStore
+    + AuditStore
+    + KeyStore
+    + ChangeFeed
 {
 }
 
@@ -262,6 +363,7 @@ impl<T> Store for T where
         + ThrottleStore
         + AuditStore
         + KeyStore
+        + ChangeFeed
 {
 }
 
@@ -277,7 +379,7 @@ impl From<StoreError> for crate::error::OAuthError {
 /// Every capability trait, for code that holds a concrete store and calls its methods.
 pub mod prelude {
     pub use super::{
-        AuditStore, ClientStore, KeyStore, RefreshTokenStore, RevocationStore, Store, TenantStore, ThrottleStore,
-        UserStore,
+        AuditStore, ChangeFeed, ClientStore, KeyStore, RefreshTokenStore, RevocationStore, Store, TenantStore,
+        ThrottleStore, UserStore,
     };
 }

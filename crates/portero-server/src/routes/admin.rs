@@ -47,6 +47,7 @@ fn failed(error: impl Into<AdminError>) -> Response {
         AdminError::Invalid(message) => problem(StatusCode::BAD_REQUEST, "invalid_request", message),
         AdminError::Conflict(_) => problem(StatusCode::CONFLICT, "conflict", error.to_string()),
         AdminError::NotFound(message) => problem(StatusCode::NOT_FOUND, "not_found", message),
+        AdminError::InUse(message) => problem(StatusCode::CONFLICT, "conflict", message),
         AdminError::Store(error) => {
             tracing::error!(%error, "admin request failed");
             problem(StatusCode::SERVICE_UNAVAILABLE, "temporarily_unavailable", "storage error")
@@ -102,14 +103,9 @@ fn with_target(mut response: Response, target: impl Into<String>) -> Response {
     response
 }
 
-/// The name of the operation a method and path ask for, for the audit trail.
-fn action(method: &Method, path: &str) -> &'static str {
-    let path = if path.starts_with("/admin/clients/") && path.ends_with("/secret") {
-        "/admin/clients/{id}/secret"
-    } else {
-        path
-    };
-    match (method.as_str(), path) {
+/// The name of the operation a method and route ask for, for the audit trail.
+fn action(method: &Method, route: &str) -> &'static str {
+    match (method.as_str(), route) {
         ("GET", "/admin/tenants") => "list_tenants",
         ("POST", "/admin/tenants") => "create_tenant",
         ("GET", "/admin/clients") => "list_clients",
@@ -118,6 +114,19 @@ fn action(method: &Method, path: &str) -> &'static str {
         ("POST", "/admin/users") => "create_user",
         ("GET", "/admin/keys") => "list_keys",
         ("POST", "/admin/keys") => "rotate_key",
+        ("DELETE", "/admin/tenants/{id}") => "delete_tenant",
+        ("GET", "/admin/clients/{id}") => "show_client",
+        ("PATCH", "/admin/clients/{id}") => "update_client",
+        ("DELETE", "/admin/clients/{id}") => "delete_client",
+        ("POST", "/admin/clients/{id}/disable") => "disable_client",
+        ("POST", "/admin/clients/{id}/enable") => "enable_client",
+        ("GET", "/admin/users") => "list_users",
+        ("PUT", "/admin/users/{id}/password") => "set_password",
+        ("POST", "/admin/users/{id}/disable") => "disable_user",
+        ("POST", "/admin/users/{id}/enable") => "enable_user",
+        ("DELETE", "/admin/users/{id}") => "delete_user",
+        ("POST", "/admin/revocations") => "revoke_tokens",
+        ("DELETE", "/admin/keys/{kid}") => "revoke_key",
         _ => "other",
     }
 }
@@ -128,7 +137,8 @@ pub async fn guard(State(state): State<AppState>, request: Request, next: Next) 
         return Refused::Disabled.into_response();
     };
     let (parts, body) = request.into_parts();
-    let action = action(&parts.method, parts.uri.path());
+    let route = parts.extensions.get::<axum::extract::MatchedPath>().map_or("", |p| p.as_str());
+    let action = action(&parts.method, route);
     let source = crate::extract::caller_address(&parts, state.config.client_address_header.as_deref());
     let now = unix_now();
     let throttle = &state.ctx.throttle;
@@ -367,4 +377,167 @@ pub async fn rotate_key(State(state): State<AppState>, request: Body) -> Respons
         }
         Err(error) => with_target(failed(error), format!("key ({alg})")),
     }
+}
+
+/// A change was made here: this node drops what it cached of it at once (the admin operation
+/// told the other nodes).
+async fn changed(state: &AppState, change: portero_core::store::Change) {
+    state.apply_change(&change).await;
+}
+
+pub async fn show_client(State(state): State<AppState>, Path(id): Path<String>) -> Response {
+    let response = match admin::show_client(&state.ctx.store, &id).await {
+        Ok(client) => Json(admin::client_view(&client)).into_response(),
+        Err(error) => failed(error),
+    };
+    with_target(response, format!("client {id}"))
+}
+
+pub async fn update_client(State(state): State<AppState>, Path(id): Path<String>, request: Body) -> Response {
+    let target = format!("client {id}");
+    let bytes = match read_body(request).await {
+        Ok(bytes) => bytes,
+        Err(refused) => return with_target(refused.into_response(), target),
+    };
+    let changes: admin::ClientChanges = match body(&bytes) {
+        Ok(changes) => changes,
+        Err(refused) => return with_target(refused.into_response(), target),
+    };
+    let response = match admin::update_client(&state.ctx.store, &id, changes).await {
+        Ok(client) => {
+            changed(&state, portero_core::store::Change::Client(id.clone())).await;
+            Json(admin::client_view(&client)).into_response()
+        }
+        Err(error) => failed(error),
+    };
+    with_target(response, target)
+}
+
+async fn client_enabled(state: AppState, id: String, enabled: bool) -> Response {
+    let response = match admin::set_client_enabled(&state.ctx.store, &id, enabled, unix_now()).await {
+        Ok(client) => {
+            changed(&state, portero_core::store::Change::Client(id.clone())).await;
+            Json(admin::client_view(&client)).into_response()
+        }
+        Err(error) => failed(error),
+    };
+    with_target(response, format!("client {id}"))
+}
+
+pub async fn disable_client(State(state): State<AppState>, Path(id): Path<String>) -> Response {
+    client_enabled(state, id, false).await
+}
+
+pub async fn enable_client(State(state): State<AppState>, Path(id): Path<String>) -> Response {
+    client_enabled(state, id, true).await
+}
+
+pub async fn delete_client(State(state): State<AppState>, Path(id): Path<String>) -> Response {
+    let response = match admin::delete_client(&state.ctx.store, &id, unix_now()).await {
+        Ok(()) => {
+            changed(&state, portero_core::store::Change::Client(id.clone())).await;
+            StatusCode::NO_CONTENT.into_response()
+        }
+        Err(error) => failed(error),
+    };
+    with_target(response, format!("client {id}"))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UserQuery {
+    tenant: String,
+}
+
+pub async fn list_users(
+    State(state): State<AppState>,
+    query: Result<axum::extract::Query<UserQuery>, axum::extract::rejection::QueryRejection>,
+) -> Response {
+    let Ok(axum::extract::Query(query)) = query else {
+        return problem(StatusCode::BAD_REQUEST, "invalid_request", "give the tenant: /admin/users?tenant=NAME_OR_ID");
+    };
+    let response = match admin::list_users(&state.ctx.store, &query.tenant).await {
+        Ok(users) => Json(users.iter().map(admin::user_view).collect::<Vec<_>>()).into_response(),
+        Err(error) => failed(error),
+    };
+    with_target(response, format!("tenant {}", query.tenant))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewPassword {
+    password: String,
+}
+
+pub async fn set_password(State(state): State<AppState>, Path(id): Path<String>, request: Body) -> Response {
+    let target = format!("user {id}");
+    let bytes = match read_body(request).await {
+        Ok(bytes) => bytes,
+        Err(refused) => return with_target(refused.into_response(), target),
+    };
+    let new: NewPassword = match body(&bytes) {
+        Ok(new) => new,
+        Err(refused) => return with_target(refused.into_response(), target),
+    };
+    let response = match admin::set_password(&state.ctx.store, &id, &new.password, unix_now()).await {
+        Ok(user) => Json(admin::user_view(&user)).into_response(),
+        Err(error) => failed(error),
+    };
+    with_target(response, target)
+}
+
+async fn user_enabled(state: AppState, id: String, enabled: bool) -> Response {
+    let response = match admin::set_user_enabled(&state.ctx.store, &id, enabled, unix_now()).await {
+        Ok(user) => Json(admin::user_view(&user)).into_response(),
+        Err(error) => failed(error),
+    };
+    with_target(response, format!("user {id}"))
+}
+
+pub async fn disable_user(State(state): State<AppState>, Path(id): Path<String>) -> Response {
+    user_enabled(state, id, false).await
+}
+
+pub async fn enable_user(State(state): State<AppState>, Path(id): Path<String>) -> Response {
+    user_enabled(state, id, true).await
+}
+
+pub async fn delete_user(State(state): State<AppState>, Path(id): Path<String>) -> Response {
+    let response = match admin::delete_user(&state.ctx.store, &id, unix_now()).await {
+        Ok(()) => StatusCode::NO_CONTENT.into_response(),
+        Err(error) => failed(error),
+    };
+    with_target(response, format!("user {id}"))
+}
+
+pub async fn delete_tenant(State(state): State<AppState>, Path(id): Path<String>) -> Response {
+    let response = match admin::delete_tenant(&state.ctx.store, &id).await {
+        Ok(_) => StatusCode::NO_CONTENT.into_response(),
+        Err(error) => failed(error),
+    };
+    with_target(response, format!("tenant {id}"))
+}
+
+pub async fn revoke_tokens(State(state): State<AppState>, request: Body) -> Response {
+    let bytes = guard!(read_body(request).await);
+    let revocation: admin::Revocation = guard!(body(&bytes));
+    match admin::revoke_tokens(&state.ctx.store, &revocation, unix_now()).await {
+        Ok((owner, revoked)) => {
+            let response = Json(json!({ "owner": owner, "refresh_tokens_revoked": revoked })).into_response();
+            with_target(response, owner)
+        }
+        Err(error) => failed(error),
+    }
+}
+
+pub async fn revoke_key(State(state): State<AppState>, Path(kid): Path<String>) -> Response {
+    let response = match admin::revoke_key(&state.ctx.store, &state.master_key, &kid, unix_now()).await {
+        Ok(replacement) => {
+            changed(&state, portero_core::store::Change::Keys).await;
+            let _ = state.reload_keys().await;
+            Json(json!({ "revoked": kid, "new_signing_key": replacement.map(|k| k.kid) })).into_response()
+        }
+        Err(error) => failed(error),
+    };
+    with_target(response, format!("key {kid}"))
 }

@@ -65,6 +65,7 @@ pub fn base_client(id: &str, secret_hash: String, grants: &[GrantType]) -> Clien
         created_at: 0,
         refresh_retry_window: None,
         auth_method: None,
+        disabled_at: None,
         previous_secret: None,
     }
 }
@@ -266,6 +267,7 @@ async fn provision(db: &Database) -> (String, String) {
         tenant_id: tenant.into(),
         username: username.into(),
         password_hash: hash_password(password),
+        disabled_at: None,
         created_at: 0,
     };
     db.create_user(&user(TENANT_ID, NETPAY_USER, NETPAY_PASSWORD)).await.unwrap();

@@ -27,6 +27,11 @@ pub enum TenantCommand {
     },
     /// List tenants: id and name.
     List,
+    /// Delete a tenant nothing belongs to any more (refused, naming what still does, otherwise).
+    Delete {
+        /// Tenant id or name.
+        name_or_id: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -44,6 +49,69 @@ pub enum ClientCommand {
     },
     /// List clients (never their secrets).
     List,
+    /// Change a client: any of create's options but --id and --secret.
+    Update(Box<ClientUpdate>),
+    /// Print a client as JSON (never its secret).
+    Show {
+        /// The client id.
+        #[arg(long)]
+        id: String,
+    },
+    /// Refuse the client from now on, on every node; its refresh tokens and access tokens end.
+    Disable {
+        /// The client id.
+        #[arg(long)]
+        id: String,
+    },
+    /// Accept a disabled client again (tokens ended by the disable stay ended).
+    Enable {
+        /// The client id.
+        #[arg(long)]
+        id: String,
+    },
+    /// Delete a client and end its tokens.
+    Delete {
+        /// The client id.
+        #[arg(long)]
+        id: String,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct ClientUpdate {
+    /// The client id.
+    #[arg(long)]
+    pub id: String,
+    /// Allowed grants: client_credentials, password, refresh_token (comma-separated).
+    #[arg(long, value_delimiter = ',')]
+    pub grants: Option<Vec<String>>,
+    /// Scopes the client may ask for, space-separated.
+    #[arg(long)]
+    pub scopes: Option<String>,
+    /// An audience the client may ask for (repeatable; replaces the list).
+    #[arg(long = "audience")]
+    pub audiences: Option<Vec<String>>,
+    /// A tenant (id or name) the client acts for (repeatable; replaces the list).
+    #[arg(long = "tenant")]
+    pub tenants: Option<Vec<String>>,
+    /// Access-token lifetime in seconds; 0 goes back to the server's default.
+    #[arg(long)]
+    pub token_ttl: Option<i64>,
+    /// When refresh tokens are issued: always, offline_access, never.
+    #[arg(long)]
+    pub refresh_tokens: Option<String>,
+    /// Drop requested scopes the client may not have (true) or refuse the request (false).
+    #[arg(long, value_name = "true|false")]
+    pub ignore_unknown_scopes: Option<bool>,
+    /// Locale of Pay-me envelope messages, e.g. es_PE or en_US.
+    #[arg(long)]
+    pub locale: Option<String>,
+    /// Seconds in which a refresh whose answer was lost may be retried.
+    #[arg(long, value_name = "SECONDS")]
+    pub refresh_retry_window: Option<i64>,
+    /// client_secret_basic or client_secret_post.
+    #[arg(long, value_name = "METHOD")]
+    pub auth_method: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -99,6 +167,47 @@ pub enum UserCommand {
         #[arg(long)]
         username: String,
     },
+    /// List a tenant's users: id, username, and whether disabled.
+    List {
+        /// Tenant id or name.
+        #[arg(long)]
+        tenant: String,
+    },
+    /// Give a user a new password, read from standard input (first line); ends its refresh families.
+    SetPassword(UserRef),
+    /// Refuse the user from now on; its refresh and access tokens end.
+    Disable(UserRef),
+    /// Accept a disabled user again.
+    Enable(UserRef),
+    /// Delete a user and end its tokens.
+    Delete(UserRef),
+}
+
+/// One user: its tenant (id or name) and username.
+#[derive(Debug, Args)]
+pub struct UserRef {
+    /// The user's tenant (id or name).
+    #[arg(long)]
+    pub tenant: String,
+    /// The username.
+    #[arg(long)]
+    pub username: String,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TokensCommand {
+    /// End every refresh family and make live access tokens inactive at introspection.
+    Revoke {
+        /// The client whose tokens end.
+        #[arg(long, conflicts_with_all = ["tenant", "username"], required_unless_present = "username")]
+        client: Option<String>,
+        /// With --username: the tenant (id or name) of the user whose tokens end.
+        #[arg(long, requires = "username")]
+        tenant: Option<String>,
+        /// With --tenant: the username of the user whose tokens end.
+        #[arg(long, requires = "tenant")]
+        username: Option<String>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -114,6 +223,13 @@ pub enum KeysCommand {
         /// longer than the JWKS cache lifetime of 300 s).
         #[arg(long, default_value_t = admin::DEFAULT_PUBLISH_DELAY_SECONDS)]
         publish_delay: i64,
+    },
+    /// Emergency: take a key out of every JWKS and stop signing with it now; tokens it signed
+    /// stop verifying. A new key is made first when it was the signing one.
+    Revoke {
+        /// The key id (`kid`, as `keys list` shows it).
+        #[arg(long)]
+        kid: String,
     },
 }
 
@@ -137,6 +253,10 @@ pub async fn tenant(global: &Global, command: TenantCommand) -> anyhow::Result<(
         TenantCommand::Create { name, id } => {
             let tenant = admin::create_tenant(&db, &name, id.as_deref(), unix_now()).await?;
             println!("{}", tenant.id);
+        }
+        TenantCommand::Delete { name_or_id } => {
+            let tenant = admin::delete_tenant(&db, &name_or_id).await?;
+            eprintln!("deleted tenant {} ({})", tenant.name, tenant.id);
         }
         TenantCommand::List => {
             for tenant in db.list_tenants().await? {
@@ -180,6 +300,35 @@ pub async fn client(global: &Global, command: ClientCommand) -> anyhow::Result<(
             eprintln!("new secret for client {id}, shown once below; the old one works for {overlap} more seconds");
             println!("{secret}");
         }
+        ClientCommand::Update(args) => {
+            let args = *args;
+            let changes = admin::ClientChanges {
+                grants: args.grants,
+                scopes: args.scopes,
+                audiences: args.audiences,
+                tenants: args.tenants,
+                token_ttl: args.token_ttl,
+                refresh_tokens: args.refresh_tokens,
+                ignore_unknown_scopes: args.ignore_unknown_scopes,
+                locale: args.locale,
+                refresh_retry_window: args.refresh_retry_window,
+                token_endpoint_auth_method: args.auth_method,
+            };
+            print_json(&admin::client_view(&admin::update_client(&db, &args.id, changes).await?));
+        }
+        ClientCommand::Show { id } => print_json(&admin::client_view(&admin::show_client(&db, &id).await?)),
+        ClientCommand::Disable { id } => {
+            admin::set_client_enabled(&db, &id, false, unix_now()).await?;
+            eprintln!("client {id} disabled; its tokens ended");
+        }
+        ClientCommand::Enable { id } => {
+            admin::set_client_enabled(&db, &id, true, unix_now()).await?;
+            eprintln!("client {id} enabled");
+        }
+        ClientCommand::Delete { id } => {
+            admin::delete_client(&db, &id, unix_now()).await?;
+            eprintln!("client {id} deleted; its tokens ended");
+        }
         ClientCommand::List => {
             for c in db.list_clients().await? {
                 let grants: Vec<&str> = c.grants.iter().map(|g| g.as_str()).collect();
@@ -202,14 +351,63 @@ pub async fn client(global: &Global, command: ClientCommand) -> anyhow::Result<(
 
 pub async fn user(global: &Global, command: UserCommand) -> anyhow::Result<()> {
     let (db, _) = open(global).await?;
-    let UserCommand::Create { tenant, username } = command;
+    let now = unix_now();
+    match command {
+        UserCommand::Create { tenant, username } => {
+            let password = password_from_stdin()?;
+            let user = admin::create_user(&db, &tenant, &username, &password, now).await?;
+            println!("{}", user.id);
+        }
+        UserCommand::List { tenant } => {
+            for user in admin::list_users(&db, &tenant).await? {
+                let state = if user.disabled_at.is_some() { "disabled" } else { "enabled" };
+                println!("{}\t{}\t{state}", user.id, user.username);
+            }
+        }
+        UserCommand::SetPassword(who) => {
+            let user = admin::find_user(&db, &who.tenant, &who.username).await?;
+            admin::set_password(&db, &user.id, &password_from_stdin()?, now).await?;
+            eprintln!("new password for {}; its refresh tokens ended", who.username);
+        }
+        UserCommand::Disable(who) => {
+            let user = admin::find_user(&db, &who.tenant, &who.username).await?;
+            admin::set_user_enabled(&db, &user.id, false, now).await?;
+            eprintln!("user {} disabled; its tokens ended", who.username);
+        }
+        UserCommand::Enable(who) => {
+            let user = admin::find_user(&db, &who.tenant, &who.username).await?;
+            admin::set_user_enabled(&db, &user.id, true, now).await?;
+            eprintln!("user {} enabled", who.username);
+        }
+        UserCommand::Delete(who) => {
+            let user = admin::find_user(&db, &who.tenant, &who.username).await?;
+            admin::delete_user(&db, &user.id, now).await?;
+            eprintln!("user {} deleted; its tokens ended", who.username);
+        }
+    }
+    Ok(())
+}
+
+/// The first line of standard input, which must not be empty.
+fn password_from_stdin() -> anyhow::Result<String> {
     let mut password = String::new();
     std::io::stdin().lock().read_line(&mut password).context("reading the password from standard input")?;
-    let password = password.trim_end_matches(['\r', '\n']);
+    let password = password.trim_end_matches(['\r', '\n']).to_owned();
     anyhow::ensure!(!password.is_empty(), "the password (read from standard input) is empty");
-    let user = admin::create_user(&db, &tenant, &username, password, unix_now()).await?;
-    println!("{}", user.id);
+    Ok(password)
+}
+
+pub async fn tokens(global: &Global, command: TokensCommand) -> anyhow::Result<()> {
+    let (db, _) = open(global).await?;
+    let TokensCommand::Revoke { client, tenant, username } = command;
+    let revocation = admin::Revocation { client_id: client, tenant, username };
+    let (owner, revoked) = admin::revoke_tokens(&db, &revocation, unix_now()).await?;
+    eprintln!("{owner}: {revoked} refresh tokens revoked; access tokens issued until now are inactive");
     Ok(())
+}
+
+fn print_json(value: &serde_json::Value) {
+    println!("{}", serde_json::to_string_pretty(value).unwrap_or_else(|_| value.to_string()));
 }
 
 pub async fn keys(global: &Global, command: KeysCommand) -> anyhow::Result<()> {
@@ -231,6 +429,13 @@ pub async fn keys(global: &Global, command: KeysCommand) -> anyhow::Result<()> {
                     super::rfc3339(key.created_at),
                     super::rfc3339(key.activate_at)
                 );
+            }
+        }
+        KeysCommand::Revoke { kid } => {
+            let replacement = admin::revoke_key(&db, &master_key(global, &url)?, &kid, now).await?;
+            match replacement {
+                Some(key) => eprintln!("revoked key {kid}; new signing key {} ({})", key.kid, key.alg),
+                None => eprintln!("revoked key {kid}"),
             }
         }
         KeysCommand::Rotate { alg, publish_delay } => {

@@ -83,6 +83,9 @@ pub enum Command {
     /// Manage signing keys.
     #[command(subcommand)]
     Keys(admin::KeysCommand),
+    /// End tokens: every refresh family and live access token of a client or a user.
+    #[command(subcommand)]
+    Tokens(admin::TokensCommand),
     /// Show the audit trail: tokens issued and refused, reuse, revocations, throttling.
     Audit(audit::AuditArgs),
     /// Get an access token from a token endpoint and print it.
@@ -113,6 +116,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Client(command) => admin::client(global, command).await,
         Command::User(command) => admin::user(global, command).await,
         Command::Keys(command) => admin::keys(global, command).await,
+        Command::Tokens(command) => admin::tokens(global, command).await,
         Command::Audit(args) => audit::run(global, args).await,
         Command::Token(args) => return token::run(args).await,
     };

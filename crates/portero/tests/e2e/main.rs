@@ -5,5 +5,6 @@ mod crash;
 mod hardening;
 mod install;
 mod nodes;
+mod operator;
 mod outage;
 mod retry;

@@ -240,3 +240,82 @@ async fn two_nodes_on_one_postgres_are_one_service() {
     drop((a, b));
     db.drop_it().await;
 }
+
+/// A change made through one node (or the CLI) applies on the other on its next request, well
+/// within the client cache's lifetime: PostgreSQL NOTIFY tells every node.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_disable_on_one_node_is_refused_on_the_other_at_once() {
+    let Ok(admin_url) = std::env::var("PORTERO_TEST_POSTGRES_URL") else {
+        use std::io::Write as _;
+        let _ =
+            writeln!(std::io::stderr(), "SKIPPED: two-node lifecycle test (set PORTERO_TEST_POSTGRES_URL to run it)");
+        return;
+    };
+    let db = Database::create(&admin_url, "notify").await;
+    let dir = tempfile::tempdir().unwrap();
+    // A long client cache and key reload: only the announcement can explain a prompt refusal.
+    std::fs::write(dir.path().join("portero.toml"), "client_cache_seconds = 300\nkey_reload_seconds = 300\n").unwrap();
+    let master_key = "bm90aWZ5LXRlc3QtbWFzdGVyLWtleS0zMi1ieXRlcyE=";
+    let a = start_node(dir.path(), &db.url, master_key);
+    let b = start_node(dir.path(), &db.url, master_key);
+    let http = reqwest::Client::new();
+    let admin =
+        |method: reqwest::Method, path: &str| http.request(method, format!("{}{path}", a.base)).bearer_auth(ADMIN);
+    let (_, svc) = json_of(
+        admin(reqwest::Method::POST, "/admin/clients").json(&json!({ "id": "svc", "grants": ["client_credentials"] })),
+    )
+    .await;
+    let secret = svc["client_secret"].as_str().unwrap().to_owned();
+    let cc = [("grant_type", "client_credentials")];
+    let (status, _) = token(&http, &b, ("svc", &secret), &cc).await;
+    assert_eq!(status, 200, "B has read and cached the client");
+
+    let started = Instant::now();
+    let (status, _) = json_of(admin(reqwest::Method::POST, "/admin/clients/svc/disable")).await;
+    assert_eq!(status, 200);
+    let mut refused_after = None;
+    while started.elapsed() < Duration::from_secs(3) {
+        if token(&http, &b, ("svc", &secret), &cc).await.0 == 401 {
+            refused_after = Some(started.elapsed());
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let refused_after = refused_after.expect("B refused the disabled client");
+    eprintln!("disabled on A, refused on B after {refused_after:?}");
+
+    // The CLI is a third process on the same database: its change reaches B the same way.
+    let (status, _) = json_of(admin(reqwest::Method::POST, "/admin/clients/svc/enable")).await;
+    assert_eq!(status, 200);
+    assert_eq!(token(&http, &b, ("svc", &secret), &cc).await.0, 200);
+    let cli = std::process::Command::new(BIN)
+        .args(["client", "disable", "--id", "svc"])
+        .env("PORTERO_DATABASE_URL", &db.url)
+        .env("PORTERO_MASTER_KEY", master_key)
+        .output()
+        .unwrap();
+    assert!(cli.status.success(), "{}", String::from_utf8_lossy(&cli.stderr));
+    let started = Instant::now();
+    while token(&http, &b, ("svc", &secret), &cc).await.0 != 401 {
+        assert!(started.elapsed() < Duration::from_secs(3), "B still accepts a client the CLI disabled");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    // A key revoked through A leaves B's JWKS at once.
+    let (_, keys) = json_of(admin(reqwest::Method::GET, "/admin/keys")).await;
+    let kid = keys[0]["kid"].as_str().unwrap().to_owned();
+    let (status, revoked) = json_of(admin(reqwest::Method::DELETE, &format!("/admin/keys/{kid}"))).await;
+    assert_eq!(status, 200, "{revoked}");
+    let started = Instant::now();
+    loop {
+        let jwks: Value =
+            http.get(format!("{}/.well-known/jwks.json", b.base)).send().await.unwrap().json().await.unwrap();
+        if !jwks.to_string().contains(&kid) {
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(3), "B still publishes the revoked key");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    drop((a, b));
+    db.drop_it().await;
+}
