@@ -160,7 +160,7 @@ class Portero:
                               text=True, check=True).stdout.strip()
 
     def provision(self):
-        self.tenant = self.cli("tenant", "create", "bench")
+        self.tenant = self.cli("--create", "tenant", "create", "bench")  # a fresh SQLite file: --create
         self.secret = self.cli("client", "create", "--id", "bench", "--grants",
                                "client_credentials,password,refresh_token", "--scopes", "api", "--tenant", "bench")
         self.user = self.cli("user", "create", "--tenant", "bench", "--username", "merchant", stdin="bench-password\n")

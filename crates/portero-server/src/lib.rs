@@ -11,6 +11,7 @@ pub mod metrics;
 pub mod respond;
 pub mod routes;
 pub mod state;
+pub mod waiting;
 
 use std::future::Future;
 use std::net::SocketAddr;

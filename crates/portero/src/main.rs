@@ -3,6 +3,7 @@
 #![warn(clippy::unwrap_used)]
 
 mod cli;
+mod database;
 mod settings;
 
 use std::process::ExitCode;

@@ -1,5 +1,5 @@
-//! Settings: defaults, then `portero.toml`, then `PORTERO_*` variables and flags (clap reads
-//! both), each overriding the one before.
+//! Settings: defaults, then `portero.toml` (`--config`, else `./portero.toml` when it exists),
+//! then `PORTERO_*` variables and flags (clap reads both), each overriding the one before.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -11,6 +11,8 @@ use serde::Deserialize;
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://portero.db";
+/// Read when `--config` (`PORTERO_CONFIG`) is not given and this file exists.
+pub const DEFAULT_CONFIG_FILE: &str = "portero.toml";
 
 /// The configuration file. Every key is optional.
 #[derive(Debug, Default, Deserialize)]
@@ -76,9 +78,16 @@ pub struct TokenPathConfig {
 }
 
 impl FileConfig {
+    /// Reads `path`, or `./portero.toml` when no path is given and that file exists.
     pub fn load(path: Option<&Path>) -> anyhow::Result<Self> {
-        let Some(path) = path else {
-            return Ok(Self::default());
+        let default = Path::new(DEFAULT_CONFIG_FILE);
+        let path = match path {
+            Some(path) => path,
+            None if default.is_file() => {
+                tracing::info!(path = DEFAULT_CONFIG_FILE, "reading the configuration file in the current directory");
+                default
+            }
+            None => return Ok(Self::default()),
         };
         let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
         toml::from_str(&text).with_context(|| format!("in {}", path.display()))
@@ -139,14 +148,169 @@ pub fn database_url(flag: Option<&str>, file: &FileConfig) -> String {
     flag.map(str::to_owned).or_else(|| file.database_url.clone()).unwrap_or_else(|| DEFAULT_DATABASE_URL.to_owned())
 }
 
+/// The file of a `sqlite:` URL (`None` for PostgreSQL and in-memory databases).
+pub fn sqlite_file(database_url: &str) -> Option<PathBuf> {
+    let rest = database_url.strip_prefix("sqlite://").or_else(|| database_url.strip_prefix("sqlite:"))?;
+    let (path, query) = rest.split_once('?').unwrap_or((rest, ""));
+    let memory = path.is_empty() || path == ":memory:" || query.split('&').any(|kv| kv == "mode=memory");
+    (!memory).then(|| PathBuf::from(path))
+}
+
 /// Where the master key file lives when none is named: beside the SQLite file, else `./portero.key`.
 pub fn default_master_key_file(database_url: &str) -> PathBuf {
-    let sqlite_path = database_url
-        .strip_prefix("sqlite://")
-        .or_else(|| database_url.strip_prefix("sqlite:"))
-        .map(|rest| rest.split('?').next().unwrap_or(rest));
-    match sqlite_path {
-        Some(path) if !path.is_empty() && path != ":memory:" => PathBuf::from(format!("{path}.key")),
-        _ => PathBuf::from("portero.key"),
+    match sqlite_file(database_url) {
+        Some(path) => PathBuf::from(format!("{}.key", path.display())),
+        None => PathBuf::from("portero.key"),
+    }
+}
+
+/// The database as an error message may name it: the SQLite file (absolute), or the PostgreSQL
+/// URL without its password and query string.
+pub fn describe_database(database_url: &str) -> String {
+    if let Some(path) = sqlite_file(database_url) {
+        let shown = std::path::absolute(&path).unwrap_or(path);
+        return format!("SQLite file {}", shown.display());
+    }
+    let Some((scheme, rest)) = database_url.split_once("://") else {
+        return database_url.split('?').next().unwrap_or_default().to_owned();
+    };
+    let rest = rest.split('?').next().unwrap_or_default();
+    let (authority, path) = rest.split_once('/').map_or((rest, ""), |(a, p)| (a, p));
+    let host = match authority.rsplit_once('@') {
+        Some((userinfo, host)) => {
+            let user = userinfo.split(':').next().unwrap_or_default();
+            format!("{user}@{host}")
+        }
+        None => authority.to_owned(),
+    };
+    if scheme.starts_with("sqlite") {
+        return format!("{scheme}://{rest}");
+    }
+    format!("PostgreSQL {scheme}://{host}/{path}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn database_descriptions_never_carry_a_password() {
+        let pg = describe_database("postgres://portero:s3cret@db.internal:5433/portero?sslmode=require&password=x");
+        assert_eq!(pg, "PostgreSQL postgres://portero@db.internal:5433/portero");
+        assert_eq!(describe_database("postgresql://db/p"), "PostgreSQL postgresql://db/p");
+        let sqlite = describe_database("sqlite:///var/lib/portero/portero.db?mode=rwc");
+        assert_eq!(sqlite, "SQLite file /var/lib/portero/portero.db");
+        assert!(describe_database("sqlite://portero.db").ends_with("/portero.db"));
+        assert_eq!(sqlite_file("sqlite::memory:"), None);
+        assert_eq!(sqlite_file("sqlite://x.db?mode=memory"), None);
+        assert_eq!(default_master_key_file("sqlite://data/p.db"), PathBuf::from("data/p.db.key"));
+        assert_eq!(default_master_key_file("postgres://h/d"), PathBuf::from("portero.key"));
+    }
+
+    /// `key = value` with a plain (possibly dotted) key: a setting, not prose.
+    fn setting_key(line: &str) -> Option<&str> {
+        let (key, _) = line.split_once(" = ")?;
+        let plain = !key.is_empty() && key.chars().all(|c| c.is_ascii_lowercase() || c == '_' || c == '.');
+        plain.then_some(key)
+    }
+
+    /// `deploy/portero.toml` sets every key (or shows it commented out, `# key = value`): it
+    /// parses as it is and with every such line uncommented, and then every key is set.
+    #[test]
+    fn the_sample_configuration_is_complete_and_parses() {
+        let sample = include_str!("../../../deploy/portero.toml");
+        toml::from_str::<FileConfig>(sample).expect("deploy/portero.toml as shipped");
+        let uncommented: String = sample
+            .lines()
+            .map(|line| {
+                let rest = line.strip_prefix("# ").unwrap_or(line);
+                if rest.starts_with('[') || setting_key(rest).is_some() { rest } else { line }
+            })
+            .collect::<Vec<_>>()
+            .join("\n");
+        let all: FileConfig = toml::from_str(&uncommented).expect("deploy/portero.toml with its examples uncommented");
+        // No `..`: a new field fails to compile here until the sample (and this list) has it.
+        let FileConfig {
+            listen,
+            database_url,
+            issuer,
+            api_version_header,
+            access_token_ttl,
+            refresh_token_ttl,
+            refresh_retry_window_seconds,
+            signing_alg,
+            default_locale,
+            max_body_bytes,
+            key_reload_seconds,
+            client_cache_seconds,
+            admin_token,
+            tls_cert,
+            tls_key,
+            read_timeout_seconds,
+            request_timeout_seconds,
+            client_address_header,
+            address_failure_threshold,
+            metrics_listen,
+            metrics_token,
+            limits,
+            token_path,
+        } = all;
+        let set = [
+            ("listen", listen.is_some()),
+            ("database_url", database_url.is_some()),
+            ("issuer", issuer.is_some()),
+            ("api_version_header", api_version_header.is_some()),
+            ("access_token_ttl", access_token_ttl.is_some()),
+            ("refresh_token_ttl", refresh_token_ttl.is_some()),
+            ("refresh_retry_window_seconds", refresh_retry_window_seconds.is_some()),
+            ("signing_alg", signing_alg.is_some()),
+            ("default_locale", default_locale.is_some()),
+            ("max_body_bytes", max_body_bytes.is_some()),
+            ("key_reload_seconds", key_reload_seconds.is_some()),
+            ("client_cache_seconds", client_cache_seconds.is_some()),
+            ("admin_token", admin_token.is_some()),
+            ("tls_cert", tls_cert.is_some()),
+            ("tls_key", tls_key.is_some()),
+            ("read_timeout_seconds", read_timeout_seconds.is_some()),
+            ("request_timeout_seconds", request_timeout_seconds.is_some()),
+            ("client_address_header", client_address_header.is_some()),
+            ("address_failure_threshold", address_failure_threshold.is_some()),
+            ("metrics_listen", metrics_listen.is_some()),
+            ("metrics_token", metrics_token.is_some()),
+            ("limits.default_max_chars", limits.default_max_chars.is_some()),
+            ("limits.max_params", limits.max_params.is_some()),
+            ("token_path", !token_path.is_empty()),
+        ];
+        let missing: Vec<&str> = set.iter().filter(|(_, set)| !set).map(|(key, _)| *key).collect();
+        assert!(missing.is_empty(), "deploy/portero.toml lacks {missing:?}");
+        // The defaults the sample states are the ones the code uses.
+        let shipped: FileConfig = toml::from_str(sample).unwrap();
+        assert_eq!(shipped.listen.as_deref(), Some(DEFAULT_LISTEN));
+        assert_eq!(shipped.database_url.as_deref(), Some(DEFAULT_DATABASE_URL));
+        let defaults = ServerConfig::default();
+        let config = shipped.server_config().unwrap();
+        assert_eq!(config.max_body_bytes, defaults.max_body_bytes);
+        assert_eq!(config.read_timeout, defaults.read_timeout);
+        assert_eq!(config.request_timeout, defaults.request_timeout);
+        assert_eq!(config.client_cache_ttl, defaults.client_cache_ttl);
+        assert_eq!(config.throttle.address_threshold, defaults.throttle.address_threshold);
+        let limits = FieldLimits::default();
+        assert_eq!(shipped.limits.default_max_chars, Some(limits.default_max_chars));
+        assert_eq!(shipped.limits.max_params, Some(limits.max_params));
+    }
+
+    /// Every file key of the sample is in the README's configuration reference, and back.
+    #[test]
+    fn the_readme_reference_names_every_key_of_the_sample() {
+        let sample = include_str!("../../../deploy/portero.toml");
+        let readme = include_str!("../../../README.md");
+        let table = readme.split("## Configuration reference").nth(1).expect("README has the reference");
+        // The top-level keys: those before the first table.
+        for line in sample.lines().take_while(|line| !line.trim_start_matches("# ").starts_with('[')) {
+            let rest = line.strip_prefix("# ").unwrap_or(line);
+            if let Some(key) = setting_key(rest) {
+                assert!(table.contains(&format!("`{key}`")), "README's configuration reference lacks `{key}`");
+            }
+        }
     }
 }

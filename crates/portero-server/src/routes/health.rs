@@ -21,6 +21,7 @@ pub async fn readyz(State(state): State<AppState>) -> (StatusCode, &'static str)
 
 /// Prometheus text exposition of this node's counters and histograms.
 pub async fn metrics(State(state): State<AppState>) -> impl axum::response::IntoResponse {
+    metrics::gauge!("portero_build_info", "version" => env!("CARGO_PKG_VERSION")).set(1.0);
     metrics::gauge!("portero_audit_events_dropped").set(state.ctx.audit.dropped() as f64);
     metrics::gauge!("portero_audit_backlog").set(state.ctx.audit.backlog() as f64);
     let body = crate::metrics::handle().map(|h| h.render()).unwrap_or_default();

@@ -19,6 +19,7 @@ use crate::settings::{self, FileConfig};
 pub enum TenantCommand {
     /// Create a tenant and print its id.
     Create {
+        /// The tenant's name (unique; commands accept it where they take a tenant).
         name: String,
         /// Use this id (a UUID, e.g. a Zertiban businessUuid) instead of a generated one.
         #[arg(long)]
@@ -39,6 +40,7 @@ pub enum ClientCommand {
     Create(Box<ClientCreate>),
     /// Give a client a new generated secret (printed once); the old one keeps working during the overlap.
     RotateSecret {
+        /// The client id.
         #[arg(long)]
         id: String,
         /// How long the old secret keeps working: 90s, 15m, 24h, 7d (default 24h).
@@ -51,21 +53,25 @@ pub enum ClientCommand {
     Update(Box<ClientUpdate>),
     /// Print a client as JSON (never its secret).
     Show {
+        /// The client id.
         #[arg(long)]
         id: String,
     },
     /// Refuse the client from now on, on every node; its refresh tokens and access tokens end.
     Disable {
+        /// The client id.
         #[arg(long)]
         id: String,
     },
     /// Accept a disabled client again (tokens ended by the disable stay ended).
     Enable {
+        /// The client id.
         #[arg(long)]
         id: String,
     },
     /// Delete a client and end its tokens.
     Delete {
+        /// The client id.
         #[arg(long)]
         id: String,
     },
@@ -73,6 +79,7 @@ pub enum ClientCommand {
 
 #[derive(Debug, Args)]
 pub struct ClientUpdate {
+    /// The client id.
     #[arg(long)]
     pub id: String,
     /// Allowed grants: client_credentials, password, refresh_token (comma-separated).
@@ -109,10 +116,11 @@ pub struct ClientUpdate {
 
 #[derive(Debug, Args)]
 pub struct ClientCreate {
+    /// The client id (what merchants send as client_id).
     #[arg(long)]
     pub id: String,
     /// The client's secret, when it must match one already in use (stored as an argon2id hash).
-    #[arg(long, env = "PORTERO_CLIENT_SECRET", hide_env_values = true, allow_hyphen_values = true)]
+    #[arg(long, env = "PORTERO_CLIENT_CREATE_SECRET", hide_env_values = true, allow_hyphen_values = true)]
     pub secret: Option<String>,
     /// Allowed grants: client_credentials, password, refresh_token (comma-separated).
     #[arg(long, value_delimiter = ',', required = true)]
@@ -155,6 +163,7 @@ pub enum UserCommand {
         /// Tenant id or name.
         #[arg(long)]
         tenant: String,
+        /// The username the password grant sends.
         #[arg(long)]
         username: String,
     },
@@ -177,8 +186,10 @@ pub enum UserCommand {
 /// One user: its tenant (id or name) and username.
 #[derive(Debug, Args)]
 pub struct UserRef {
+    /// The user's tenant (id or name).
     #[arg(long)]
     pub tenant: String,
+    /// The username.
     #[arg(long)]
     pub username: String,
 }
@@ -193,6 +204,7 @@ pub enum TokensCommand {
         /// With --username: the tenant (id or name) of the user whose tokens end.
         #[arg(long, requires = "username")]
         tenant: Option<String>,
+        /// With --tenant: the username of the user whose tokens end.
         #[arg(long, requires = "tenant")]
         username: Option<String>,
     },
@@ -204,6 +216,7 @@ pub enum KeysCommand {
     List,
     /// Add a signing key: published at once, signing after --publish-delay seconds.
     Rotate {
+        /// Algorithm of the new key: RS256, ES256 or EdDSA.
         #[arg(long, default_value = admin::DEFAULT_KEY_ALG)]
         alg: String,
         /// Seconds between publishing the key in the JWKS and signing with it (default 360,
@@ -214,6 +227,7 @@ pub enum KeysCommand {
     /// Emergency: take a key out of every JWKS and stop signing with it now; tokens it signed
     /// stop verifying. A new key is made first when it was the signing one.
     Revoke {
+        /// The key id (`kid`, as `keys list` shows it).
         #[arg(long)]
         kid: String,
     },
@@ -222,7 +236,7 @@ pub enum KeysCommand {
 pub(super) async fn open(global: &Global) -> anyhow::Result<(Database, String)> {
     let file = FileConfig::load(global.config.as_deref())?;
     let url = settings::database_url(global.database_url.as_deref(), &file);
-    let db = Database::connect(&url).await.context("opening the database")?;
+    let db = crate::database::open(&url, global.missing_database()).await?;
     Ok((db, url))
 }
 
@@ -409,7 +423,11 @@ pub async fn keys(global: &Global, command: KeysCommand) -> anyhow::Result<()> {
                 };
                 println!(
                     "{}\t{}\t{}\tcreated={}\tactivates={}",
-                    key.kid, key.alg, state, key.created_at, key.activate_at
+                    key.kid,
+                    key.alg,
+                    state,
+                    super::rfc3339(key.created_at),
+                    super::rfc3339(key.activate_at)
                 );
             }
         }
@@ -427,7 +445,7 @@ pub async fn keys(global: &Global, command: KeysCommand) -> anyhow::Result<()> {
                 "published key {} ({}); it signs from {} (in {} s)",
                 key.kid,
                 key.alg,
-                key.activate_at,
+                super::rfc3339(key.activate_at),
                 key.activate_at - now
             );
         }

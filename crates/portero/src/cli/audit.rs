@@ -50,7 +50,7 @@ pub async fn run(global: &Global, args: AuditArgs) -> anyhow::Result<()> {
     for event in db.list_audit_events(&query).await? {
         if args.json {
             let line = serde_json::json!({
-                "id": event.id, "at": event.at, "kind": event.kind, "outcome": event.outcome,
+                "id": event.id, "at": event.at, "time": super::rfc3339(event.at), "kind": event.kind, "outcome": event.outcome,
                 "client_id": event.client_id, "subject": event.subject, "grant_type": event.grant_type,
                 "source": event.source, "detail": event.detail, "count": event.count,
                 "authenticated": event.authenticated,
@@ -66,7 +66,7 @@ pub async fn run(global: &Global, args: AuditArgs) -> anyhow::Result<()> {
             let count = if event.count > 1 { format!("\tcount={}", event.count) } else { String::new() };
             println!(
                 "{}\t{}\t{}\tclient={}\tsub={}\tgrant={}\tfrom={}\t{}{}",
-                event.at,
+                super::rfc3339(event.at),
                 event.kind,
                 event.outcome,
                 client,

@@ -9,7 +9,6 @@ use portero_core::dialect::{ApiVersionRule, DEFAULT_LOCALE};
 use portero_core::keys::Alg;
 use portero_core::token_endpoint::Policy;
 use portero_server::AppState;
-use portero_store::Database;
 use tokio::net::TcpListener;
 
 use super::Global;
@@ -32,11 +31,11 @@ pub struct ServeArgs {
     /// Default access-token lifetime in seconds, for clients without their own.
     #[arg(long, env = "PORTERO_ACCESS_TOKEN_TTL")]
     pub access_token_ttl: Option<i64>,
-    /// PEM certificate chain to serve HTTPS with (needs --tls-key).
     /// Seconds after a refresh in which the same refresh token may be sent again and get the same
     /// answer (its response was lost); 0 (default) treats any second use as reuse.
     #[arg(long, env = "PORTERO_REFRESH_RETRY_WINDOW_SECONDS", value_name = "SECONDS")]
     pub refresh_retry_window_seconds: Option<i64>,
+    /// PEM certificate chain to serve HTTPS with (needs --tls-key).
     #[arg(long, env = "PORTERO_TLS_CERT", requires = "tls_key")]
     pub tls_cert: Option<std::path::PathBuf>,
     /// PEM private key of --tls-cert.
@@ -97,15 +96,32 @@ pub async fn run(global: &Global, args: ServeArgs) -> anyhow::Result<()> {
     server_config.metrics_on_main = metrics_listen.is_none() && server_config.metrics_token.is_some();
 
     let tls = tls_config(args.tls_cert.or(file.tls_cert.clone()), args.tls_key.or(file.tls_key.clone())).await?;
-    let db = Database::connect(&database_url).await.with_context(|| "opening the database")?;
     let master_key = super::admin::master_key(global, &database_url)?;
-    let state = AppState::build(db, master_key, policy, server_config, alg, unix_now()).await?;
+    let bind = || async { TcpListener::bind(&listen).await.with_context(|| format!("listening on {listen}")) };
+    let start = Start { database_url: &database_url, master_key, policy, server_config, alg };
+    // The port opens once the state is built; only while PostgreSQL is unreachable does it open
+    // before, to answer 503.
+    let (state, listener) = match start.attempt().await {
+        Ok(state) => (state, bind().await?),
+        Err(error) if unreachable(&error) && settings::sqlite_file(&database_url).is_none() => {
+            match wait_for_database(&start, bind().await?, tls.clone(), error).await? {
+                Some(started) => started,
+                None => return Ok(()),
+            }
+        }
+        Err(error) => return Err(error),
+    };
     // Nodes on one PostgreSQL database drop what they cached of a change as soon as it is made.
     state.follow_changes();
-    let listener = TcpListener::bind(&listen).await.with_context(|| format!("listening on {listen}"))?;
     let local = listener.local_addr()?;
     let scheme = if tls.is_some() { "https" } else { "http" };
-    tracing::info!(address = %local, scheme, issuer = %state.ctx.policy.issuer, "portero is serving");
+    tracing::info!(
+        version = env!("CARGO_PKG_VERSION"),
+        address = %local,
+        scheme,
+        issuer = %state.ctx.policy.issuer,
+        "portero is serving"
+    );
     if tls.is_none() && !local.ip().is_loopback() {
         tracing::warn!(
             "serving plain HTTP on a non-loopback address: credentials and tokens cross the network in clear; \
@@ -131,6 +147,103 @@ pub async fn run(global: &Global, args: ServeArgs) -> anyhow::Result<()> {
     served?;
     tracing::info!("portero stopped");
     Ok(())
+}
+
+/// What building the state needs; kept so a failed start can be tried again.
+struct Start<'a> {
+    database_url: &'a str,
+    master_key: portero_core::keys::MasterKey,
+    policy: Policy,
+    server_config: portero_server::ServerConfig,
+    alg: Alg,
+}
+
+impl Start<'_> {
+    /// Opens the database (`serve` creates a missing SQLite file) and builds the state.
+    async fn attempt(&self) -> anyhow::Result<AppState> {
+        let db = crate::database::open(self.database_url, crate::database::Missing::Create).await?;
+        let built = AppState::build(
+            db,
+            self.master_key.clone(),
+            self.policy.clone(),
+            self.server_config.clone(),
+            self.alg,
+            unix_now(),
+        )
+        .await;
+        built.with_context(|| format!("starting on {}", settings::describe_database(self.database_url)))
+    }
+}
+
+/// Whether an error means the database is not reachable (yet), rather than wrong.
+fn unreachable(error: &anyhow::Error) -> bool {
+    use portero_core::store::StoreError;
+    error.chain().any(|cause| {
+        matches!(cause.downcast_ref::<StoreError>(), Some(StoreError::Unavailable(_)))
+            || matches!(
+                cause.downcast_ref::<portero_server::StartError>(),
+                Some(portero_server::StartError::Store(StoreError::Unavailable(_)))
+            )
+    })
+}
+
+/// Most time between two attempts to reach a database that is down at start.
+const RETRY_AT_MOST: Duration = Duration::from_secs(30);
+
+/// PostgreSQL is down at start: answer on `listener` (`/healthz` 200, everything else 503) and
+/// try again with backoff (1 s doubling to 30 s) until it is up, then hand the listener over.
+/// `None` when a shutdown signal came first.
+async fn wait_for_database(
+    start: &Start<'_>,
+    listener: TcpListener,
+    tls: Option<portero_server::TlsConfig>,
+    first: anyhow::Error,
+) -> anyhow::Result<Option<(AppState, TcpListener)>> {
+    let database = settings::describe_database(start.database_url);
+    let listener = listener.into_std()?;
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let waiting = tokio::spawn(portero_server::waiting::serve_waiting(listener.try_clone()?, tls, async {
+        let _ = stopped.await;
+    }));
+    tracing::warn!(
+        version = env!("CARGO_PKG_VERSION"),
+        address = %listener.local_addr()?,
+        error = format!("{first:#}"),
+        "{database} is not reachable: answering 503 (and /readyz 503) until it is, retrying"
+    );
+    let mut delay = Duration::from_secs(1);
+    let shutdown = shutdown_signal();
+    tokio::pin!(shutdown);
+    let state = loop {
+        tokio::select! {
+            () = &mut shutdown => {
+                let _ = stop.send(());
+                let _ = waiting.await;
+                return Ok(None);
+            }
+            () = tokio::time::sleep(delay) => {}
+        }
+        match start.attempt().await {
+            Ok(state) => break state,
+            Err(error) if unreachable(&error) => {
+                delay = (delay * 2).min(RETRY_AT_MOST);
+                tracing::warn!(
+                    error = format!("{error:#}"),
+                    retry_in_seconds = delay.as_secs(),
+                    "{database} is still not reachable"
+                );
+            }
+            Err(error) => {
+                let _ = stop.send(());
+                let _ = waiting.await;
+                return Err(error);
+            }
+        }
+    };
+    tracing::info!("{database} is reachable: starting");
+    let _ = stop.send(());
+    let _ = waiting.await;
+    Ok(Some((state, TcpListener::from_std(listener)?)))
 }
 
 /// Binds the metrics listener (a bad address stops `serve`) and serves `/metrics` on it.

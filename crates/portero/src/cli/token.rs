@@ -39,19 +39,26 @@ pub struct TokenArgs {
     /// The token endpoint, e.g. http://127.0.0.1:8080/oauth2/token.
     #[arg(long)]
     pub url: String,
+    /// The client id to authenticate as.
     #[arg(long, env = "PORTERO_CLIENT_ID")]
     pub client_id: String,
+    /// The client's secret (prefer the variable: a flag shows in the process list). Only this
+    /// command reads PORTERO_CLIENT_SECRET; `client create` reads PORTERO_CLIENT_CREATE_SECRET.
     #[arg(long, env = "PORTERO_CLIENT_SECRET", hide_env_values = true, allow_hyphen_values = true)]
     pub client_secret: String,
+    /// How the request is written: basic, post, json (Pay-me) or query (Nequi).
     #[arg(long, value_enum, default_value_t = Dialect::Basic)]
     pub dialect: Dialect,
     /// client_credentials, or password (the password is read from standard input).
     #[arg(long, default_value = "client_credentials")]
     pub grant: String,
+    /// The user, for --grant password (the password is read from standard input).
     #[arg(long)]
     pub username: Option<String>,
+    /// Scopes to ask for, space-separated (default: the client's).
     #[arg(long)]
     pub scope: Option<String>,
+    /// The audience (API) the token is for, one of the client's.
     #[arg(long)]
     pub audience: Option<String>,
     /// A header to send, 'NAME: VALUE' (NAME=VALUE also works); repeatable. It adds to, or

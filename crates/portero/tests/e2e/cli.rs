@@ -239,6 +239,7 @@ fn bad_flags_give_clear_errors() {
 
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
+    ok(portero(d, &["--create", "tenant", "list"], None));
     let cases: [(&[&str], &str); 6] = [
         (&["client", "create", "--id", "x", "--grants", "implicit"], "unknown grant"),
         (&["client", "create", "--id", "x", "--grants", "password", "--tenant", "nope"], "no tenant"),
@@ -271,7 +272,8 @@ fn sigterm_drains_in_flight_requests() {
 
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let secret = ok(portero(d, &["client", "create", "--id", "svc", "--grants", "client_credentials"], None));
+    let secret =
+        ok(portero(d, &["--create", "client", "create", "--id", "svc", "--grants", "client_credentials"], None));
     let mut server = serve(d, &[]);
     let address = server.base.trim_start_matches("http://").to_owned();
     let body = "grant_type=client_credentials";
@@ -322,7 +324,8 @@ fn serves_https_with_a_given_certificate() {
     let certified = rcgen::generate_simple_self_signed(vec!["localhost".into(), "127.0.0.1".into()]).unwrap();
     std::fs::write(d.join("cert.pem"), certified.cert.pem()).unwrap();
     std::fs::write(d.join("key.pem"), certified.signing_key.serialize_pem()).unwrap();
-    let secret = ok(portero(d, &["client", "create", "--id", "svc", "--grants", "client_credentials"], None));
+    let secret =
+        ok(portero(d, &["--create", "client", "create", "--id", "svc", "--grants", "client_credentials"], None));
 
     let missing = portero(d, &["serve", "--tls-cert", "nope.pem", "--tls-key", "key.pem"], None);
     assert!(!missing.status.success());
@@ -353,7 +356,7 @@ fn audit_trail_is_queryable_from_the_cli() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let args = ["client", "create", "--id", "svc", "--grants", "client_credentials", "--secret", "svc-secret-0123"];
-    ok(portero(d, &args, None));
+    ok(portero(d, &[&["--create"], &args[..]].concat(), None));
     let server = serve(d, &[]);
     let curl = |user: &str, form: &[&str], path: &str| {
         let mut command = Command::new("curl");
@@ -381,6 +384,11 @@ fn audit_trail_is_queryable_from_the_cli() {
     };
     let lines: Vec<&str> = listing.lines().collect();
     assert_eq!(lines.len(), 3, "{listing}");
+    // Each line starts with its time, RFC 3339 in UTC: 2026-12-02T14:26:43Z.
+    for line in &lines {
+        let at = line.split('\t').next().unwrap();
+        assert!(at.len() == 20 && at.as_bytes()[10] == b'T' && at.ends_with('Z'), "{line}");
+    }
     assert!(lines[0].contains("\ttoken_revoked\trevoked\tclient=svc\t"), "{listing}");
     // The wrong secret is listed under the id it presented, marked as not proven.
     assert!(lines[1].contains("\ttoken_refused\tinvalid_client\tclient=svc (unauthenticated)\t"), "{listing}");

@@ -109,9 +109,10 @@ fn the_sqlite_files_are_created_owner_only() {
     // An admin command on a fresh path, under the most permissive umask.
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let output = under_umask("000", d, &["--database-url", "sqlite://admin.db", "tenant", "create", "acme"], &[])
-        .output()
-        .unwrap();
+    let output =
+        under_umask("000", d, &["--create", "--database-url", "sqlite://admin.db", "tenant", "create", "acme"], &[])
+            .output()
+            .unwrap();
     assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
     assert_eq!(mode(&d.join("admin.db")), 0o600, "admin.db under umask 000");
     for name in ["admin.db-wal", "admin.db-shm"] {
@@ -127,7 +128,7 @@ fn the_sqlite_files_are_created_owner_only() {
 fn portero_token_speaks_pay_me_against_a_server_that_requires_the_version_header() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    ok(portero(d, &["tenant", "create", "acme"], None));
+    ok(portero(d, &["--create", "tenant", "create", "acme"], None));
     let client = [
         "client",
         "create",
@@ -182,7 +183,8 @@ fn no_log_line_carries_a_query_strings_values() {
     const ADMIN: &str = "logs-test-admin-token-0123456789";
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let secret = ok(portero(d, &["client", "create", "--id", "svc", "--grants", "client_credentials"], None));
+    let secret =
+        ok(portero(d, &["--create", "client", "create", "--id", "svc", "--grants", "client_credentials"], None));
     for format in ["text", "json"] {
         let server = serve(
             d,
@@ -292,7 +294,8 @@ fn metrics_are_private_unless_configured() {
     const TOKEN: &str = "metrics-test-token-0123456789abcdef";
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let secret = ok(portero(d, &["client", "create", "--id", "svc", "--grants", "client_credentials"], None));
+    let secret =
+        ok(portero(d, &["--create", "client", "create", "--id", "svc", "--grants", "client_credentials"], None));
     let basic = format!("svc:{secret}");
     let get_token = |server: &Running| {
         let (status, _) = curl(&server.url("/oauth2/token"), &["-u", &basic, "-d", "grant_type=client_credentials"]);

@@ -35,7 +35,7 @@ async fn every_lifecycle_command_through_the_binary() {
     // No client cache: a CLI change on SQLite is seen on the server's next request.
     std::fs::write(d.join("portero.toml"), "database_url = \"sqlite://portero.db\"\nclient_cache_seconds = 0\n")
         .unwrap();
-    ok(portero(d, &["tenant", "create", "acme"], None));
+    ok(portero(d, &["--create", "tenant", "create", "acme"], None));
     ok(portero(d, &["tenant", "create", "empty"], None));
     let grants = ["client", "create", "--id", "app", "--secret", "app-secret", "--grants", "password,refresh_token"];
     ok(portero(d, &[&grants[..], &["--tenant", "acme", "--scopes", "sale cancel"]].concat(), None));

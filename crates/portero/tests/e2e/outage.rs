@@ -23,7 +23,7 @@ const WORKERS: usize = 8;
 const LONGEST_ALLOWED: Duration = Duration::from_secs(7);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Link {
+pub(super) enum Link {
     Up,
     /// Every connection cut, new ones refused: the database process is gone.
     Down,
@@ -32,13 +32,13 @@ enum Link {
 }
 
 /// Forwards loopback connections to PostgreSQL while the link is up.
-struct Proxy {
-    address: SocketAddr,
+pub(super) struct Proxy {
+    pub(super) address: SocketAddr,
     link: watch::Sender<Link>,
 }
 
 impl Proxy {
-    async fn start(upstream: SocketAddr) -> Self {
+    pub(super) async fn start(upstream: SocketAddr) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let address = listener.local_addr().unwrap();
         let (link, _) = watch::channel(Link::Up);
@@ -51,7 +51,7 @@ impl Proxy {
         Self { address, link }
     }
 
-    fn set(&self, link: Link) {
+    pub(super) fn set(&self, link: Link) {
         self.link.send_replace(link);
     }
 }
@@ -238,7 +238,7 @@ async fn postgres_outage_under_load_gives_503_and_recovers() {
 }
 
 /// `host:port` of a `postgres://user@host:port/db` URL, as a socket address.
-fn url_address(url: &str) -> SocketAddr {
+pub(super) fn url_address(url: &str) -> SocketAddr {
     let after_scheme = url.split_once("://").unwrap().1;
     let host_port = after_scheme.rsplit_once('@').map_or(after_scheme, |(_, rest)| rest);
     let host_port = host_port.split('/').next().unwrap();
