@@ -127,6 +127,7 @@ fn action(method: &Method, route: &str) -> &'static str {
         ("DELETE", "/admin/users/{id}") => "delete_user",
         ("POST", "/admin/revocations") => "revoke_tokens",
         ("DELETE", "/admin/keys/{kid}") => "revoke_key",
+        ("GET", "/admin/openapi.json") => "openapi",
         _ => "other",
     }
 }
@@ -540,4 +541,20 @@ pub async fn revoke_key(State(state): State<AppState>, Path(kid): Path<String>) 
         Err(error) => failed(error),
     };
     with_target(response, format!("key {kid}"))
+}
+
+/// The OpenAPI 3.1 document of the admin API and the token, introspection and revocation
+/// endpoints (`openapi.json` beside this file; a test checks it against the routes).
+pub async fn openapi() -> Response {
+    let document =
+        include_str!("../openapi.json").replace("\"VERSION\"", &format!("\"{}\"", env!("CARGO_PKG_VERSION")));
+    ([(header::CONTENT_TYPE, "application/json")], document).into_response()
+}
+
+pub async fn no_such_route(uri: axum::http::Uri) -> Response {
+    problem(StatusCode::NOT_FOUND, "not_found", format!("no admin route {}", uri.path()))
+}
+
+pub async fn method_not_allowed(method: Method, uri: axum::http::Uri) -> Response {
+    problem(StatusCode::METHOD_NOT_ALLOWED, "invalid_request", format!("{method} is not allowed on {}", uri.path()))
 }

@@ -14,6 +14,7 @@ mod hostile;
 mod interop;
 mod lifecycle;
 mod long_tokens;
+mod openapi;
 mod operator;
 mod refresh;
 mod seeds;
