@@ -35,6 +35,9 @@ pub struct ServerConfig {
     pub metrics_on_main: bool,
     /// Bearer token `/metrics` requires wherever it is served; `None` requires none.
     pub metrics_token: Option<String>,
+    /// Days a signing key signs before the next one takes over (made ahead of time, published
+    /// longer than the JWKS cache lifetime first); 0 turns scheduled rotation off.
+    pub key_rotation_days: i64,
 }
 
 /// The paths every Portero answers on: RFC-style, NetPay's (Spring) and Zertiban's.
@@ -56,6 +59,7 @@ impl Default for ServerConfig {
             request_timeout: std::time::Duration::from_secs(5),
             metrics_on_main: false,
             metrics_token: None,
+            key_rotation_days: 90,
         }
     }
 }

@@ -65,6 +65,35 @@ impl AppState {
         Ok(Self { ctx: Arc::new(ctx), config: Arc::new(config), master_key, admin_token_digest })
     }
 
+    /// With `key_rotation_days`, makes the next signing key when the newest one has signed that
+    /// long, less the publish delay: the new key is in every JWKS before it signs. Nothing is
+    /// made while a key made ahead of time is still waiting to sign.
+    async fn rotate_on_schedule(&self, now: i64) -> Result<(), StartError> {
+        use portero_core::admin::{DEFAULT_PUBLISH_DELAY_SECONDS, rotate_key};
+        let days = self.config.key_rotation_days;
+        if days <= 0 {
+            return Ok(());
+        }
+        let keys = self.ctx.store.list_keys().await?;
+        let Some(newest) = keys.iter().filter(|k| k.retired_at.is_none()).max_by_key(|k| k.activate_at) else {
+            return Ok(());
+        };
+        if now < newest.activate_at + days * 86_400 - DEFAULT_PUBLISH_DELAY_SECONDS {
+            return Ok(());
+        }
+        let alg = newest.alg.clone();
+        match rotate_key(&self.ctx.store, &self.master_key, &alg, DEFAULT_PUBLISH_DELAY_SECONDS, now).await {
+            Ok(key) => {
+                tracing::info!(kid = %key.kid, alg = %key.alg, activate_at = key.activate_at, "scheduled key rotation");
+                self.reload_keys().await
+            }
+            Err(error) => {
+                tracing::warn!(%error, "scheduled key rotation failed; retrying at the next maintenance");
+                Ok(())
+            }
+        }
+    }
+
     /// Drops what this node cached of `change` (a client, or the keys).
     pub async fn apply_change(&self, change: &portero_core::store::Change) {
         use portero_core::store::Change;
@@ -113,9 +142,11 @@ impl AppState {
         Ok(())
     }
 
-    /// Periodic upkeep: reload keys, retire superseded ones, purge what has expired.
+    /// Periodic upkeep: reload keys, make the next one when the schedule says so, retire
+    /// superseded ones, purge what has expired.
     pub async fn maintain(&self, now: i64) -> Result<(), StartError> {
         self.reload_keys().await?;
+        self.rotate_on_schedule(now).await?;
         let store = &self.ctx.store;
         let longest_ttl = store.max_client_token_ttl().await?.unwrap_or(0).max(self.ctx.policy.access_token_ttl);
         let retirable = self.ctx.keys.current().retirable(now, longest_ttl);

@@ -32,6 +32,8 @@ pub struct FileConfig {
     pub default_locale: Option<String>,
     pub max_body_bytes: Option<usize>,
     pub key_reload_seconds: Option<u64>,
+    /// Days a signing key signs before the next one, made ahead of time, takes over (0: off).
+    pub key_rotation_days: Option<i64>,
     /// Seconds a client read from the database is reused (0: read on every request).
     pub client_cache_seconds: Option<u64>,
     /// Bearer token of the admin HTTP API (prefer `PORTERO_ADMIN_TOKEN`); unset keeps it off.
@@ -109,6 +111,12 @@ impl FileConfig {
                 Some(existing) => existing.limits = limits,
                 None => config.token_paths.push(TokenPath { path: extra.path.clone(), limits }),
             }
+        }
+        if let Some(days) = self.key_rotation_days {
+            if !(0..=3650).contains(&days) {
+                bail!("key_rotation_days must be 0 (off) to 3650");
+            }
+            config.key_rotation_days = days;
         }
         if let Some(seconds) = self.client_cache_seconds {
             config.client_cache_ttl = std::time::Duration::from_secs(seconds.min(300));
@@ -242,6 +250,7 @@ mod tests {
             default_locale,
             max_body_bytes,
             key_reload_seconds,
+            key_rotation_days,
             client_cache_seconds,
             admin_token,
             tls_cert,
@@ -267,6 +276,7 @@ mod tests {
             ("default_locale", default_locale.is_some()),
             ("max_body_bytes", max_body_bytes.is_some()),
             ("key_reload_seconds", key_reload_seconds.is_some()),
+            ("key_rotation_days", key_rotation_days.is_some()),
             ("client_cache_seconds", client_cache_seconds.is_some()),
             ("admin_token", admin_token.is_some()),
             ("tls_cert", tls_cert.is_some()),
@@ -293,6 +303,7 @@ mod tests {
         assert_eq!(config.read_timeout, defaults.read_timeout);
         assert_eq!(config.request_timeout, defaults.request_timeout);
         assert_eq!(config.client_cache_ttl, defaults.client_cache_ttl);
+        assert_eq!(config.key_rotation_days, defaults.key_rotation_days);
         assert_eq!(config.throttle.address_threshold, defaults.throttle.address_threshold);
         let limits = FieldLimits::default();
         assert_eq!(shipped.limits.default_max_chars, Some(limits.default_max_chars));

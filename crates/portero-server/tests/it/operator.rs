@@ -227,3 +227,47 @@ async fn revocations_and_keys_postgres() {
     revocations_and_keys(&server).await;
     server.finish().await;
 }
+
+/// `key_rotation_days`: the maintenance run that comes when the newest key has signed that long
+/// (less the publish delay) makes the next key, published now and signing 360 s later; it does
+/// not make another while that one waits; 0 turns it off.
+#[tokio::test]
+async fn keys_rotate_on_schedule() {
+    use portero_core::keys::{Alg, MasterKey};
+    use portero_core::store::prelude::*;
+    use portero_core::token_endpoint::Policy;
+    use portero_server::{AppState, ServerConfig};
+
+    for days in [30, 0] {
+        let dir = tempfile::tempdir().unwrap();
+        let db =
+            portero_store::Database::connect(&format!("sqlite://{}", dir.path().join("k.db").display())).await.unwrap();
+        let policy = Policy {
+            issuer: "https://issuer.example".into(),
+            access_token_ttl: 600,
+            refresh_token_ttl: 3600,
+            refresh_retry_window: 0,
+            api_version: None,
+            default_locale: "es_PE".into(),
+        };
+        let config = ServerConfig { key_rotation_days: days, ..ServerConfig::default() };
+        let start = now();
+        let state =
+            AppState::build(db.clone(), MasterKey::generate(), policy, config, Alg::Es256, start).await.unwrap();
+        let first = db.list_keys().await.unwrap()[0].clone();
+        state.maintain(start + 29 * 86_400).await.unwrap();
+        assert_eq!(db.list_keys().await.unwrap().len(), 1, "not due yet");
+        let due = start + days * 86_400 - 360;
+        state.maintain(due.max(start + 30 * 86_400 - 360)).await.unwrap();
+        state.maintain(due.max(start + 30 * 86_400 - 300)).await.unwrap();
+        let keys = db.list_keys().await.unwrap();
+        if days == 0 {
+            assert_eq!(keys.len(), 1, "scheduled rotation off");
+            continue;
+        }
+        assert_eq!(keys.len(), 2, "one new key, not one per maintenance run: {keys:?}");
+        let next = keys.iter().find(|k| k.kid != first.kid).unwrap();
+        assert_eq!((next.alg.as_str(), next.activate_at), ("ES256", due + 360), "signs when the old one's time is up");
+        assert!(state.ctx.keys.current().jwks().to_string().contains(&next.kid), "published at once");
+    }
+}
