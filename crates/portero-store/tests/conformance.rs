@@ -103,6 +103,7 @@ fn client(id: &str, tenants: Vec<String>) -> Client {
         refresh_retry_window: Some(30),
         auth_method: Some(portero_core::client_auth::AuthMethod::ClientSecretPost),
         disabled_at: None,
+        jwks: None,
         previous_secret: None,
     }
 }
