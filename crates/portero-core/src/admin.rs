@@ -337,7 +337,10 @@ fn auth_method(name: &str) -> Result<AuthMethod, AdminError> {
 
 /// A client's JWK Set as stored: a set of public keys Portero can verify with, at least one.
 fn jwks_text(set: &serde_json::Value) -> Result<String, AdminError> {
-    let keys = set.get("keys").and_then(serde_json::Value::as_array).ok_or_else(|| invalid("the JWK Set has no keys array"))?;
+    let keys = set
+        .get("keys")
+        .and_then(serde_json::Value::as_array)
+        .ok_or_else(|| invalid("the JWK Set has no keys array"))?;
     if keys.iter().any(|k| k.get("d").is_some() || k.get("k").is_some()) {
         return Err(invalid("the JWK Set holds a private or symmetric key: register public keys only"));
     }

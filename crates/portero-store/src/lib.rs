@@ -14,8 +14,8 @@ use std::time::Duration;
 use portero_core::audit::{AuditEvent, AuditQuery};
 use portero_core::store::{
     AttemptRules, AuditStore, AuthFailures, Change, ChangeFeed, Client, ClientStore, KeyStore, RefreshTokenRecord,
-    RefreshTokenStore, ReplayStore, Reservation, RevocationStore, Rotation, StoreError, StoreResult, StoredKey, Tenant, TenantStore,
-    ThrottleStore, TokenOwner, User, UserStore,
+    RefreshTokenStore, ReplayStore, Reservation, RevocationStore, Rotation, StoreError, StoreResult, StoredKey, Tenant,
+    TenantStore, ThrottleStore, TokenOwner, User, UserStore,
 };
 use sqlx::postgres::{PgPool, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};

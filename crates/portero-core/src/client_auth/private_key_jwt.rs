@@ -78,7 +78,8 @@ struct Seen {
 /// Everything but the replay check; the reason of a refusal.
 fn check(client: &Client, assertion: &str, issuer: &str, now: i64) -> Result<Seen, String> {
     let text = client.jwks.as_deref().ok_or_else(|| format!("client {:?} has no registered keys", client.id))?;
-    let set: Value = serde_json::from_str(text).map_err(|_| format!("client {:?} has an unreadable JWK Set", client.id))?;
+    let set: Value =
+        serde_json::from_str(text).map_err(|_| format!("client {:?} has an unreadable JWK Set", client.id))?;
     let keys = Jwks::from_json(&set).map_err(|e| format!("client {:?}: {e}", client.id))?;
     let jws = CompactJws::parse(assertion).map_err(|e| format!("client assertion: {e}"))?;
     let header = jws.header();

@@ -7,8 +7,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use super::{
     AttemptRules, AuditStore, AuthFailures, Change, ChangeFeed, Client, ClientStore, KeyStore, RefreshTokenRecord,
-    RefreshTokenStore, ReplayStore, Reservation, RevocationStore, Rotation, StoreError, StoreResult, StoredKey, Tenant, TenantStore,
-    ThrottleStore, TokenOwner, User, UserStore,
+    RefreshTokenStore, ReplayStore, Reservation, RevocationStore, Rotation, StoreError, StoreResult, StoredKey, Tenant,
+    TenantStore, ThrottleStore, TokenOwner, User, UserStore,
 };
 use crate::audit_event::{AuditEvent, AuditQuery};
 
