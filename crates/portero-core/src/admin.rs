@@ -382,6 +382,9 @@ pub async fn rotate_client_secret<S: Store>(
     if !(0..=30 * 86_400).contains(&overlap_seconds) {
         return Err(invalid("the overlap must be between 0 and 30 days"));
     }
+    if show_client(db, id).await?.auth_method == Some(AuthMethod::PrivateKeyJwt) {
+        return Err(invalid("a private_key_jwt client has no secret: change its keys with jwks instead"));
+    }
     let secret = generate_client_secret();
     let previous_expires_at = (overlap_seconds > 0).then_some(now + overlap_seconds);
     db.rotate_client_secret(id, &hash_generated_secret(&secret), previous_expires_at).await?;
