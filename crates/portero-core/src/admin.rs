@@ -101,8 +101,11 @@ pub struct NewClient {
     pub locale: Option<String>,
     /// Seconds in which a lost refresh answer may be retried; `None` takes the server's setting.
     pub refresh_retry_window: Option<i64>,
-    /// `client_secret_basic` or `client_secret_post`; `None` accepts both.
+    /// `client_secret_basic`, `client_secret_post` or `private_key_jwt`; `None` accepts both
+    /// secret methods.
     pub token_endpoint_auth_method: Option<String>,
+    /// The public JWK Set of a `private_key_jwt` client (required for it, refused otherwise).
+    pub jwks: Option<serde_json::Value>,
 }
 
 /// Creates a client; returns it and the generated secret, if one was generated.
@@ -111,7 +114,15 @@ pub async fn create_client<S: Store>(db: &S, new: NewClient, now: i64) -> Result
     if new.id.contains(':') {
         return Err(invalid("the client id must not contain ':' (it could not travel in a Basic header)"));
     }
+    let method = new.token_endpoint_auth_method.as_deref().map(auth_method).transpose()?;
+    let jwks = new.jwks.as_ref().map(jwks_text).transpose()?;
+    check_keys(method, jwks.as_deref())?;
     let (secret_hash, generated) = match &new.secret {
+        Some(_) if method == Some(AuthMethod::PrivateKeyJwt) => {
+            return Err(invalid("a private_key_jwt client has no secret"));
+        }
+        // Never shown to anyone: the secret methods are refused for this client anyway.
+        None if method == Some(AuthMethod::PrivateKeyJwt) => (hash_generated_secret(&generate_client_secret()), None),
         Some(secret) if secret.is_empty() || secret.len() > 512 => {
             return Err(invalid("the secret must be 1 to 512 characters"));
         }
@@ -133,7 +144,8 @@ pub async fn create_client<S: Store>(db: &S, new: NewClient, now: i64) -> Result
         ignore_unknown_scopes: new.ignore_unknown_scopes,
         locale: new.locale.map(locale).transpose()?,
         refresh_retry_window: new.refresh_retry_window.map(retry_window).transpose()?,
-        auth_method: new.token_endpoint_auth_method.as_deref().map(auth_method).transpose()?,
+        auth_method: method,
+        jwks,
         disabled_at: None,
         created_at: now,
         previous_secret: None,
@@ -158,6 +170,8 @@ pub struct ClientChanges {
     pub locale: Option<String>,
     pub refresh_retry_window: Option<i64>,
     pub token_endpoint_auth_method: Option<String>,
+    /// A new public JWK Set for a `private_key_jwt` client.
+    pub jwks: Option<serde_json::Value>,
 }
 
 /// Applies `changes` to client `id`, checked as create checks them; returns the client as stored.
@@ -192,7 +206,15 @@ pub async fn update_client<S: Store>(db: &S, id: &str, changes: ClientChanges) -
     }
     if let Some(method) = &changes.token_endpoint_auth_method {
         client.auth_method = Some(auth_method(method)?);
+        if client.auth_method != Some(AuthMethod::PrivateKeyJwt) {
+            // Its keys go with the method; it authenticates with a rotated secret from now on.
+            client.jwks = None;
+        }
     }
+    if let Some(set) = &changes.jwks {
+        client.jwks = Some(jwks_text(set)?);
+    }
+    check_keys(client.auth_method, client.jwks.as_deref())?;
     db.update_client(&client).await?;
     db.announce(&Change::Client(client.id.clone())).await;
     Ok(client)
@@ -238,6 +260,7 @@ pub fn client_view(c: &Client) -> serde_json::Value {
         "ignore_unknown_scopes": c.ignore_unknown_scopes,
         "locale": c.locale,
         "token_endpoint_auth_method": c.auth_method.map(|m| m.as_str()),
+        "jwks": c.jwks.as_deref().and_then(|text| serde_json::from_str::<serde_json::Value>(text).ok()),
         "refresh_retry_window": c.refresh_retry_window,
         "disabled": c.disabled_at.is_some(),
         "created_at": c.created_at,
@@ -308,8 +331,33 @@ fn retry_window(window: i64) -> Result<i64, AdminError> {
 fn auth_method(name: &str) -> Result<AuthMethod, AdminError> {
     AuthMethod::parse(name).ok_or_else(|| {
         let known: Vec<&str> = AuthMethod::ALL.iter().map(|m| m.as_str()).collect();
-        invalid(format!("unknown authentication method {name:?}: use {}", known.join(" or ")))
+        invalid(format!("unknown authentication method {name:?}: use {}", known.join(", ")))
     })
+}
+
+/// A client's JWK Set as stored: a set of public keys Portero can verify with, at least one.
+fn jwks_text(set: &serde_json::Value) -> Result<String, AdminError> {
+    let keys = set
+        .get("keys")
+        .and_then(serde_json::Value::as_array)
+        .ok_or_else(|| invalid("the JWK Set has no keys array"))?;
+    if keys.iter().any(|k| k.get("d").is_some() || k.get("k").is_some()) {
+        return Err(invalid("the JWK Set holds a private or symmetric key: register public keys only"));
+    }
+    let parsed = portero_wire::jws::Jwks::from_json(set).map_err(|e| invalid(format!("invalid JWK Set: {e}")))?;
+    if parsed.is_empty() {
+        return Err(invalid("the JWK Set has no usable key (RSA, EC P-256 or Ed25519 signature keys with a kid)"));
+    }
+    Ok(set.to_string())
+}
+
+/// Keys belong to `private_key_jwt` clients, and those need them.
+fn check_keys(method: Option<AuthMethod>, jwks: Option<&str>) -> Result<(), AdminError> {
+    match (method == Some(AuthMethod::PrivateKeyJwt), jwks.is_some()) {
+        (true, false) => Err(invalid("a private_key_jwt client needs a JWK Set (jwks)")),
+        (false, true) => Err(invalid("a JWK Set is only for private_key_jwt clients")),
+        _ => Ok(()),
+    }
 }
 
 fn refresh_policy(name: &str) -> Result<RefreshPolicy, AdminError> {
@@ -333,6 +381,9 @@ pub async fn rotate_client_secret<S: Store>(
 ) -> Result<String, AdminError> {
     if !(0..=30 * 86_400).contains(&overlap_seconds) {
         return Err(invalid("the overlap must be between 0 and 30 days"));
+    }
+    if show_client(db, id).await?.auth_method == Some(AuthMethod::PrivateKeyJwt) {
+        return Err(invalid("a private_key_jwt client has no secret: change its keys with jwks instead"));
     }
     let secret = generate_client_secret();
     let previous_expires_at = (overlap_seconds > 0).then_some(now + overlap_seconds);

@@ -5,6 +5,10 @@ use serde_json::{Value, json};
 use crate::client_auth::AuthMethod;
 use crate::grant::GrantType;
 
+/// The algorithms a `private_key_jwt` assertion may be signed with (those `portero_wire::jws`
+/// verifies; no PS256, no HMAC).
+pub const ASSERTION_SIGNING_ALGS: [&str; 3] = ["RS256", "ES256", "EdDSA"];
+
 /// Where the endpoints are mounted, relative to the issuer.
 pub struct EndpointPaths<'a> {
     pub token: &'a str,
@@ -22,10 +26,13 @@ pub fn document(issuer: &str, paths: &EndpointPaths<'_>, signing_algs: &[&str]) 
         "introspection_endpoint": format!("{base}{}", paths.introspection),
         "revocation_endpoint": format!("{base}{}", paths.revocation),
         "introspection_endpoint_auth_methods_supported": auth_methods,
+        "introspection_endpoint_auth_signing_alg_values_supported": ASSERTION_SIGNING_ALGS,
         "revocation_endpoint_auth_methods_supported": auth_methods,
+        "revocation_endpoint_auth_signing_alg_values_supported": ASSERTION_SIGNING_ALGS,
         "jwks_uri": format!("{base}/.well-known/jwks.json"),
         "grant_types_supported": GrantType::ALL.iter().map(|g| g.as_str()).collect::<Vec<_>>(),
         "token_endpoint_auth_methods_supported": auth_methods,
+        "token_endpoint_auth_signing_alg_values_supported": ASSERTION_SIGNING_ALGS,
         "response_types_supported": [],
         "scopes_supported": [],
         "access_token_signing_alg_values_supported": signing_algs,

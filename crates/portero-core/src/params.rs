@@ -17,6 +17,8 @@ pub const KNOWN: &[&str] = &[
     "grant_type",
     "client_id",
     "client_secret",
+    "client_assertion_type",
+    "client_assertion",
     "scope",
     "username",
     "password",
@@ -33,7 +35,7 @@ const REPEATABLE: &[&str] = &["resource"];
 
 /// Parameters that must never travel in a URL (RFC 6749 §2.3.1, §3.2 and RFC 9700 §2.4).
 pub const FORBIDDEN_IN_QUERY: &[&str] =
-    &["client_secret", "password", "refresh_token", "client_id", "username", "token"];
+    &["client_secret", "client_assertion", "password", "refresh_token", "client_id", "username", "token"];
 
 /// Bounds on what a request may carry. The NetPay document's 15/20/20 characters for
 /// `grant_type`/`username`/`password` are expressed as `per_field` entries.

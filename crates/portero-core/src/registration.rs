@@ -38,16 +38,19 @@ pub enum AuthMethod {
     ClientSecretBasic,
     /// `client_id` and `client_secret` in the request body (RFC 6749 §2.3.1).
     ClientSecretPost,
+    /// A JWT signed with one of the client's registered keys (RFC 7523 §2.2).
+    PrivateKeyJwt,
 }
 
 impl AuthMethod {
-    pub const ALL: [AuthMethod; 2] = [Self::ClientSecretBasic, Self::ClientSecretPost];
+    pub const ALL: [AuthMethod; 3] = [Self::ClientSecretBasic, Self::ClientSecretPost, Self::PrivateKeyJwt];
 
     /// The RFC 7591 / RFC 8414 name.
     pub fn as_str(self) -> &'static str {
         match self {
             Self::ClientSecretBasic => "client_secret_basic",
             Self::ClientSecretPost => "client_secret_post",
+            Self::PrivateKeyJwt => "private_key_jwt",
         }
     }
 
@@ -57,7 +60,7 @@ impl AuthMethod {
 
     /// Whether a client registered for `registered` may authenticate with this method. A client
     /// registered for no particular method (every client made before methods were recorded, and
-    /// any made without one) accepts both secret methods.
+    /// any made without one) accepts both secret methods, never `private_key_jwt`.
     pub fn allowed_for(self, registered: Option<AuthMethod>) -> bool {
         match registered {
             Some(registered) => registered == self,
@@ -73,12 +76,14 @@ mod tests {
     #[test]
     fn unregistered_clients_accept_both_secret_methods() {
         for method in AuthMethod::ALL {
-            assert!(method.allowed_for(None));
+            assert_eq!(method.allowed_for(None), method != AuthMethod::PrivateKeyJwt);
             assert!(method.allowed_for(Some(method)));
             assert_eq!(AuthMethod::parse(method.as_str()), Some(method));
         }
         assert!(!AuthMethod::ClientSecretPost.allowed_for(Some(AuthMethod::ClientSecretBasic)));
         assert!(!AuthMethod::ClientSecretBasic.allowed_for(Some(AuthMethod::ClientSecretPost)));
+        assert!(!AuthMethod::PrivateKeyJwt.allowed_for(Some(AuthMethod::ClientSecretPost)));
+        assert!(!AuthMethod::ClientSecretBasic.allowed_for(Some(AuthMethod::PrivateKeyJwt)));
         assert_eq!(AuthMethod::parse("none"), None);
     }
 

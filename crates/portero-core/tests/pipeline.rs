@@ -73,6 +73,7 @@ fn client(secret_hash: String) -> Client {
         auth_method: None,
         disabled_at: None,
         created_at: T0,
+        jwks: None,
         previous_secret: None,
     }
 }

@@ -14,8 +14,8 @@ use std::time::Duration;
 use portero_core::audit::{AuditEvent, AuditQuery};
 use portero_core::store::{
     AttemptRules, AuditStore, AuthFailures, Change, ChangeFeed, Client, ClientStore, KeyStore, RefreshTokenRecord,
-    RefreshTokenStore, Reservation, RevocationStore, Rotation, StoreError, StoreResult, StoredKey, Tenant, TenantStore,
-    ThrottleStore, TokenOwner, User, UserStore,
+    RefreshTokenStore, ReplayStore, Reservation, RevocationStore, Rotation, StoreError, StoreResult, StoredKey, Tenant,
+    TenantStore, ThrottleStore, TokenOwner, User, UserStore,
 };
 use sqlx::postgres::{PgPool, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
@@ -333,7 +333,7 @@ macro_rules! client_columns {
     () => {
         "id, secret_hash, grants, scopes, audiences, tenants, token_ttl, refresh_policy, \
          ignore_unknown_scopes, locale, created_at, previous_secret_hash, previous_secret_expires_at, \
-         refresh_retry_window, token_endpoint_auth_method, disabled_at"
+         refresh_retry_window, token_endpoint_auth_method, disabled_at, jwks"
     };
 }
 
@@ -379,7 +379,7 @@ impl ClientStore for Database {
         let sql = concat!(
             "INSERT INTO clients (",
             client_columns!(),
-            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)"
+            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)"
         );
         let grants: Vec<&str> = client.grants.iter().map(|g| g.as_str()).collect();
         with_writer!(self, |pool| sqlx::query(sql)
@@ -399,6 +399,7 @@ impl ClientStore for Database {
             .bind(client.refresh_retry_window)
             .bind(client.auth_method.map(|m| m.as_str()))
             .bind(client.disabled_at)
+            .bind(&client.jwks)
             .execute(pool)
             .await
             .map(|_| ()))
@@ -446,7 +447,7 @@ impl ClientStore for Database {
     async fn update_client(&self, client: &Client) -> StoreResult<()> {
         let sql = "UPDATE clients SET grants = $2, scopes = $3, audiences = $4, tenants = $5, token_ttl = $6, \
                    refresh_policy = $7, ignore_unknown_scopes = $8, locale = $9, refresh_retry_window = $10, \
-                   token_endpoint_auth_method = $11, disabled_at = $12 WHERE id = $1";
+                   token_endpoint_auth_method = $11, disabled_at = $12, jwks = $13 WHERE id = $1";
         let grants: Vec<&str> = client.grants.iter().map(|g| g.as_str()).collect();
         let updated = with_writer!(self, |pool| sqlx::query(sql)
             .bind(&client.id)
@@ -461,6 +462,7 @@ impl ClientStore for Database {
             .bind(client.refresh_retry_window)
             .bind(client.auth_method.map(|m| m.as_str()))
             .bind(client.disabled_at)
+            .bind(&client.jwks)
             .execute(pool)
             .await
             .map(|d| d.rows_affected()))
@@ -644,13 +646,28 @@ impl RevocationStore for Database {
         // A day without failures and no block: the record has no use left.
         let failures = "DELETE FROM auth_failures WHERE window_start < $1 - 86400 AND blocked_until < $1";
         let audit = "DELETE FROM audit_events WHERE at < $1 - 7776000"; // 90 days
+        let jtis = "DELETE FROM seen_jtis WHERE expires_at < $1";
         let mut purged = 0;
-        for sql in [revocations, refresh, failures, audit] {
+        for sql in [revocations, refresh, failures, audit, jtis] {
             purged +=
                 with_writer!(self, |pool| sqlx::query(sql).bind(now).execute(pool).await.map(|d| d.rows_affected()))
                     .map_err(map_err)?;
         }
         Ok(purged)
+    }
+}
+
+impl ReplayStore for Database {
+    async fn remember_jti(&self, key: &str, expires_at: i64) -> StoreResult<bool> {
+        let sql = "INSERT INTO seen_jtis (key, expires_at) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING";
+        let inserted = with_writer!(self, |pool| sqlx::query(sql)
+            .bind(key)
+            .bind(expires_at)
+            .execute(pool)
+            .await
+            .map(|d| d.rows_affected()))
+        .map_err(map_err)?;
+        Ok(inserted == 1)
     }
 }
 

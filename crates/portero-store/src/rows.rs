@@ -47,6 +47,7 @@ pub(crate) struct ClientRow {
     refresh_retry_window: Option<i64>,
     token_endpoint_auth_method: Option<String>,
     disabled_at: Option<i64>,
+    jwks: Option<String>,
 }
 
 impl TryFrom<ClientRow> for Client {
@@ -76,6 +77,7 @@ impl TryFrom<ClientRow> for Client {
             locale: row.locale,
             refresh_retry_window: row.refresh_retry_window,
             disabled_at: row.disabled_at,
+            jwks: row.jwks,
             auth_method,
             created_at: row.created_at,
             previous_secret: match (row.previous_secret_hash, row.previous_secret_expires_at) {

@@ -103,6 +103,7 @@ fn client(id: &str, tenants: Vec<String>) -> Client {
         refresh_retry_window: Some(30),
         auth_method: Some(portero_core::client_auth::AuthMethod::ClientSecretPost),
         disabled_at: None,
+        jwks: None,
         previous_secret: None,
     }
 }
@@ -155,6 +156,44 @@ async fn clients_round_trip<S: Store + Clone>(db: &S) {
     assert_eq!(db.list_clients().await.unwrap(), vec![c, plain]);
 }
 conformance!(clients, clients_round_trip);
+
+/// A private_key_jwt client's JWK Set survives the round trip and an update.
+async fn client_keys_round_trip<S: Store + Clone>(db: &S) {
+    let mut c = client("keyed", vec![]);
+    c.auth_method = Some(portero_core::client_auth::AuthMethod::PrivateKeyJwt);
+    c.jwks = Some(r#"{"keys":[]}"#.into());
+    db.create_client(&c).await.unwrap();
+    assert_eq!(db.find_client("keyed").await.unwrap(), Some(c.clone()));
+    c.jwks = Some(r#"{"keys":[{"kid":"a"}]}"#.into());
+    db.update_client(&c).await.unwrap();
+    assert_eq!(db.find_client("keyed").await.unwrap(), Some(c));
+}
+conformance!(client_keys, client_keys_round_trip);
+
+/// A jti is accepted once, by exactly one of concurrent callers, until it is purged after its
+/// expiry.
+async fn jtis_are_remembered_once<S: Store + Clone>(db: &S) {
+    assert!(db.remember_jti("app:one", 1_000).await.unwrap());
+    assert!(!db.remember_jti("app:one", 1_000).await.unwrap());
+    assert!(db.remember_jti("other:one", 1_000).await.unwrap(), "keyed per client");
+    let db = Arc::new(db.clone());
+    let tasks: Vec<_> = (0..10)
+        .map(|_| {
+            let db = db.clone();
+            tokio::spawn(async move { db.remember_jti("app:race", 1_000).await })
+        })
+        .collect();
+    let mut first = 0;
+    for task in tasks {
+        first += usize::from(task.await.unwrap().unwrap());
+    }
+    assert_eq!(first, 1);
+    db.purge_expired(1_000).await.unwrap();
+    assert!(!db.remember_jti("app:one", 1_000).await.unwrap(), "kept until its expiry");
+    db.purge_expired(1_001).await.unwrap();
+    assert!(db.remember_jti("app:one", 2_000).await.unwrap(), "purged after it");
+}
+conformance!(seen_jtis, jtis_are_remembered_once);
 
 async fn users_by_tenant<S: Store + Clone>(db: &S) {
     for (id, name) in [("t1", "one"), ("t2", "two")] {

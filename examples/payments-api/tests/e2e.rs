@@ -54,6 +54,7 @@ fn client(id: &str, secret_hash: String, grants: &[GrantType], scopes: &str, ttl
         refresh_retry_window: None,
         auth_method: None,
         disabled_at: None,
+        jwks: None,
         previous_secret: None,
     }
 }

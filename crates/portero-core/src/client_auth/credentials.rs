@@ -1,6 +1,6 @@
 //! What a request presents to authenticate its client (RFC 6749 §2.3.1): HTTP Basic
-//! (`client_secret_basic`) or `client_id`/`client_secret` in the body (`client_secret_post`),
-//! exactly one of them.
+//! (`client_secret_basic`), `client_id`/`client_secret` in the body (`client_secret_post`), or
+//! a signed JWT in `client_assertion` (`private_key_jwt`, RFC 7521 §4.2), exactly one of them.
 
 use base64::Engine;
 use base64::engine::general_purpose::GeneralPurpose;
@@ -25,7 +25,12 @@ pub struct ClientCredentials {
     pub secret: Option<String>,
     /// Basic id and secret exactly as sent, when form-decoding changed them (see [`decode_basic`]).
     pub undecoded: Option<(String, String)>,
+    /// The `client_assertion` JWT (`private_key_jwt`), not yet checked.
+    pub assertion: Option<String>,
 }
+
+/// `client_assertion_type` of a JWT client assertion (RFC 7523 §2.2).
+pub const JWT_BEARER_ASSERTION: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
 
 /// What a Basic header carried.
 #[derive(Clone, PartialEq, Eq)]
@@ -41,6 +46,7 @@ impl std::fmt::Debug for ClientCredentials {
             .field("client_id", &self.client_id)
             .field("method", &self.method)
             .field("secret", &self.secret.as_ref().map(|_| "[redacted]"))
+            .field("assertion", &self.assertion.as_ref().map(|_| "[redacted]"))
             .finish()
     }
 }
@@ -50,6 +56,14 @@ impl ClientCredentials {
     pub fn from_request(authorization: Option<&str>, params: &Params) -> Result<Self, OAuthError> {
         let body_id = params.get("client_id");
         let body_secret = params.get("client_secret");
+        let assertion_type = params.get("client_assertion_type");
+        let assertion = params.get("client_assertion");
+        if assertion_type.is_some() || assertion.is_some() {
+            if authorization.is_some() || body_secret.is_some() {
+                return Err(OAuthError::invalid_request("use one client authentication method, not two"));
+            }
+            return Self::from_assertion(body_id, assertion_type, assertion);
+        }
         match authorization {
             Some(header) => {
                 let basic = decode_basic(header)?;
@@ -65,6 +79,7 @@ impl ClientCredentials {
                     method: AuthMethod::ClientSecretBasic,
                     secret: Some(basic.secret),
                     undecoded: basic.undecoded,
+                    assertion: None,
                 })
             }
             None => match body_id {
@@ -73,11 +88,49 @@ impl ClientCredentials {
                     method: AuthMethod::ClientSecretPost,
                     secret: body_secret.map(str::to_owned),
                     undecoded: None,
+                    assertion: None,
                 }),
                 None => Err(OAuthError::invalid_client().with_detail("no client authentication")),
             },
         }
     }
+}
+
+impl ClientCredentials {
+    /// A JWT client assertion. The client is the `client_id` sent, or else the assertion's
+    /// unverified `sub` (only to find the client and its keys: the check verifies it).
+    fn from_assertion(
+        body_id: Option<&str>,
+        assertion_type: Option<&str>,
+        assertion: Option<&str>,
+    ) -> Result<Self, OAuthError> {
+        if assertion_type != Some(JWT_BEARER_ASSERTION) {
+            return Err(OAuthError::invalid_request(format!("client_assertion_type must be {JWT_BEARER_ASSERTION}")));
+        }
+        let Some(assertion) = assertion.filter(|a| !a.is_empty()) else {
+            return Err(OAuthError::invalid_request("client_assertion is missing"));
+        };
+        let client_id = match body_id {
+            Some(id) => id.to_owned(),
+            None => unverified_subject(assertion)
+                .ok_or_else(|| OAuthError::invalid_client().with_detail("the client assertion names no client"))?,
+        };
+        Ok(Self {
+            client_id,
+            method: AuthMethod::PrivateKeyJwt,
+            secret: None,
+            undecoded: None,
+            assertion: Some(assertion.to_owned()),
+        })
+    }
+}
+
+/// The `sub` of a compact JWT's payload, read without checking anything.
+fn unverified_subject(token: &str) -> Option<String> {
+    let payload = token.split('.').nth(1)?;
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload).ok()?;
+    let claims: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
+    claims.get("sub")?.as_str().filter(|s| !s.is_empty() && s.len() <= 256).map(str::to_owned)
 }
 
 /// Decodes `Basic base64(urlencode(id) ":" urlencode(secret))` (RFC 6749 §2.3.1, RFC 7617).
@@ -167,13 +220,32 @@ mod tests {
     }
 
     #[test]
+    fn assertions_come_alone() {
+        let limits = crate::params::FieldLimits::default();
+        let form = |body: &str| Params::from_form(body.as_bytes(), &limits).unwrap();
+        let kind = "client_assertion_type=urn%3Aietf%3Aparams%3Aoauth%3Aclient-assertion-type%3Ajwt-bearer";
+        // {"sub":"app"}
+        let jwt = "e30.eyJzdWIiOiJhcHAifQ.sig";
+        let creds = ClientCredentials::from_request(None, &form(&format!("{kind}&client_assertion={jwt}"))).unwrap();
+        assert_eq!((creds.client_id.as_str(), creds.method), ("app", AuthMethod::PrivateKeyJwt));
+        let both = form(&format!("{kind}&client_assertion={jwt}&client_secret=x"));
+        assert!(ClientCredentials::from_request(None, &both).is_err());
+        let with_basic = form(&format!("{kind}&client_assertion={jwt}"));
+        assert!(ClientCredentials::from_request(Some(&basic("app:x")), &with_basic).is_err());
+        assert!(ClientCredentials::from_request(None, &form(&format!("client_assertion={jwt}"))).is_err());
+        assert!(ClientCredentials::from_request(None, &form(kind)).is_err());
+    }
+
+    #[test]
     fn debug_hides_the_secret() {
         let creds = ClientCredentials {
             client_id: "a".into(),
             method: AuthMethod::ClientSecretPost,
             secret: Some("hunter2".into()),
             undecoded: None,
+            assertion: Some("eyJhbGciOi.x.y".into()),
         };
         assert!(!format!("{creds:?}").contains("hunter2"));
+        assert!(!format!("{creds:?}").contains("eyJ"));
     }
 }

@@ -4,16 +4,18 @@
 //! Every method runs inside the same frame: the caller's address and the client's key are
 //! checked against the failure throttle, an attempt slot is taken before any slow check, given
 //! back on success and kept on failure, and identical attempts in flight share one check. A
-//! method only says whether the presented proof matches ([`client_secret`] for shared secrets;
-//! a key or certificate method is one more module and one more [`AuthMethod`] variant).
+//! method only says whether the presented proof matches ([`client_secret`] for shared secrets,
+//! [`private_key_jwt`] for signed assertions; a certificate method is one more module and one
+//! more [`AuthMethod`] variant).
 
 mod client_secret;
 mod credentials;
+mod private_key_jwt;
 
 use std::net::IpAddr;
 
 pub use crate::registration::AuthMethod;
-pub use credentials::{BasicCredentials, ClientCredentials, decode_basic};
+pub use credentials::{BasicCredentials, ClientCredentials, JWT_BEARER_ASSERTION, decode_basic};
 
 use crate::context::Context;
 use crate::error::OAuthError;
@@ -34,7 +36,12 @@ pub async fn authenticate<S: Store>(
     let client = find_client(ctx, credentials).await?;
     let key = crate::throttle::client_key(client.as_ref().map_or(&credentials.client_id, |c| &c.id));
     ctx.throttle.check(&ctx.store, &key, now).await?;
-    let client = client_secret::authenticate(ctx, &key, client, credentials, source, now).await?;
+    let client = match credentials.method {
+        AuthMethod::PrivateKeyJwt => private_key_jwt::authenticate(ctx, &key, client, credentials, source, now).await?,
+        AuthMethod::ClientSecretBasic | AuthMethod::ClientSecretPost => {
+            client_secret::authenticate(ctx, &key, client, credentials, source, now).await?
+        }
+    };
     if !credentials.method.allowed_for(client.auth_method) {
         return Err(OAuthError::invalid_client().with_detail(format!(
             "client {:?} is registered for {}, not {}",

@@ -7,8 +7,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use super::{
     AttemptRules, AuditStore, AuthFailures, Change, ChangeFeed, Client, ClientStore, KeyStore, RefreshTokenRecord,
-    RefreshTokenStore, Reservation, RevocationStore, Rotation, StoreError, StoreResult, StoredKey, Tenant, TenantStore,
-    ThrottleStore, TokenOwner, User, UserStore,
+    RefreshTokenStore, ReplayStore, Reservation, RevocationStore, Rotation, StoreError, StoreResult, StoredKey, Tenant,
+    TenantStore, ThrottleStore, TokenOwner, User, UserStore,
 };
 use crate::audit_event::{AuditEvent, AuditQuery};
 
@@ -33,6 +33,8 @@ struct Tables {
     failures: Mutex<HashMap<String, Failures>>,
     audit: Mutex<AuditTable>,
     keys: Mutex<Vec<StoredKey>>,
+    /// Seen jti key → expires_at.
+    jtis: Mutex<HashMap<String, i64>>,
 }
 
 /// Audit rows, and their ids (a retried batch skips rows already in, as `ON CONFLICT` does).
@@ -303,6 +305,10 @@ impl RevocationStore for MemoryStore {
         let AuditTable { rows, ids } = &mut *audit;
         rows.retain(|e| e.at >= now - AUDIT_RETENTION || !ids.remove(&e.id));
         count(before, audit.rows.len());
+        let mut jtis = lock(&self.tables.jtis);
+        let before = jtis.len();
+        jtis.retain(|_, expires_at| *expires_at >= now);
+        count(before, jtis.len());
         Ok(purged)
     }
 }
@@ -407,6 +413,17 @@ impl KeyStore for MemoryStore {
             key.retired_at = Some(now);
         }
         Ok(())
+    }
+}
+
+impl ReplayStore for MemoryStore {
+    async fn remember_jti(&self, key: &str, expires_at: i64) -> StoreResult<bool> {
+        let mut jtis = lock(&self.tables.jtis);
+        if jtis.contains_key(key) {
+            return Ok(false);
+        }
+        jtis.insert(key.to_owned(), expires_at);
+        Ok(true)
     }
 }
 

@@ -60,6 +60,8 @@ pub struct Client {
     pub refresh_retry_window: Option<i64>,
     /// Set while the client is disabled: it is refused as an unknown client would be.
     pub disabled_at: Option<i64>,
+    /// The public JWK Set (JSON text) a `private_key_jwt` client signs its assertions with.
+    pub jwks: Option<String>,
     pub created_at: i64,
     /// The secret replaced by the last rotation, accepted until `expires_at` (the overlap).
     pub previous_secret: Option<PreviousSecret>,
@@ -293,7 +295,7 @@ pub trait RevocationStore: Send + Sync + 'static {
         client_id: &str,
         user_id: Option<&str>,
     ) -> impl Future<Output = StoreResult<Option<i64>>> + Send;
-    /// Deletes revocations and refresh tokens past their expiry; returns how many rows went.
+    /// Deletes revocations, refresh tokens and seen jtis past their expiry; returns how many rows went.
     fn purge_expired(&self, now: i64) -> impl Future<Output = StoreResult<u64>> + Send;
 }
 
@@ -314,6 +316,14 @@ pub trait ThrottleStore: Send + Sync + 'static {
     /// Gives back a slot taken by [`ThrottleStore::reserve_attempt`] (the attempt succeeded, or was
     /// never checked): only within the window it was taken in.
     fn release_attempt(&self, key: &str, window_start: i64) -> impl Future<Output = StoreResult<()>> + Send;
+}
+
+/// Identifiers that may be used once: the `jti` of client assertions (RFC 7523 §3).
+pub trait ReplayStore: Send + Sync + 'static {
+    /// Records `key` until `expires_at` (purged by [`RevocationStore::purge_expired`] after it);
+    /// `true` the first time, `false` when it was already recorded. Atomic: of two concurrent
+    /// callers with the same key, exactly one gets `true`.
+    fn remember_jti(&self, key: &str, expires_at: i64) -> impl Future<Output = StoreResult<bool>> + Send;
 }
 
 /// The audit trail.
@@ -348,6 +358,7 @@ pub trait Store:
     + RefreshTokenStore
     + RevocationStore
     + ThrottleStore
+    + ReplayStore
     + AuditStore
     + KeyStore
     + ChangeFeed
@@ -361,6 +372,7 @@ impl<T> Store for T where
         + RefreshTokenStore
         + RevocationStore
         + ThrottleStore
+        + ReplayStore
         + AuditStore
         + KeyStore
         + ChangeFeed
@@ -379,7 +391,7 @@ impl From<StoreError> for crate::error::OAuthError {
 /// Every capability trait, for code that holds a concrete store and calls its methods.
 pub mod prelude {
     pub use super::{
-        AuditStore, ChangeFeed, ClientStore, KeyStore, RefreshTokenStore, RevocationStore, Store, TenantStore,
-        ThrottleStore, UserStore,
+        AuditStore, ChangeFeed, ClientStore, KeyStore, RefreshTokenStore, ReplayStore, RevocationStore, Store,
+        TenantStore, ThrottleStore, UserStore,
     };
 }

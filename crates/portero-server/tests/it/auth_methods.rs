@@ -82,7 +82,7 @@ async fn metadata_lists_the_methods() {
         .json()
         .await
         .unwrap();
-    let expected = serde_json::json!(["client_secret_basic", "client_secret_post"]);
+    let expected = serde_json::json!(["client_secret_basic", "client_secret_post", "private_key_jwt"]);
     assert_eq!(metadata["token_endpoint_auth_methods_supported"], expected);
     assert_eq!(metadata["introspection_endpoint_auth_methods_supported"], expected);
 }

@@ -66,6 +66,7 @@ pub fn base_client(id: &str, secret_hash: String, grants: &[GrantType]) -> Clien
         refresh_retry_window: None,
         auth_method: None,
         disabled_at: None,
+        jwks: None,
         previous_secret: None,
     }
 }

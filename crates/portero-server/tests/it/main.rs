@@ -16,6 +16,7 @@ mod lifecycle;
 mod long_tokens;
 mod openapi;
 mod operator;
+mod private_key_jwt;
 mod refresh;
 mod seeds;
 mod throttle;

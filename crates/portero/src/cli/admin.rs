@@ -109,9 +109,12 @@ pub struct ClientUpdate {
     /// Seconds in which a refresh whose answer was lost may be retried.
     #[arg(long, value_name = "SECONDS")]
     pub refresh_retry_window: Option<i64>,
-    /// client_secret_basic or client_secret_post.
+    /// client_secret_basic, client_secret_post or private_key_jwt.
     #[arg(long, value_name = "METHOD")]
     pub auth_method: Option<String>,
+    /// A new JWK Set file (public keys) for a private_key_jwt client.
+    #[arg(long, value_name = "FILE")]
+    pub jwks: Option<std::path::PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -151,9 +154,14 @@ pub struct ClientCreate {
     #[arg(long, value_name = "SECONDS")]
     pub refresh_retry_window: Option<i64>,
     /// The one way the client authenticates: client_secret_basic (HTTP Basic) or
-    /// client_secret_post (in the body); default: either.
+    /// client_secret_post (in the body), or private_key_jwt (a JWT signed with a key of
+    /// --jwks; the client gets no secret); default: either secret method.
     #[arg(long, value_name = "METHOD")]
     pub auth_method: Option<String>,
+    /// The client's JWK Set file (public keys only), for --auth-method private_key_jwt.
+    /// (A jwks_uri the server fetches is not supported.)
+    #[arg(long, value_name = "FILE")]
+    pub jwks: Option<std::path::PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -267,6 +275,12 @@ pub async fn tenant(global: &Global, command: TenantCommand) -> anyhow::Result<(
     Ok(())
 }
 
+/// A JWK Set file, as JSON (its keys are checked by the admin functions).
+fn read_jwks(path: &std::path::Path) -> anyhow::Result<serde_json::Value> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    serde_json::from_str(&text).with_context(|| format!("{} is not JSON", path.display()))
+}
+
 pub async fn client(global: &Global, command: ClientCommand) -> anyhow::Result<()> {
     let (db, _) = open(global).await?;
     match command {
@@ -285,6 +299,7 @@ pub async fn client(global: &Global, command: ClientCommand) -> anyhow::Result<(
                 locale: args.locale,
                 refresh_retry_window: args.refresh_retry_window,
                 token_endpoint_auth_method: args.auth_method,
+                jwks: args.jwks.as_deref().map(read_jwks).transpose()?,
             };
             match admin::create_client(&db, new, unix_now()).await? {
                 (client, Some(secret)) => {
@@ -313,6 +328,7 @@ pub async fn client(global: &Global, command: ClientCommand) -> anyhow::Result<(
                 locale: args.locale,
                 refresh_retry_window: args.refresh_retry_window,
                 token_endpoint_auth_method: args.auth_method,
+                jwks: args.jwks.as_deref().map(read_jwks).transpose()?,
             };
             print_json(&admin::client_view(&admin::update_client(&db, &args.id, changes).await?));
         }

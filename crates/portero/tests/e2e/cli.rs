@@ -404,3 +404,28 @@ fn audit_trail_is_queryable_from_the_cli() {
     let bad = portero(d, &["audit", "--kind", "everything"], None);
     assert!(String::from_utf8_lossy(&bad.stderr).contains("unknown kind"));
 }
+
+#[test]
+fn client_create_with_a_jwk_set_for_private_key_jwt() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let _server = serve(d, &[]);
+    let key = r#"{"kty": "EC", "crv": "P-256", "x": "ZJlQIa9GcRQte7jTkxqRcT47FsYyDgZ0e0agQH_Q0QE",
+        "y": "fPkBiVGxNgfq3GhO_Jh6ghjSjOfBIc1EI09n7aNJ8lo", "kid": "k1""#;
+    std::fs::write(d.join("jwks.json"), format!("{{\"keys\": [{key}}}]}}")).unwrap();
+    std::fs::write(d.join("private.json"), format!("{{\"keys\": [{key}, \"d\": \"AAAA\"}}]}}")).unwrap();
+    let create = |id: &str, file: &str| {
+        let args = ["client", "create", "--id", id, "--grants", "client_credentials"];
+        portero(d, &[&args[..], &["--auth-method", "private_key_jwt", "--jwks", file]].concat(), None)
+    };
+    assert_eq!(ok(create("keyed", "jwks.json")), "", "no secret is printed");
+    let shown: serde_json::Value =
+        serde_json::from_str(&ok(portero(d, &["client", "show", "--id", "keyed"], None))).unwrap();
+    assert_eq!(shown["token_endpoint_auth_method"], "private_key_jwt");
+    assert_eq!(shown["jwks"]["keys"][0]["kid"], "k1");
+    let refused = create("leaky", "private.json");
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("private"), "{refused:?}");
+    let rotate = portero(d, &["client", "rotate-secret", "--id", "keyed"], None);
+    assert!(!rotate.status.success(), "a key client has no secret to rotate");
+}

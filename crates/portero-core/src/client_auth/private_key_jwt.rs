@@ -1,0 +1,148 @@
+//! `private_key_jwt` (RFC 7523 §2.2, §3): a JWT the client signed with one of the keys of its
+//! registered JWK Set. The signature is checked by `portero_wire::jws` (RS256, ES256, EdDSA;
+//! `none` and HMAC are refused before any key is looked at); then `iss` = `sub` = the client,
+//! `aud` names this server, `exp` is near (at most [`MAX_LIFETIME`] ahead), `nbf`/`iat` are not
+//! in the future, and the `jti` was never accepted before (a record kept until `exp`).
+
+use std::net::IpAddr;
+
+use portero_wire::jws::{CompactJws, Jwks};
+use serde_json::Value;
+
+use super::{ClientCredentials, throttled};
+use crate::context::Context;
+use crate::error::OAuthError;
+use crate::secret::Verdict;
+use crate::store::{Client, Store, StoreError};
+
+/// Clock skew allowed on `exp`, `nbf` and `iat`.
+pub const LEEWAY: i64 = 30;
+/// How far ahead of now an assertion's `exp` may be: assertions are for one request.
+pub const MAX_LIFETIME: i64 = 300;
+/// The path of the standard token endpoint, whose URL is accepted as `aud`.
+const TOKEN_PATH: &str = "/oauth2/token";
+
+/// Checks the assertion of `credentials` for `client` (`None`: unknown id) inside the throttle
+/// under `key`. Every refusal is the same `invalid_client`; the reason is only logged.
+pub(super) async fn authenticate<S: Store>(
+    ctx: &Context<S>,
+    key: &str,
+    client: Option<Client>,
+    credentials: &ClientCredentials,
+    source: Option<IpAddr>,
+    now: i64,
+) -> Result<Client, OAuthError> {
+    let assertion = credentials.assertion.as_deref().unwrap_or_default();
+    let mut refusal = String::from("unknown client");
+    let mut store_error: Option<StoreError> = None;
+    let check = async {
+        let checked = match &client {
+            Some(client) => check(client, assertion, &ctx.policy.issuer, now),
+            None => Err(format!("unknown client {:?}", credentials.client_id)),
+        };
+        match checked {
+            Err(reason) => {
+                refusal = reason;
+                Verdict::NoMatch
+            }
+            Ok(seen) => match ctx.store.remember_jti(&seen.key, seen.expires_at).await {
+                Ok(true) => Verdict::Match,
+                Ok(false) => {
+                    refusal = "the client assertion was used before (jti replayed)".to_owned();
+                    Verdict::NoMatch
+                }
+                Err(error) => {
+                    store_error = Some(error);
+                    Verdict::Unavailable
+                }
+            },
+        }
+    };
+    let verdict = throttled(ctx, key, source, now, check).await?;
+    match (verdict, client) {
+        (Verdict::Match, Some(client)) => Ok(client),
+        (Verdict::Unavailable, _) => Err(store_error.map_or_else(
+            || OAuthError::temporarily_unavailable("client assertions cannot be checked now"),
+            OAuthError::from,
+        )),
+        _ => Err(OAuthError::invalid_client().with_detail(refusal)),
+    }
+}
+
+/// The replay record of an accepted assertion.
+struct Seen {
+    key: String,
+    expires_at: i64,
+}
+
+/// Everything but the replay check; the reason of a refusal.
+fn check(client: &Client, assertion: &str, issuer: &str, now: i64) -> Result<Seen, String> {
+    let text = client.jwks.as_deref().ok_or_else(|| format!("client {:?} has no registered keys", client.id))?;
+    let set: Value =
+        serde_json::from_str(text).map_err(|_| format!("client {:?} has an unreadable JWK Set", client.id))?;
+    let keys = Jwks::from_json(&set).map_err(|e| format!("client {:?}: {e}", client.id))?;
+    let jws = CompactJws::parse(assertion).map_err(|e| format!("client assertion: {e}"))?;
+    let header = jws.header();
+    let candidates: Vec<_> = match &header.kid {
+        Some(kid) => keys.get(kid).into_iter().collect(),
+        None => keys.kids().filter_map(|kid| keys.get(kid)).filter(|k| k.algorithm() == header.alg).collect(),
+    };
+    let claims: Value = candidates
+        .iter()
+        .find_map(|key| jws.verify_json(key).ok())
+        .ok_or_else(|| "client assertion: no registered key verifies the signature".to_owned())?;
+    let text_claim = |name: &str| claims.get(name).and_then(Value::as_str);
+    if text_claim("iss") != Some(client.id.as_str()) || text_claim("sub") != Some(client.id.as_str()) {
+        return Err(format!("client assertion: iss and sub must both be {:?}", client.id));
+    }
+    if !audience_matches(claims.get("aud"), issuer) {
+        return Err("client assertion: aud names neither the issuer nor the token endpoint".to_owned());
+    }
+    let time = |name: &str| claims.get(name).and_then(|v| v.as_i64().or_else(|| v.as_f64().map(|f| f as i64)));
+    let exp = time("exp").ok_or("client assertion: no exp")?;
+    if exp + LEEWAY <= now {
+        return Err("client assertion: expired".to_owned());
+    }
+    if exp > now + MAX_LIFETIME + LEEWAY {
+        return Err(format!("client assertion: exp more than {MAX_LIFETIME} s ahead"));
+    }
+    for name in ["nbf", "iat"] {
+        if claims.get(name).is_some() && time(name).is_none_or(|t| t > now + LEEWAY) {
+            return Err(format!("client assertion: {name} in the future"));
+        }
+    }
+    let jti = text_claim("jti").filter(|j| !j.is_empty() && j.len() <= 256).ok_or("client assertion: no jti")?;
+    // Client ids cannot contain ':' (see `admin::create_client`), so the key is unambiguous.
+    Ok(Seen { key: format!("{}:{jti}", client.id), expires_at: exp + LEEWAY })
+}
+
+/// Whether `aud` (a string or an array of them) names the issuer or the token endpoint's URL.
+fn audience_matches(aud: Option<&Value>, issuer: &str) -> bool {
+    let base = issuer.trim_end_matches('/');
+    let token_endpoint = format!("{base}{TOKEN_PATH}");
+    let accepted = |value: &Value| {
+        value.as_str().is_some_and(|v| v == issuer || v.trim_end_matches('/') == base || v == token_endpoint)
+    };
+    match aud {
+        Some(Value::Array(values)) => values.iter().any(accepted),
+        Some(value) => accepted(value),
+        None => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn audiences() {
+        let issuer = "https://auth.example.com/";
+        assert!(audience_matches(Some(&json!("https://auth.example.com")), issuer));
+        assert!(audience_matches(Some(&json!("https://auth.example.com/oauth2/token")), issuer));
+        assert!(audience_matches(Some(&json!(["x", "https://auth.example.com/"])), issuer));
+        assert!(!audience_matches(Some(&json!("https://evil.example.com")), issuer));
+        assert!(!audience_matches(Some(&json!(["x"])), issuer));
+        assert!(!audience_matches(None, issuer));
+    }
+}
