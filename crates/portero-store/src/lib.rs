@@ -210,6 +210,14 @@ impl Database {
         }
     }
 
+    /// Runs a `DELETE ... WHERE id = $1`; `NotFound` (naming `what`) when no row had that id.
+    async fn delete_by_id(&self, sql: &'static str, id: &str, what: &str) -> StoreResult<()> {
+        let deleted =
+            with_writer!(self, |pool| sqlx::query(sql).bind(id).execute(pool).await.map(|d| d.rows_affected()))
+                .map_err(map_err)?;
+        found_one(deleted, || format!("{what} {id:?}"))
+    }
+
     /// The PostgreSQL pool, for tools and tests that run their own statements.
     pub fn postgres_pool(&self) -> Option<&PgPool> {
         match &self.backend {
@@ -359,11 +367,7 @@ impl TenantStore for Database {
     }
 
     async fn delete_tenant(&self, id: &str) -> StoreResult<()> {
-        let sql = "DELETE FROM tenants WHERE id = $1";
-        let deleted =
-            with_writer!(self, |pool| sqlx::query(sql).bind(id).execute(pool).await.map(|d| d.rows_affected()))
-                .map_err(map_err)?;
-        found_one(deleted, || format!("tenant {id:?}"))
+        self.delete_by_id("DELETE FROM tenants WHERE id = $1", id, "tenant").await
     }
 
     async fn list_tenants(&self) -> StoreResult<Vec<Tenant>> {
@@ -471,11 +475,7 @@ impl ClientStore for Database {
     }
 
     async fn delete_client(&self, id: &str) -> StoreResult<()> {
-        let sql = "DELETE FROM clients WHERE id = $1";
-        let deleted =
-            with_writer!(self, |pool| sqlx::query(sql).bind(id).execute(pool).await.map(|d| d.rows_affected()))
-                .map_err(map_err)?;
-        found_one(deleted, || format!("client {id:?}"))
+        self.delete_by_id("DELETE FROM clients WHERE id = $1", id, "client").await
     }
 
     async fn max_client_token_ttl(&self) -> StoreResult<Option<i64>> {
@@ -537,11 +537,7 @@ impl UserStore for Database {
     }
 
     async fn delete_user(&self, id: &str) -> StoreResult<()> {
-        let sql = "DELETE FROM users WHERE id = $1";
-        let deleted =
-            with_writer!(self, |pool| sqlx::query(sql).bind(id).execute(pool).await.map(|d| d.rows_affected()))
-                .map_err(map_err)?;
-        found_one(deleted, || format!("user {id:?}"))
+        self.delete_by_id("DELETE FROM users WHERE id = $1", id, "user").await
     }
 }
 

@@ -258,27 +258,7 @@ pub async fn create_client(State(state): State<AppState>, request: Body) -> Resp
 
 pub async fn list_clients(State(state): State<AppState>) -> Response {
     match state.ctx.store.list_clients().await {
-        Ok(clients) => Json(
-            clients
-                .iter()
-                .map(|c| {
-                    json!({
-                        "client_id": c.id,
-                        "grants": c.grants.iter().map(|g| g.as_str()).collect::<Vec<_>>(),
-                        "scopes": c.scopes.join(" "),
-                        "audiences": c.audiences,
-                        "tenants": c.tenants,
-                        "token_ttl": c.token_ttl,
-                        "refresh_tokens": c.refresh_policy.as_str(),
-                        "ignore_unknown_scopes": c.ignore_unknown_scopes,
-                        "locale": c.locale,
-                        "token_endpoint_auth_method": c.auth_method.map(|m| m.as_str()),
-                        "refresh_retry_window": c.refresh_retry_window,
-                    })
-                })
-                .collect::<Vec<_>>(),
-        )
-        .into_response(),
+        Ok(clients) => Json(clients.iter().map(admin::client_view).collect::<Vec<_>>()).into_response(),
         Err(error) => failed(error),
     }
 }
