@@ -106,6 +106,9 @@ pub struct NewClient {
     pub token_endpoint_auth_method: Option<String>,
     /// The public JWK Set of a `private_key_jwt` client (required for it, refused otherwise).
     pub jwks: Option<serde_json::Value>,
+    /// Every token request must carry a DPoP proof (RFC 9449 §5.2's client metadata name).
+    #[serde(default, alias = "require_dpop")]
+    pub dpop_bound_access_tokens: bool,
 }
 
 /// Creates a client; returns it and the generated secret, if one was generated.
@@ -146,6 +149,7 @@ pub async fn create_client<S: Store>(db: &S, new: NewClient, now: i64) -> Result
         refresh_retry_window: new.refresh_retry_window.map(retry_window).transpose()?,
         auth_method: method,
         jwks,
+        require_dpop: new.dpop_bound_access_tokens,
         disabled_at: None,
         created_at: now,
         previous_secret: None,
@@ -172,6 +176,8 @@ pub struct ClientChanges {
     pub token_endpoint_auth_method: Option<String>,
     /// A new public JWK Set for a `private_key_jwt` client.
     pub jwks: Option<serde_json::Value>,
+    #[serde(alias = "require_dpop")]
+    pub dpop_bound_access_tokens: Option<bool>,
 }
 
 /// Applies `changes` to client `id`, checked as create checks them; returns the client as stored.
@@ -213,6 +219,9 @@ pub async fn update_client<S: Store>(db: &S, id: &str, changes: ClientChanges) -
     }
     if let Some(set) = &changes.jwks {
         client.jwks = Some(jwks_text(set)?);
+    }
+    if let Some(required) = changes.dpop_bound_access_tokens {
+        client.require_dpop = required;
     }
     check_keys(client.auth_method, client.jwks.as_deref())?;
     db.update_client(&client).await?;
@@ -262,6 +271,7 @@ pub fn client_view(c: &Client) -> serde_json::Value {
         "token_endpoint_auth_method": c.auth_method.map(|m| m.as_str()),
         "jwks": c.jwks.as_deref().and_then(|text| serde_json::from_str::<serde_json::Value>(text).ok()),
         "refresh_retry_window": c.refresh_retry_window,
+        "dpop_bound_access_tokens": c.require_dpop,
         "disabled": c.disabled_at.is_some(),
         "created_at": c.created_at,
     })

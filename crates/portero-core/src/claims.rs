@@ -30,7 +30,8 @@ impl AccessTokenClaims {
                 .with_client_id(client_id)
                 .with_scopes(&authz.scopes)
                 .with_tenants(authz.tenants.clone())
-                .with_portero_members(authz.auth_time),
+                .with_portero_members(authz.auth_time)
+                .with_confirmation(authz.cnf.clone()),
         )
     }
 }

@@ -20,6 +20,8 @@ pub struct Policy {
     pub api_version: Option<ApiVersionRule>,
     /// Locale of envelope messages for clients without one.
     pub default_locale: String,
+    /// DPoP proofs must carry a nonce this server issued (RFC 9449 §8, `dpop_nonce`).
+    pub dpop_nonce: bool,
 }
 
 /// Everything the pipeline needs, built once at start.
@@ -32,5 +34,6 @@ pub struct Context<S> {
     pub throttle: Throttle,
     pub pending: crate::pending::PendingRotations,
     pub successors: crate::successor::SuccessorKey,
+    pub dpop_nonces: crate::dpop::Nonces,
     pub audit: std::sync::Arc<crate::audit::AuditLog>,
 }

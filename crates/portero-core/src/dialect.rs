@@ -82,6 +82,8 @@ fn message(locale: &str, outcome: Result<(), ErrorCode>) -> &'static str {
             ErrorCode::SlowDown => "Demasiados intentos, intente más tarde",
             ErrorCode::ServerError => "Error interno",
             ErrorCode::TemporarilyUnavailable => "Servicio temporalmente no disponible",
+            ErrorCode::InvalidDpopProof => "Prueba DPoP inválida",
+            ErrorCode::UseDpopNonce => "La prueba DPoP debe llevar el nonce del servidor",
             // Codes of resource servers and revocation, never answered by the token endpoint.
             _ => "Solicitud rechazada",
         },
@@ -96,6 +98,8 @@ fn message(locale: &str, outcome: Result<(), ErrorCode>) -> &'static str {
             ErrorCode::SlowDown => "Too many attempts, try again later",
             ErrorCode::ServerError => "Internal error",
             ErrorCode::TemporarilyUnavailable => "Service temporarily unavailable",
+            ErrorCode::InvalidDpopProof => "Invalid DPoP proof",
+            ErrorCode::UseDpopNonce => "The DPoP proof must carry the server's nonce",
             // Codes of resource servers and revocation, never answered by the token endpoint.
             _ => "Request refused",
         },

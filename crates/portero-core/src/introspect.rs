@@ -20,8 +20,10 @@ pub async fn introspect<S: Store>(ctx: &Context<S>, input: &TokenInput, now: i64
     if let Some(claims) = active_access_token(ctx, token, now).await? {
         let mut answer = Map::new();
         answer.insert("active".into(), true.into());
-        answer.insert("token_type".into(), "Bearer".into());
-        for name in ["scope", "client_id", "sub", "aud", "iss", "exp", "iat", "jti", "tenants", "auth_time"] {
+        // RFC 9449 §6.2: a DPoP-bound token says so, and its `cnf` tells the key.
+        let bound = claims.get("cnf").and_then(|c| c.get("jkt")).is_some();
+        answer.insert("token_type".into(), if bound { "DPoP" } else { "Bearer" }.into());
+        for name in ["scope", "client_id", "sub", "aud", "iss", "exp", "iat", "jti", "tenants", "auth_time", "cnf"] {
             if let Some(value) = claims.get(name) {
                 answer.insert(name.into(), value.clone());
             }
@@ -35,7 +37,7 @@ pub async fn introspect<S: Store>(ctx: &Context<S>, input: &TokenInput, now: i64
     if !live || record.client_id != client.id || !client_is_live(ctx, &record.client_id).await? {
         return Ok(inactive());
     }
-    Ok(json!({
+    let mut answer = json!({
         "active": true,
         "token_type": "refresh_token",
         "client_id": record.client_id,
@@ -44,7 +46,11 @@ pub async fn introspect<S: Store>(ctx: &Context<S>, input: &TokenInput, now: i64
         "exp": record.expires_at,
         "iat": record.created_at,
         "iss": ctx.policy.issuer,
-    }))
+    });
+    if let Some(jkt) = record.jkt {
+        answer["cnf"] = json!({ "jkt": jkt });
+    }
+    Ok(answer)
 }
 
 fn inactive() -> Value {

@@ -16,6 +16,7 @@ pub mod client_cache;
 pub mod clock;
 pub mod context;
 pub mod dialect;
+pub mod dpop;
 pub mod error;
 pub mod grant;
 pub mod introspect;

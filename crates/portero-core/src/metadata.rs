@@ -6,8 +6,8 @@ use crate::client_auth::AuthMethod;
 use crate::grant::GrantType;
 
 /// The algorithms a `private_key_jwt` assertion may be signed with (those `portero_wire::jws`
-/// verifies; no PS256, no HMAC).
-pub const ASSERTION_SIGNING_ALGS: [&str; 3] = ["RS256", "ES256", "EdDSA"];
+/// verifies; never `none` or HMAC).
+pub const ASSERTION_SIGNING_ALGS: [&str; 4] = ["RS256", "PS256", "ES256", "EdDSA"];
 
 /// Where the endpoints are mounted, relative to the issuer.
 pub struct EndpointPaths<'a> {
@@ -36,5 +36,6 @@ pub fn document(issuer: &str, paths: &EndpointPaths<'_>, signing_algs: &[&str]) 
         "response_types_supported": [],
         "scopes_supported": [],
         "access_token_signing_alg_values_supported": signing_algs,
+        "dpop_signing_alg_values_supported": crate::dpop::SIGNING_ALGS,
     })
 }

@@ -34,6 +34,7 @@ pub fn mint(
 ) -> Result<Minted, OAuthError> {
     let ttl = client.token_ttl.unwrap_or(lifetimes.access_token);
     let claims = AccessTokenClaims::new(issuer, &client.id, authz, uuid::Uuid::new_v4().to_string(), now, ttl);
+    let bound_to = authz.cnf.as_ref().and_then(|c| c.jkt.clone());
     let key = keys.active(now).map_err(|e| OAuthError::server_error(e.to_string()))?;
     let access_token = key.sign_jwt(&claims).map_err(|e| OAuthError::server_error(e.to_string()))?;
     if access_token.len() > MAX_TOKEN_CHARS {
@@ -45,13 +46,14 @@ pub fn mint(
         RefreshPlan::None => (None, None),
         RefreshPlan::Redeliver { refresh_token } => (Some(refresh_token.clone()), None),
         RefreshPlan::NewFamily => {
-            let family = Family { id: uuid::Uuid::now_v7().to_string(), expires_at: now + lifetimes.refresh_token };
+            let family =
+                Family { id: uuid::Uuid::now_v7().to_string(), expires_at: now + lifetimes.refresh_token, bound_to };
             let grant = GrantedScope { scopes: authz.scopes.clone(), audiences: authz.audiences.clone() };
             let (value, record) = new_refresh_token(random_token(32), client, authz, family, grant, now);
             (Some(value), Some(record))
         }
-        RefreshPlan::Rotate { family_id, expires_at, grant, successor, .. } => {
-            let family = Family { id: family_id.clone(), expires_at: *expires_at };
+        RefreshPlan::Rotate { family_id, expires_at, grant, successor, jkt, .. } => {
+            let family = Family { id: family_id.clone(), expires_at: *expires_at, bound_to: jkt.clone() };
             let value = successor.clone().unwrap_or_else(|| random_token(32));
             let (value, record) = new_refresh_token(value, client, authz, family, grant.clone(), now);
             (Some(value), Some(record))
@@ -60,10 +62,12 @@ pub fn mint(
     Ok(Minted { access_token, expires_in: ttl, refresh_token, refresh_record })
 }
 
-/// The refresh-token family a new token joins, and when the family ends.
+/// The refresh-token family a new token joins, when the family ends, and the DPoP key it is
+/// bound to.
 struct Family {
     id: String,
     expires_at: i64,
+    bound_to: Option<String>,
 }
 
 fn new_refresh_token(
@@ -88,6 +92,7 @@ fn new_refresh_token(
         expires_at: family.expires_at,
         used_at: None,
         revoked_at: None,
+        jkt: family.bound_to,
     };
     (value, record)
 }

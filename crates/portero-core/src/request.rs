@@ -40,6 +40,8 @@ pub struct TokenRequest {
     pub scope: Option<String>,
     pub audience: Option<String>,
     pub resources: Vec<String>,
+    /// The key the caller proved it holds (a checked DPoP proof's), to bind the tokens to.
+    pub confirmation: Option<crate::dpop::Confirmation>,
 }
 
 impl TokenRequest {
@@ -72,6 +74,7 @@ impl TokenRequest {
             scope: params.get("scope").map(str::to_owned),
             audience: params.get("audience").map(str::to_owned),
             resources: params.all("resource").into_iter().map(str::to_owned).collect(),
+            confirmation: None,
         })
     }
 }

@@ -1,11 +1,13 @@
 //! The token endpoint as one pipeline (RFC 6749 §3.2, §5):
-//! parse → authenticate client → grant → mint → store → respond.
+//! parse → authenticate client → proof of possession (DPoP) → grant → mint → store → respond.
 
 use serde_json::{Map, Value};
 
 use crate::client_auth;
 pub use crate::context::{Context, Policy};
 use crate::dialect::Dialect;
+use crate::dpop;
+pub use crate::dpop::ProofInput;
 use crate::error::{ErrorCode, OAuthError};
 use crate::grant::{self, Authorization, GrantType, RefreshPlan};
 use crate::mint::{Lifetimes, Minted, mint};
@@ -24,6 +26,8 @@ pub struct TokenInput {
     pub api_version: Option<String>,
     /// The caller's address, for per-address throttling.
     pub source: Option<std::net::IpAddr>,
+    /// The request's DPoP proof and the path it came to (RFC 9449).
+    pub dpop: ProofInput,
 }
 
 /// A successful token response (RFC 6749 §5.1).
@@ -64,6 +68,8 @@ pub struct Outcome {
     pub subject: Option<String>,
     /// The client id the request presented, proven or not (for the audit trail only).
     pub presented_client_id: Option<String>,
+    /// The `DPoP-Nonce` to send with the answer, when nonces are on (RFC 9449 §8).
+    pub dpop_nonce: Option<String>,
 }
 
 impl Outcome {
@@ -76,6 +82,7 @@ impl Outcome {
             grant_type: None,
             subject: None,
             presented_client_id: None,
+            dpop_nonce: None,
         }
     }
 }
@@ -83,6 +90,9 @@ impl Outcome {
 /// Runs the whole pipeline for one request at time `now` (unix seconds).
 pub async fn issue<S: Store>(ctx: &Context<S>, input: TokenInput, now: i64) -> Outcome {
     let mut outcome = Outcome::failed(OAuthError::server_error("unreached"), &ctx.policy);
+    if ctx.policy.dpop_nonce {
+        outcome.dpop_nonce = Some(ctx.dpop_nonces.current(now));
+    }
     outcome.result = run(ctx, input, now, &mut outcome).await;
     outcome
 }
@@ -96,7 +106,7 @@ async fn run<S: Store>(
     if let (Dialect::Envelope { .. }, Some(rule)) = (&input.dialect, &ctx.policy.api_version) {
         rule.check(input.api_version.as_deref())?;
     }
-    let request = TokenRequest::parse(&input.params, input.authorization.as_deref())?;
+    let mut request = TokenRequest::parse(&input.params, input.authorization.as_deref())?;
     outcome.grant_type = Some(request.grant.grant_type());
     outcome.presented_client_id = Some(request.client.client_id.clone());
     let client = client_auth::authenticate(ctx, &request.client, input.source, now).await?;
@@ -104,6 +114,7 @@ async fn run<S: Store>(
     if let Some(locale) = &client.locale {
         outcome.locale = locale.clone();
     }
+    request.confirmation = dpop::check(ctx, &client, &input.dpop, now).await?;
     let authz = grant::handle(ctx, &client, request, input.source, now).await?;
     let lifetimes =
         Lifetimes { access_token: ctx.policy.access_token_ttl, refresh_token: ctx.policy.refresh_token_ttl };
@@ -113,7 +124,8 @@ async fn run<S: Store>(
     outcome.subject = Some(authz.subject.clone());
     Ok(TokenResponse {
         access_token: minted.access_token,
-        token_type: "Bearer",
+        // RFC 9449 §5: a DPoP-bound access token is of type DPoP.
+        token_type: if authz.cnf.as_ref().is_some_and(|c| c.jkt.is_some()) { "DPoP" } else { "Bearer" },
         expires_in: minted.expires_in,
         refresh_token: minted.refresh_token,
         scope: (!authz.scopes.is_empty()).then(|| authz.scopes.join(" ")),

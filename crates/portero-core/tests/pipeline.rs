@@ -42,6 +42,7 @@ async fn pipeline() -> Pipeline {
         refresh_retry_window: 0,
         api_version: None,
         default_locale: "en_US".into(),
+        dpop_nonce: false,
     };
     let ctx = Context {
         keys,
@@ -51,6 +52,7 @@ async fn pipeline() -> Pipeline {
         throttle: Throttle::new(ThrottleRules::default()),
         pending: Default::default(),
         successors: portero_core::successor::SuccessorKey::new(&master),
+        dpop_nonces: portero_core::dpop::Nonces::new(&master),
         audit: AuditLog::start(store.clone()),
         store,
     };
@@ -74,6 +76,7 @@ fn client(secret_hash: String) -> Client {
         disabled_at: None,
         created_at: T0,
         jwks: None,
+        require_dpop: false,
         previous_secret: None,
     }
 }
@@ -81,8 +84,14 @@ fn client(secret_hash: String) -> Client {
 impl Pipeline {
     async fn post(&self, body: &str, now: i64) -> Outcome {
         let params = Params::from_form(body.as_bytes(), &FieldLimits::default()).unwrap();
-        let input =
-            TokenInput { params, authorization: None, dialect: Dialect::Standard, api_version: None, source: None };
+        let input = TokenInput {
+            params,
+            authorization: None,
+            dialect: Dialect::Standard,
+            api_version: None,
+            source: None,
+            dpop: Default::default(),
+        };
         issue(&self.ctx, input, now).await
     }
 
@@ -144,6 +153,7 @@ async fn a_refresh_family_rotates_ends_on_time_and_detects_reuse() {
         expires_at: T0 + 3_600,
         used_at: None,
         revoked_at: None,
+        jkt: None,
     };
     p.ctx.store.insert_refresh_token(&record).await.unwrap();
     let rotated = p.refresh("rt-1", T0 + 60).await.result.expect("rotates");

@@ -9,7 +9,7 @@ use axum::http::{HeaderMap, Request, header};
 use portero_core::dialect::Dialect;
 use portero_core::error::{ErrorCode, OAuthError};
 use portero_core::params::{FORBIDDEN_IN_QUERY, FieldLimits, Params};
-use portero_core::token_endpoint::TokenInput;
+use portero_core::token_endpoint::{ProofInput, TokenInput};
 
 /// A rejected request, with the dialect it was spoken in if that was learnt before the failure.
 pub struct Rejected {
@@ -135,7 +135,13 @@ pub async fn token_input(
         Some(name) => header_text(name)?,
         None => None,
     };
-    Ok(TokenInput { params, authorization, dialect, api_version, source })
+    // RFC 9449 §4.3: exactly one proof; two `DPoP` headers are a bad proof, not a bad request.
+    let proof = header_text("dpop").map_err(|mut rejected| {
+        rejected.error = OAuthError::new(ErrorCode::InvalidDpopProof, "send one DPoP proof, as text");
+        rejected
+    })?;
+    let dpop = ProofInput { proof, path: parts.uri.path().to_owned() };
+    Ok(TokenInput { params, authorization, dialect, api_version, source, dpop })
 }
 
 /// Whether the request's `Authorization: Bearer` token is `expected`: compared as SHA-256

@@ -59,7 +59,9 @@ impl AppState {
         let pending = Default::default();
         let audit = portero_core::audit::AuditLog::start(db.clone());
         let successors = portero_core::successor::SuccessorKey::new(&master_key);
-        let ctx = Context { store: db, keys, policy, verifier, clients, throttle, pending, successors, audit };
+        let dpop_nonces = portero_core::dpop::Nonces::new(&master_key);
+        let ctx =
+            Context { store: db, keys, policy, verifier, clients, throttle, pending, successors, dpop_nonces, audit };
         let admin_token_digest = config.admin_token.as_deref().map(digest);
         let _ = crate::metrics::handle();
         Ok(Self { ctx: Arc::new(ctx), config: Arc::new(config), master_key, admin_token_digest })

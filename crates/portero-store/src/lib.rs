@@ -271,8 +271,8 @@ const POSTGRES_INSERT_AUDIT: &str = "INSERT INTO audit_events (id, at, kind, out
      (e->>10)::boolean FROM jsonb_array_elements($1::jsonb) AS e ON CONFLICT (id) DO NOTHING";
 
 const INSERT_REFRESH: &str = "INSERT INTO refresh_tokens (hash, family_id, client_id, subject, user_id, tenants, \
-     scopes, audiences, auth_time, created_at, expires_at, used_at, revoked_at) \
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)";
+     scopes, audiences, auth_time, created_at, expires_at, used_at, revoked_at, jkt) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)";
 
 /// One attempt slot for a key, taken or refused in one statement, so that however many requests
 /// arrive at once (on however many nodes) at most `threshold` slots are taken per window and the
@@ -307,7 +307,7 @@ const SQLITE_SETUP: &str = "CREATE TRIGGER IF NOT EXISTS refresh_tokens_mark_rot
      AFTER INSERT ON refresh_tokens WHEN NEW.rotated_from IS NOT NULL \
      BEGIN UPDATE refresh_tokens SET used_at = NEW.created_at WHERE hash = NEW.rotated_from; END";
 
-/// `INSERT_REFRESH` with a `RefreshTokenRecord` bound as `$1`..`$13`.
+/// `INSERT_REFRESH` with a `RefreshTokenRecord` bound as `$1`..`$14`.
 macro_rules! insert_refresh {
     ($token:expr) => {
         sqlx::query(INSERT_REFRESH)
@@ -324,6 +324,7 @@ macro_rules! insert_refresh {
             .bind($token.expires_at)
             .bind($token.used_at)
             .bind($token.revoked_at)
+            .bind(&$token.jkt)
     };
 }
 
@@ -341,7 +342,7 @@ macro_rules! client_columns {
     () => {
         "id, secret_hash, grants, scopes, audiences, tenants, token_ttl, refresh_policy, \
          ignore_unknown_scopes, locale, created_at, previous_secret_hash, previous_secret_expires_at, \
-         refresh_retry_window, token_endpoint_auth_method, disabled_at, jwks"
+         refresh_retry_window, token_endpoint_auth_method, disabled_at, jwks, require_dpop"
     };
 }
 
@@ -383,7 +384,7 @@ impl ClientStore for Database {
         let sql = concat!(
             "INSERT INTO clients (",
             client_columns!(),
-            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)"
+            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)"
         );
         let grants: Vec<&str> = client.grants.iter().map(|g| g.as_str()).collect();
         with_writer!(self, |pool| sqlx::query(sql)
@@ -404,6 +405,7 @@ impl ClientStore for Database {
             .bind(client.auth_method.map(|m| m.as_str()))
             .bind(client.disabled_at)
             .bind(&client.jwks)
+            .bind(client.require_dpop)
             .execute(pool)
             .await
             .map(|_| ()))
@@ -451,7 +453,8 @@ impl ClientStore for Database {
     async fn update_client(&self, client: &Client) -> StoreResult<()> {
         let sql = "UPDATE clients SET grants = $2, scopes = $3, audiences = $4, tenants = $5, token_ttl = $6, \
                    refresh_policy = $7, ignore_unknown_scopes = $8, locale = $9, refresh_retry_window = $10, \
-                   token_endpoint_auth_method = $11, disabled_at = $12, jwks = $13 WHERE id = $1";
+                   token_endpoint_auth_method = $11, disabled_at = $12, jwks = $13, require_dpop = $14 \
+                   WHERE id = $1";
         let grants: Vec<&str> = client.grants.iter().map(|g| g.as_str()).collect();
         let updated = with_writer!(self, |pool| sqlx::query(sql)
             .bind(&client.id)
@@ -467,6 +470,7 @@ impl ClientStore for Database {
             .bind(client.auth_method.map(|m| m.as_str()))
             .bind(client.disabled_at)
             .bind(&client.jwks)
+            .bind(client.require_dpop)
             .execute(pool)
             .await
             .map(|d| d.rows_affected()))
@@ -548,7 +552,7 @@ impl RefreshTokenStore for Database {
 
     async fn find_refresh_token(&self, hash: &str) -> StoreResult<Option<RefreshTokenRecord>> {
         let sql = "SELECT hash, family_id, client_id, subject, user_id, tenants, scopes, audiences, auth_time, \
-                   created_at, expires_at, used_at, revoked_at FROM refresh_tokens WHERE hash = $1";
+                   created_at, expires_at, used_at, revoked_at, jkt FROM refresh_tokens WHERE hash = $1";
         let row = with_pool!(self, |pool| sqlx::query_as::<_, RefreshRow>(sql).bind(hash).fetch_optional(pool).await)
             .map_err(map_err)?;
         Ok(row.map(Into::into))

@@ -114,12 +114,13 @@ fn answer(group: &mut Vec<Job>, outcome: StoreResult<Vec<bool>>) {
 /// SQLite: insert each child whose parent is live; the `refresh_tokens_mark_rotated` trigger marks
 /// the parent used as each child goes in. Returns the parents that were rotated.
 const SQLITE_ROTATE_GROUP: &str = "INSERT INTO refresh_tokens (hash, family_id, client_id, subject, user_id, \
-     tenants, scopes, audiences, auth_time, created_at, expires_at, used_at, revoked_at, rotated_from) \
+     tenants, scopes, audiences, auth_time, created_at, expires_at, used_at, revoked_at, rotated_from, jkt) \
      SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]'), json_extract(value, '$[2]'), \
      json_extract(value, '$[3]'), json_extract(value, '$[4]'), json_extract(value, '$[5]'), \
      json_extract(value, '$[6]'), json_extract(value, '$[7]'), json_extract(value, '$[8]'), \
      json_extract(value, '$[9]'), json_extract(value, '$[10]'), json_extract(value, '$[11]'), \
-     json_extract(value, '$[12]'), json_extract(value, '$[13]') FROM json_each($1) AS child \
+     json_extract(value, '$[12]'), json_extract(value, '$[13]'), json_extract(value, '$[14]') \
+     FROM json_each($1) AS child \
      WHERE EXISTS (SELECT 1 FROM refresh_tokens AS parent WHERE parent.hash = json_extract(child.value, '$[13]') \
      AND parent.used_at IS NULL AND parent.revoked_at IS NULL) \
      RETURNING rotated_from";
@@ -140,7 +141,8 @@ fn as_json_row(job: &Job) -> serde_json::Value {
         t.expires_at,
         t.used_at,
         t.revoked_at,
-        job.old_hash
+        job.old_hash,
+        t.jkt
     ])
 }
 
@@ -148,13 +150,14 @@ fn as_json_row(job: &Job) -> serde_json::Value {
 /// statement. Returns the parents that were rotated.
 const POSTGRES_ROTATE_GROUP: &str = "WITH child AS (SELECT * FROM jsonb_to_recordset($1::jsonb) AS c(hash text, \
      family_id text, client_id text, subject text, user_id text, tenants text, scopes text, audiences text, \
-     auth_time bigint, created_at bigint, expires_at bigint, rotated_from text)), \
+     auth_time bigint, created_at bigint, expires_at bigint, rotated_from text, jkt text)), \
      parent AS (UPDATE refresh_tokens AS r SET used_at = child.created_at FROM child \
      WHERE r.hash = child.rotated_from AND r.used_at IS NULL AND r.revoked_at IS NULL RETURNING r.hash) \
      INSERT INTO refresh_tokens (hash, family_id, client_id, subject, user_id, tenants, scopes, audiences, \
-     auth_time, created_at, expires_at, used_at, revoked_at, rotated_from) \
+     auth_time, created_at, expires_at, used_at, revoked_at, rotated_from, jkt) \
      SELECT child.hash, child.family_id, child.client_id, child.subject, child.user_id, child.tenants, child.scopes, \
-     child.audiences, child.auth_time, child.created_at, child.expires_at, NULL, NULL, child.rotated_from \
+     child.audiences, child.auth_time, child.created_at, child.expires_at, NULL, NULL, child.rotated_from, \
+     child.jkt \
      FROM child JOIN parent ON parent.hash = child.rotated_from RETURNING rotated_from";
 
 fn as_json_object(job: &Job) -> serde_json::Value {
@@ -163,7 +166,7 @@ fn as_json_object(job: &Job) -> serde_json::Value {
         "hash": t.hash, "family_id": t.family_id, "client_id": t.client_id, "subject": t.subject,
         "user_id": t.user_id, "tenants": join(&t.tenants), "scopes": join(&t.scopes),
         "audiences": join(&t.audiences), "auth_time": t.auth_time, "created_at": t.created_at,
-        "expires_at": t.expires_at, "rotated_from": job.old_hash,
+        "expires_at": t.expires_at, "rotated_from": job.old_hash, "jkt": t.jkt,
     })
 }
 

@@ -48,6 +48,7 @@ pub(crate) struct ClientRow {
     token_endpoint_auth_method: Option<String>,
     disabled_at: Option<i64>,
     jwks: Option<String>,
+    require_dpop: bool,
 }
 
 impl TryFrom<ClientRow> for Client {
@@ -78,6 +79,7 @@ impl TryFrom<ClientRow> for Client {
             refresh_retry_window: row.refresh_retry_window,
             disabled_at: row.disabled_at,
             jwks: row.jwks,
+            require_dpop: row.require_dpop,
             auth_method,
             created_at: row.created_at,
             previous_secret: match (row.previous_secret_hash, row.previous_secret_expires_at) {
@@ -126,6 +128,7 @@ pub(crate) struct RefreshRow {
     expires_at: i64,
     used_at: Option<i64>,
     revoked_at: Option<i64>,
+    jkt: Option<String>,
 }
 
 impl From<RefreshRow> for RefreshTokenRecord {
@@ -144,6 +147,7 @@ impl From<RefreshRow> for RefreshTokenRecord {
             expires_at: row.expires_at,
             used_at: row.used_at,
             revoked_at: row.revoked_at,
+            jkt: row.jkt,
         }
     }
 }

@@ -104,6 +104,7 @@ fn client(id: &str, tenants: Vec<String>) -> Client {
         auth_method: Some(portero_core::client_auth::AuthMethod::ClientSecretPost),
         disabled_at: None,
         jwks: None,
+        require_dpop: false,
         previous_secret: None,
     }
 }
@@ -123,6 +124,7 @@ fn refresh(hash: &str, family: &str) -> RefreshTokenRecord {
         expires_at: 1_000,
         used_at: None,
         revoked_at: None,
+        jkt: None,
     }
 }
 
@@ -169,6 +171,25 @@ async fn client_keys_round_trip<S: Store + Clone>(db: &S) {
     assert_eq!(db.find_client("keyed").await.unwrap(), Some(c));
 }
 conformance!(client_keys, client_keys_round_trip);
+
+/// DPoP: a client's `require_dpop` and a refresh family's key survive storing, updating and
+/// (for the key) rotation.
+async fn dpop_bindings_round_trip<S: Store + Clone>(db: &S) {
+    let mut c = client("bound", vec![]);
+    c.require_dpop = true;
+    db.create_client(&c).await.unwrap();
+    assert_eq!(db.find_client("bound").await.unwrap(), Some(c.clone()));
+    c.require_dpop = false;
+    db.update_client(&c).await.unwrap();
+    assert!(!db.find_client("bound").await.unwrap().unwrap().require_dpop);
+    let bound = RefreshTokenRecord { jkt: Some("thumb-1".into()), ..refresh("d1", "fd") };
+    db.insert_refresh_token(&bound).await.unwrap();
+    assert_eq!(db.find_refresh_token("d1").await.unwrap(), Some(bound));
+    let next = RefreshTokenRecord { jkt: Some("thumb-1".into()), ..child("d2", "fd", 20) };
+    assert_eq!(db.rotate_refresh_token("d1", &next).await.unwrap(), Rotation::Rotated);
+    assert_eq!(db.find_refresh_token("d2").await.unwrap().unwrap().jkt.as_deref(), Some("thumb-1"));
+}
+conformance!(dpop_bindings, dpop_bindings_round_trip);
 
 /// A jti is accepted once, by exactly one of concurrent callers, until it is purged after its
 /// expiry.

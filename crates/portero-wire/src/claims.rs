@@ -50,6 +50,39 @@ pub struct AccessTokenClaims {
     /// When the subject authenticated (`auth_time`), seconds since the Unix epoch.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub auth_time: Option<i64>,
+    /// The key the token is bound to (`cnf`, RFC 7800): a DPoP key (RFC 9449 §6) or a client
+    /// certificate (RFC 8705 §3). A bound token is worthless without that key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cnf: Option<Confirmation>,
+}
+
+/// The `cnf` claim: what proves possession of a bound token.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct Confirmation {
+    /// The JWK SHA-256 thumbprint of the DPoP key (RFC 9449 §6.1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jkt: Option<String>,
+    /// The SHA-256 thumbprint of the client certificate (RFC 8705 §3.1).
+    #[serde(rename = "x5t#S256", default, skip_serializing_if = "Option::is_none")]
+    pub x5t_s256: Option<String>,
+}
+
+impl Confirmation {
+    /// Bound to the DPoP key whose thumbprint is `jkt`.
+    pub fn dpop(jkt: impl Into<String>) -> Self {
+        Self { jkt: Some(jkt.into()), x5t_s256: None }
+    }
+
+    /// Bound to the certificate whose SHA-256 thumbprint is `x5t_s256`.
+    pub fn certificate(x5t_s256: impl Into<String>) -> Self {
+        Self { jkt: None, x5t_s256: Some(x5t_s256.into()) }
+    }
+
+    /// Whether nothing is bound.
+    pub fn is_empty(&self) -> bool {
+        self.jkt.is_none() && self.x5t_s256.is_none()
+    }
 }
 
 /// The `aud` claim: one audience as a string, several as an array (RFC 7519 §4.1.3).
@@ -100,6 +133,7 @@ impl AccessTokenClaims {
             token_use: None,
             version: None,
             auth_time: None,
+            cnf: None,
         }
     }
 
@@ -141,6 +175,17 @@ impl AccessTokenClaims {
         self.version = Some(TOKEN_VERSION);
         self.auth_time = Some(auth_time);
         self
+    }
+
+    /// Sets `cnf`; an empty confirmation leaves the claim out.
+    pub fn with_confirmation(mut self, cnf: Option<Confirmation>) -> Self {
+        self.cnf = cnf.filter(|c| !c.is_empty());
+        self
+    }
+
+    /// The DPoP key thumbprint the token is bound to (`cnf.jkt`), if any.
+    pub fn dpop_thumbprint(&self) -> Option<&str> {
+        self.cnf.as_ref().and_then(|c| c.jkt.as_deref())
     }
 
     /// Whether the token is for `audience`.

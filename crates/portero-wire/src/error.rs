@@ -35,11 +35,15 @@ pub enum ErrorCode {
     InsufficientScope,
     /// RFC 7009: the server cannot revoke tokens of the hinted type.
     UnsupportedTokenType,
+    /// RFC 9449 §5: the DPoP proof is missing (where one is required), malformed or invalid.
+    InvalidDpopProof,
+    /// RFC 9449 §8: the DPoP proof must carry the nonce the `DPoP-Nonce` header gives.
+    UseDpopNonce,
 }
 
 impl ErrorCode {
     /// Every known code.
-    pub const ALL: [ErrorCode; 13] = [
+    pub const ALL: [ErrorCode; 15] = [
         Self::InvalidRequest,
         Self::InvalidClient,
         Self::InvalidGrant,
@@ -53,6 +57,8 @@ impl ErrorCode {
         Self::InvalidToken,
         Self::InsufficientScope,
         Self::UnsupportedTokenType,
+        Self::InvalidDpopProof,
+        Self::UseDpopNonce,
     ];
 
     /// The value on the wire.
@@ -71,6 +77,8 @@ impl ErrorCode {
             Self::InvalidToken => "invalid_token",
             Self::InsufficientScope => "insufficient_scope",
             Self::UnsupportedTokenType => "unsupported_token_type",
+            Self::InvalidDpopProof => "invalid_dpop_proof",
+            Self::UseDpopNonce => "use_dpop_nonce",
         }
     }
 

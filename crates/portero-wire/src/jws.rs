@@ -1,9 +1,9 @@
 //! Compact JWS verification (RFC 7515 §7.1), written once for Portero's server and verifier.
 //!
-//! Only the asymmetric algorithms Portero signs with are accepted (RS256, ES256, EdDSA over
-//! Ed25519), and a token must name the algorithm of the key that checks it: `none`, HMAC and
-//! every other `alg` are refused before any key is looked at, so a public key can never be used
-//! as an HMAC secret. A header with `crit` (RFC 7515 §4.1.11) is refused: no extension is
+//! Only asymmetric algorithms are accepted (RS256, PS256, ES256, EdDSA over Ed25519), and a
+//! token must name an algorithm of the key that checks it: `none`, HMAC and every other `alg`
+//! are refused before any key is looked at, so a public key can never be used as an HMAC
+//! secret. An RSA key verifies RS256 and PS256 unless its JWK pins one with `alg`. A header with `crit` (RFC 7515 §4.1.11) is refused: no extension is
 //! understood. Keys come from JWKs (RFC 7517); symmetric (`oct`) keys are never accepted.
 //!
 //! ```
@@ -22,7 +22,8 @@ use std::fmt;
 use std::sync::Arc;
 
 use aws_lc_rs::signature::{
-    ECDSA_P256_SHA256_FIXED, ED25519, ParsedPublicKey, RSA_PKCS1_2048_8192_SHA256, VerificationAlgorithm,
+    ECDSA_P256_SHA256_FIXED, ED25519, ParsedPublicKey, RSA_PKCS1_2048_8192_SHA256, RSA_PSS_2048_8192_SHA256,
+    VerificationAlgorithm,
 };
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -35,6 +36,8 @@ use serde_json::Value;
 pub enum Algorithm {
     /// RSASSA-PKCS1-v1_5 with SHA-256, 2048 to 8192-bit keys.
     Rs256,
+    /// RSASSA-PSS with SHA-256 and MGF1 with SHA-256, 2048 to 8192-bit keys.
+    Ps256,
     /// ECDSA over P-256 with SHA-256 (signature as R‖S).
     Es256,
     /// EdDSA over Ed25519.
@@ -46,6 +49,7 @@ impl Algorithm {
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Rs256 => "RS256",
+            Self::Ps256 => "PS256",
             Self::Es256 => "ES256",
             Self::EdDsa => "EdDSA",
         }
@@ -53,12 +57,13 @@ impl Algorithm {
 
     /// The algorithm named `alg` exactly; `none`, HMAC and all others give `None`.
     pub fn parse(alg: &str) -> Option<Self> {
-        [Self::Rs256, Self::Es256, Self::EdDsa].into_iter().find(|a| a.as_str() == alg)
+        [Self::Rs256, Self::Ps256, Self::Es256, Self::EdDsa].into_iter().find(|a| a.as_str() == alg)
     }
 
     fn verification(self) -> &'static dyn VerificationAlgorithm {
         match self {
             Self::Rs256 => &RSA_PKCS1_2048_8192_SHA256,
+            Self::Ps256 => &RSA_PSS_2048_8192_SHA256,
             Self::Es256 => &ECDSA_P256_SHA256_FIXED,
             Self::EdDsa => &ED25519,
         }
@@ -111,11 +116,14 @@ pub enum KeyError {
     Invalid,
 }
 
-/// A public key, parsed once, and the one algorithm it verifies.
+/// A public key, parsed once for each algorithm it verifies (one, or RS256 and PS256 for an
+/// RSA key whose JWK does not pin its `alg`).
 #[derive(Clone)]
 pub struct PublicKey {
     alg: Algorithm,
     key: Arc<ParsedPublicKey>,
+    /// The PSS form of an RSA key that verifies both RSA algorithms.
+    pss: Option<Arc<ParsedPublicKey>>,
 }
 
 impl fmt::Debug for PublicKey {
@@ -127,7 +135,22 @@ impl fmt::Debug for PublicKey {
 impl PublicKey {
     fn parse(alg: Algorithm, bytes: &[u8]) -> Result<Self, KeyError> {
         let key = ParsedPublicKey::new(alg.verification(), bytes).map_err(|_| KeyError::Invalid)?;
-        Ok(Self { alg, key: Arc::new(key) })
+        Ok(Self { alg, key: Arc::new(key), pss: None })
+    }
+
+    /// An RSA key for `alg` (RS256 or PS256), or for both when `alg` is `None`.
+    fn rsa_for(n: &[u8], e: &[u8], alg: Option<Algorithm>) -> Result<Self, KeyError> {
+        let der = rsa_public_key_der(n, e);
+        match alg {
+            Some(alg @ (Algorithm::Rs256 | Algorithm::Ps256)) => Self::parse(alg, &der),
+            Some(_) => Err(KeyError::Unsupported),
+            None => {
+                let mut key = Self::parse(Algorithm::Rs256, &der)?;
+                let pss = ParsedPublicKey::new(&RSA_PSS_2048_8192_SHA256, &der).map_err(|_| KeyError::Invalid)?;
+                key.pss = Some(Arc::new(pss));
+                Ok(key)
+            }
+        }
     }
 
     /// An RS256 key from its modulus and public exponent (big-endian bytes).
@@ -147,8 +170,8 @@ impl PublicKey {
     }
 
     /// A key from its JWK (RFC 7517): `RSA`, `EC` on `P-256`, or `OKP` on `Ed25519`. An `alg`
-    /// member, when present, must be that key type's algorithm; a `use` member, when present,
-    /// must be `sig`.
+    /// member, when present, must be an algorithm of that key type (and an RSA key then verifies
+    /// only it; without `alg`, RS256 and PS256); a `use` member, when present, must be `sig`.
     pub fn from_jwk(jwk: &Value) -> Result<Self, KeyError> {
         let member = |name: &str| jwk.get(name).and_then(Value::as_str);
         let bytes = |name: &str| -> Result<Vec<u8>, KeyError> {
@@ -158,27 +181,42 @@ impl PublicKey {
         if member("use").is_some_and(|u| u != "sig") {
             return Err(KeyError::Unsupported);
         }
+        let pinned = match jwk.get("alg") {
+            None => None,
+            Some(alg) => Some(alg.as_str().and_then(Algorithm::parse).ok_or(KeyError::Unsupported)?),
+        };
         let key = match (member("kty"), member("crv")) {
-            (Some("RSA"), _) => Self::rsa(&bytes("n")?, &bytes("e")?)?,
+            (Some("RSA"), _) => Self::rsa_for(&bytes("n")?, &bytes("e")?, pinned)?,
             (Some("EC"), Some("P-256")) => Self::p256(&bytes("x")?, &bytes("y")?)?,
             (Some("OKP"), Some("Ed25519")) => Self::ed25519(&bytes("x")?)?,
             _ => return Err(KeyError::Unsupported),
         };
-        match jwk.get("alg") {
-            None => Ok(key),
-            Some(alg) if alg.as_str() == Some(key.alg.as_str()) => Ok(key),
-            Some(_) => Err(KeyError::Unsupported),
+        match pinned {
+            Some(alg) if !key.accepts(alg) => Err(KeyError::Unsupported),
+            _ => Ok(key),
         }
     }
 
-    /// The algorithm this key verifies.
+    /// The algorithm this key verifies (for an RSA key that verifies both, RS256).
     pub fn algorithm(&self) -> Algorithm {
         self.alg
     }
 
-    /// Whether `signature` is this key's over `message`.
+    /// Whether this key verifies signatures made with `alg`.
+    pub fn accepts(&self, alg: Algorithm) -> bool {
+        alg == self.alg || (alg == Algorithm::Ps256 && self.pss.is_some())
+    }
+
+    /// Whether `signature` is this key's over `message` under [`PublicKey::algorithm`].
     pub fn verify_signature(&self, message: &[u8], signature: &[u8]) -> bool {
         self.key.verify_sig(message, signature).is_ok()
+    }
+
+    /// Whether `signature` is this key's over `message` under `alg` (false for an algorithm
+    /// the key does not verify).
+    fn verify_signature_as(&self, alg: Algorithm, message: &[u8], signature: &[u8]) -> bool {
+        let key = if alg == self.alg { Some(&self.key) } else { self.pss.as_ref().filter(|_| self.accepts(alg)) };
+        key.is_some_and(|key| key.verify_sig(message, signature).is_ok())
     }
 }
 
@@ -240,6 +278,8 @@ pub struct Header {
     pub kid: Option<String>,
     /// The media type (`typ`), e.g. `at+jwt` for an access token (RFC 9068 §2.1).
     pub typ: Option<String>,
+    /// A public key carried in the header (`jwk`), as DPoP proofs do (RFC 9449 §4.2).
+    pub jwk: Option<Value>,
 }
 
 #[derive(Deserialize)]
@@ -249,6 +289,8 @@ struct RawHeader {
     kid: Option<String>,
     #[serde(default)]
     typ: Option<String>,
+    #[serde(default)]
+    jwk: Option<Value>,
     #[serde(default)]
     crit: Present,
 }
@@ -274,7 +316,7 @@ pub struct CompactJws<'a> {
 
 impl<'a> CompactJws<'a> {
     /// Splits `token` into its three parts and reads the header: refuses `crit`, and every
-    /// `alg` but RS256, ES256 and EdDSA.
+    /// `alg` but RS256, PS256, ES256 and EdDSA.
     pub fn parse(token: &'a str) -> Result<Self, JwsError> {
         let mut parts = token.split('.');
         let (Some(header), Some(payload), Some(signature), None) =
@@ -289,7 +331,7 @@ impl<'a> CompactJws<'a> {
             return Err(JwsError::CriticalHeader);
         }
         let alg = Algorithm::parse(&raw.alg).ok_or(JwsError::UnsupportedAlgorithm(raw.alg))?;
-        Ok(Self { header: Header { alg, kid: raw.kid, typ: raw.typ }, signing_input, payload, signature })
+        Ok(Self { header: Header { alg, kid: raw.kid, typ: raw.typ, jwk: raw.jwk }, signing_input, payload, signature })
     }
 
     /// The checked header: pick the key by its `kid`.
@@ -297,15 +339,15 @@ impl<'a> CompactJws<'a> {
         &self.header
     }
 
-    /// Checks the signature with `key`, whose algorithm the header must name; returns the
-    /// decoded payload.
+    /// Checks the signature with `key`, one of whose algorithms the header must name; returns
+    /// the decoded payload.
     pub fn verify(&self, key: &PublicKey) -> Result<Vec<u8>, JwsError> {
-        if self.header.alg != key.alg {
+        if !key.accepts(self.header.alg) {
             return Err(JwsError::AlgorithmMismatch);
         }
         let signature =
             URL_SAFE_NO_PAD.decode(self.signature).map_err(|_| JwsError::Malformed("malformed signature"))?;
-        if !key.verify_signature(self.signing_input.as_bytes(), &signature) {
+        if !key.verify_signature_as(self.header.alg, self.signing_input.as_bytes(), &signature) {
             return Err(JwsError::BadSignature);
         }
         URL_SAFE_NO_PAD.decode(self.payload).map_err(|_| JwsError::Payload)

@@ -6,7 +6,9 @@
 //!   [`AnyErrorCode`] for what a peer may send;
 //! - [`TokenResponse`]: the RFC 6749 §5.1 success answer;
 //! - [`GrantType`]: the grants Portero serves;
-//! - [`jws`]: one compact-JWS verification (RS256, ES256, EdDSA; never `none`, HMAC or `crit`).
+//! - [`jws`]: one compact-JWS verification (RS256, PS256, ES256, EdDSA; never `none`, HMAC or
+//!   `crit`);
+//! - [`dpop`]: DPoP proofs (RFC 9449), checked alike by the token endpoint and the verifier.
 //!
 //! This crate depends on no other Portero crate and exposes no cryptography library's types.
 //!
@@ -29,12 +31,13 @@
 #![warn(clippy::unwrap_used)]
 
 mod claims;
+pub mod dpop;
 mod error;
 mod grant;
 pub mod jws;
 mod token;
 
-pub use claims::{AccessTokenClaims, Audience, TOKEN_VERSION};
+pub use claims::{AccessTokenClaims, Audience, Confirmation, TOKEN_VERSION};
 pub use error::{AnyErrorCode, ErrorCode, UnknownErrorCode};
 pub use grant::GrantType;
 pub use token::TokenResponse;

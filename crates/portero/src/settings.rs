@@ -28,6 +28,8 @@ pub struct FileConfig {
     /// Seconds after a rotation in which the old refresh token may be redeemed again for the
     /// same new one (a retry after a lost answer); 0, the default, treats it as reuse.
     pub refresh_retry_window_seconds: Option<i64>,
+    /// DPoP proofs must carry a nonce the server issued (`DPoP-Nonce`, RFC 9449 §8).
+    pub dpop_nonce: Option<bool>,
     pub signing_alg: Option<String>,
     pub default_locale: Option<String>,
     pub max_body_bytes: Option<usize>,
@@ -246,6 +248,7 @@ mod tests {
             access_token_ttl,
             refresh_token_ttl,
             refresh_retry_window_seconds,
+            dpop_nonce,
             signing_alg,
             default_locale,
             max_body_bytes,
@@ -272,6 +275,7 @@ mod tests {
             ("access_token_ttl", access_token_ttl.is_some()),
             ("refresh_token_ttl", refresh_token_ttl.is_some()),
             ("refresh_retry_window_seconds", refresh_retry_window_seconds.is_some()),
+            ("dpop_nonce", dpop_nonce.is_some()),
             ("signing_alg", signing_alg.is_some()),
             ("default_locale", default_locale.is_some()),
             ("max_body_bytes", max_body_bytes.is_some()),

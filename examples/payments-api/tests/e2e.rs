@@ -55,6 +55,7 @@ fn client(id: &str, secret_hash: String, grants: &[GrantType], scopes: &str, ttl
         auth_method: None,
         disabled_at: None,
         jwks: None,
+        require_dpop: false,
         previous_secret: None,
     }
 }
@@ -72,6 +73,7 @@ impl World {
             refresh_retry_window: 0,
             api_version: Some(ApiVersionRule::parse("ALG-API-VERSION=1618440906").unwrap()),
             default_locale: "es_PE".into(),
+            dpop_nonce: false,
         };
         let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
         let state =

@@ -1,5 +1,5 @@
 //! `private_key_jwt` (RFC 7523 §2.2, §3): a JWT the client signed with one of the keys of its
-//! registered JWK Set. The signature is checked by `portero_wire::jws` (RS256, ES256, EdDSA;
+//! registered JWK Set. The signature is checked by `portero_wire::jws` (RS256, PS256, ES256, EdDSA;
 //! `none` and HMAC are refused before any key is looked at); then `iss` = `sub` = the client,
 //! `aud` names this server, `exp` is near (at most [`MAX_LIFETIME`] ahead), `nbf`/`iat` are not
 //! in the future, and the `jti` was never accepted before (a record kept until `exp`).
@@ -85,7 +85,7 @@ fn check(client: &Client, assertion: &str, issuer: &str, now: i64) -> Result<See
     let header = jws.header();
     let candidates: Vec<_> = match &header.kid {
         Some(kid) => keys.get(kid).into_iter().collect(),
-        None => keys.kids().filter_map(|kid| keys.get(kid)).filter(|k| k.algorithm() == header.alg).collect(),
+        None => keys.kids().filter_map(|kid| keys.get(kid)).filter(|k| k.accepts(header.alg)).collect(),
     };
     let claims: Value = candidates
         .iter()

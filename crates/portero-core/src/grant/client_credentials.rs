@@ -22,5 +22,6 @@ pub(super) fn handle<S: Store>(
         audiences,
         auth_time: now,
         refresh: RefreshPlan::None,
+        cnf: None,
     })
 }

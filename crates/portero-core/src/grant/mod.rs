@@ -28,6 +28,8 @@ pub enum RefreshPlan {
         /// The new token's value when the client has a retry window (`crate::successor`):
         /// derived from the presented one instead of random.
         successor: Option<String>,
+        /// The DPoP key the family is bound to, which the new token keeps.
+        jkt: Option<String>,
     },
     /// Hand out again the child a retried parent was already rotated into (its answer was
     /// lost): nothing is stored, the client gets the same refresh token and a new access token.
@@ -54,6 +56,8 @@ pub struct Authorization {
     pub audiences: Vec<String>,
     pub auth_time: i64,
     pub refresh: RefreshPlan,
+    /// The key the tokens are bound to (`cnf`): the request's DPoP proof's.
+    pub cnf: Option<crate::dpop::Confirmation>,
 }
 
 /// Checks the client may use the grant (`unauthorized_client`), then runs its handler.
@@ -69,15 +73,19 @@ pub async fn handle<S: Store>(
         return Err(OAuthError::new(ErrorCode::UnauthorizedClient, "the client may not use this grant type")
             .with_detail(format!("client {:?} lacks {}", client.id, grant_type.as_str())));
     }
-    match request.grant {
-        Grant::ClientCredentials => client_credentials::handle(ctx, client, &request_target(&request), now),
+    let target = request_target(&request);
+    let cnf = request.confirmation.as_ref();
+    let mut authz = match request.grant {
+        Grant::ClientCredentials => client_credentials::handle(ctx, client, &target, now),
         Grant::Password { ref username, ref password } => {
-            password::handle(ctx, client, username, &password.0, &request_target(&request), source, now).await
+            password::handle(ctx, client, username, &password.0, &target, source, now).await
         }
         Grant::RefreshToken { ref refresh_token } => {
-            refresh_token::handle(ctx, client, &refresh_token.0, &request_target(&request), source, now).await
+            refresh_token::handle(ctx, client, &refresh_token.0, &target, cnf, source, now).await
         }
-    }
+    }?;
+    authz.cnf = request.confirmation.clone();
+    Ok(authz)
 }
 
 /// The scope and audience a request asks for.

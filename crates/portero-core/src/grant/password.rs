@@ -36,6 +36,7 @@ pub(super) async fn handle<S: Store>(
         audiences,
         auth_time: now,
         refresh,
+        cnf: None,
     })
 }
 

@@ -1,5 +1,6 @@
 //! RFC 6749 §6 with RFC 9700 §4.14.2 rotation: every refresh token redeems once; presenting a
-//! used one revokes its whole family (someone holds a stolen copy).
+//! used one revokes its whole family (someone holds a stolen copy). A family issued with a DPoP
+//! proof redeems only with a proof from the same key (RFC 9449 §5.0).
 
 use super::{Authorization, GrantType, GrantedScope, RefreshPlan, Target};
 use crate::context::Context;
@@ -12,6 +13,7 @@ pub(super) async fn handle<S: Store>(
     client: &Client,
     refresh_token: &str,
     target: &Target<'_>,
+    presented: Option<&crate::dpop::Confirmation>,
     source: Option<std::net::IpAddr>,
     now: i64,
 ) -> Result<Authorization, OAuthError> {
@@ -24,6 +26,12 @@ pub(super) async fn handle<S: Store>(
         return Err(
             invalid().with_detail(format!("refresh token of {:?} presented by {:?}", record.client_id, client.id))
         );
+    }
+    // Before anything changes: a stolen bound token presented without its key spends nothing,
+    // and does not revoke the family as a reuse would.
+    if !crate::dpop::refresh_allowed(record.jkt.as_deref(), presented) {
+        return Err(OAuthError::invalid_grant("the refresh token is bound to a DPoP key; send a proof made with it")
+            .with_detail("DPoP-bound refresh token without a proof from its key"));
     }
     let window = client.refresh_retry_window.unwrap_or(ctx.policy.refresh_retry_window);
     if let Some(used_at) = record.used_at {
@@ -65,6 +73,7 @@ pub(super) async fn handle<S: Store>(
         expires_at: record.expires_at,
         grant: GrantedScope { scopes: record.scopes.clone(), audiences: record.audiences.clone() },
         successor,
+        jkt: record.jkt.clone(),
     })
 }
 
@@ -90,6 +99,7 @@ fn authorization(
         audiences,
         auth_time: record.auth_time,
         refresh,
+        cnf: None,
     })
 }
 

@@ -62,6 +62,8 @@ pub struct Client {
     pub disabled_at: Option<i64>,
     /// The public JWK Set (JSON text) a `private_key_jwt` client signs its assertions with.
     pub jwks: Option<String>,
+    /// Every token request must carry a DPoP proof (RFC 9449 §5, `dpop_bound_access_tokens`).
+    pub require_dpop: bool,
     pub created_at: i64,
     /// The secret replaced by the last rotation, accepted until `expires_at` (the overlap).
     pub previous_secret: Option<PreviousSecret>,
@@ -156,6 +158,8 @@ pub struct RefreshTokenRecord {
     pub expires_at: i64,
     pub used_at: Option<i64>,
     pub revoked_at: Option<i64>,
+    /// The DPoP key (its JWK thumbprint) the family is bound to: redeeming needs a proof from it.
+    pub jkt: Option<String>,
 }
 
 /// A signing key as stored: the PKCS#8 private key sealed under the master key.
@@ -318,7 +322,8 @@ pub trait ThrottleStore: Send + Sync + 'static {
     fn release_attempt(&self, key: &str, window_start: i64) -> impl Future<Output = StoreResult<()>> + Send;
 }
 
-/// Identifiers that may be used once: the `jti` of client assertions (RFC 7523 §3).
+/// Identifiers that may be used once: the `jti` of client assertions (RFC 7523 §3) and of DPoP
+/// proofs (RFC 9449 §11.1).
 pub trait ReplayStore: Send + Sync + 'static {
     /// Records `key` until `expires_at` (purged by [`RevocationStore::purge_expired`] after it);
     /// `true` the first time, `false` when it was already recorded. Atomic: of two concurrent

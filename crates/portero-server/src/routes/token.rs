@@ -58,7 +58,7 @@ pub async fn token(State(state): State<AppState>, limits: FieldLimits, request: 
     // `client_id` is set only once the client has authenticated: a caller cannot invent labels.
     crate::metrics::token_request(grant, outcome.client_id.as_deref(), result, started.elapsed());
     audit(&state, permit, &outcome, (grant, result), source, now);
-    match &outcome.result {
+    let response = match &outcome.result {
         Ok(response) => respond::token(response, &dialect, &outcome.locale),
         Err(error) => {
             let client_id = outcome.client_id.as_deref().unwrap_or("-");
@@ -70,7 +70,17 @@ pub async fn token(State(state): State<AppState>, limits: FieldLimits, request: 
             }
             respond::error(error, &dialect, &outcome.locale, None)
         }
+    };
+    with_dpop_nonce(response, outcome.dpop_nonce.as_deref())
+}
+
+/// RFC 9449 §8: with nonces on, every answer of the token endpoint hands out the current one.
+fn with_dpop_nonce(mut response: Response, nonce: Option<&str>) -> Response {
+    use axum::http::HeaderValue;
+    if let Some(value) = nonce.and_then(|n| HeaderValue::from_str(n).ok()) {
+        response.headers_mut().insert("dpop-nonce", value);
     }
+    response
 }
 
 /// How long a token request waits for room in the audit trail before it is answered 503.

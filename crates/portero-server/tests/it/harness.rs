@@ -67,6 +67,7 @@ pub fn base_client(id: &str, secret_hash: String, grants: &[GrantType]) -> Clien
         auth_method: None,
         disabled_at: None,
         jwks: None,
+        require_dpop: false,
         previous_secret: None,
     }
 }
@@ -155,6 +156,7 @@ impl Server {
             refresh_retry_window: 0,
             api_version: Some(ApiVersionRule::parse(&format!("ALG-API-VERSION={API_VERSION}")).unwrap()),
             default_locale: "es_PE".into(),
+            dpop_nonce: false,
         };
         // A short read timeout so the slowloris test need not wait the default 10 s.
         let mut config = ServerConfig {

@@ -249,6 +249,7 @@ async fn keys_rotate_on_schedule() {
             refresh_retry_window: 0,
             api_version: None,
             default_locale: "es_PE".into(),
+            dpop_nonce: false,
         };
         let config = ServerConfig { key_rotation_days: days, ..ServerConfig::default() };
         let start = now();

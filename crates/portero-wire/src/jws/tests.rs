@@ -3,14 +3,16 @@
 use aws_lc_rs::rand::SystemRandom;
 use aws_lc_rs::rsa::KeySize;
 use aws_lc_rs::signature::{
-    ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, Ed25519KeyPair, KeyPair, RSA_PKCS1_SHA256, RsaKeyPair,
+    ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, Ed25519KeyPair, KeyPair, RSA_PKCS1_SHA256, RSA_PSS_SHA256,
+    RsaKeyPair,
 };
 use serde_json::{Value, json};
 
 use super::*;
 
 enum TestKey {
-    Rsa(RsaKeyPair),
+    /// An RSA key pair and the algorithm it signs with (RS256 or PS256).
+    Rsa(RsaKeyPair, Algorithm),
     Ec(EcdsaKeyPair),
     Ed(Ed25519KeyPair),
 }
@@ -23,7 +25,7 @@ impl TestKey {
     fn generate(alg: Algorithm) -> Self {
         let rng = SystemRandom::new();
         match alg {
-            Algorithm::Rs256 => Self::Rsa(RsaKeyPair::generate(KeySize::Rsa2048).unwrap()),
+            Algorithm::Rs256 | Algorithm::Ps256 => Self::Rsa(RsaKeyPair::generate(KeySize::Rsa2048).unwrap(), alg),
             Algorithm::Es256 => {
                 let der = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng).unwrap();
                 Self::Ec(EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, der.as_ref()).unwrap())
@@ -37,7 +39,7 @@ impl TestKey {
 
     fn alg(&self) -> Algorithm {
         match self {
-            Self::Rsa(_) => Algorithm::Rs256,
+            Self::Rsa(_, alg) => *alg,
             Self::Ec(_) => Algorithm::Es256,
             Self::Ed(_) => Algorithm::EdDsa,
         }
@@ -45,7 +47,7 @@ impl TestKey {
 
     fn jwk(&self, kid: &str) -> Value {
         let mut jwk = match self {
-            Self::Rsa(pair) => {
+            Self::Rsa(pair, _) => {
                 let public = pair.public_key();
                 json!({ "kty": "RSA", "n": b64(public.modulus().big_endian_without_leading_zero()),
                         "e": b64(public.exponent().big_endian_without_leading_zero()) })
@@ -65,9 +67,11 @@ impl TestKey {
     fn sign(&self, message: &[u8]) -> Vec<u8> {
         let rng = SystemRandom::new();
         match self {
-            Self::Rsa(pair) => {
+            Self::Rsa(pair, alg) => {
                 let mut signature = vec![0; pair.public_modulus_len()];
-                pair.sign(&RSA_PKCS1_SHA256, &rng, message, &mut signature).unwrap();
+                let padding: &dyn aws_lc_rs::signature::RsaEncoding =
+                    if *alg == Algorithm::Ps256 { &RSA_PSS_SHA256 } else { &RSA_PKCS1_SHA256 };
+                pair.sign(padding, &rng, message, &mut signature).unwrap();
                 signature
             }
             Self::Ec(pair) => pair.sign(&rng, message).unwrap().as_ref().to_vec(),
@@ -87,7 +91,7 @@ impl TestKey {
     }
 }
 
-const ALGS: [Algorithm; 3] = [Algorithm::Rs256, Algorithm::Es256, Algorithm::EdDsa];
+const ALGS: [Algorithm; 4] = [Algorithm::Rs256, Algorithm::Ps256, Algorithm::Es256, Algorithm::EdDsa];
 
 fn keys(key: &TestKey) -> Jwks {
     Jwks::from_json(&json!({ "keys": [key.jwk("k1")] })).unwrap()
@@ -209,4 +213,31 @@ fn jwks_keep_only_usable_signature_keys() {
     assert_eq!(jwks.get("no-alg").unwrap().algorithm(), Algorithm::Es256);
     assert_eq!(Jwks::from_json(&json!({ "nokeys": [] })).unwrap_err(), KeyError::NotASet);
     assert_eq!(PublicKey::from_jwk(&json!({ "kty": "oct", "k": "AA" })).unwrap_err(), KeyError::Unsupported);
+}
+
+#[test]
+fn an_rsa_key_without_alg_verifies_rs256_and_ps256_and_a_pinned_one_only_its_own() {
+    for alg in [Algorithm::Rs256, Algorithm::Ps256] {
+        let key = TestKey::generate(alg);
+        let token = key.token(&key.header(), &json!({ "sub": "s" }));
+        let jws = CompactJws::parse(&token).unwrap();
+        let mut unpinned = key.jwk("k1");
+        unpinned.as_object_mut().unwrap().remove("alg");
+        let public = PublicKey::from_jwk(&unpinned).unwrap();
+        assert!(public.accepts(Algorithm::Rs256) && public.accepts(Algorithm::Ps256));
+        assert!(!public.accepts(Algorithm::Es256));
+        assert!(jws.verify(&public).is_ok(), "{alg} under an unpinned RSA key");
+        let other = if alg == Algorithm::Rs256 { "PS256" } else { "RS256" };
+        let mut pinned_other = key.jwk("k1");
+        pinned_other["alg"] = other.into();
+        let pinned = PublicKey::from_jwk(&pinned_other).unwrap();
+        assert_eq!(jws.verify(&pinned).unwrap_err(), JwsError::AlgorithmMismatch, "{alg} under a key pinned {other}");
+    }
+    // A signature made with one RSA padding does not pass as the other.
+    let key = TestKey::generate(Algorithm::Rs256);
+    let forged = key.token(&json!({ "alg": "PS256", "kid": "k1" }), &json!({ "sub": "s" }));
+    let mut unpinned = key.jwk("k1");
+    unpinned.as_object_mut().unwrap().remove("alg");
+    let public = PublicKey::from_jwk(&unpinned).unwrap();
+    assert_eq!(CompactJws::parse(&forged).unwrap().verify(&public).unwrap_err(), JwsError::BadSignature);
 }

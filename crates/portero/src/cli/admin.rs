@@ -115,6 +115,9 @@ pub struct ClientUpdate {
     /// A new JWK Set file (public keys) for a private_key_jwt client.
     #[arg(long, value_name = "FILE")]
     pub jwks: Option<std::path::PathBuf>,
+    /// Whether every token request must carry a DPoP proof.
+    #[arg(long, value_name = "true|false")]
+    pub require_dpop: Option<bool>,
 }
 
 #[derive(Debug, Args)]
@@ -162,6 +165,10 @@ pub struct ClientCreate {
     /// (A jwks_uri the server fetches is not supported.)
     #[arg(long, value_name = "FILE")]
     pub jwks: Option<std::path::PathBuf>,
+    /// Every token request must carry a DPoP proof (RFC 9449): the client's tokens are always
+    /// bound to its key, and a request without a proof is refused `invalid_dpop_proof`.
+    #[arg(long)]
+    pub require_dpop: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -300,6 +307,7 @@ pub async fn client(global: &Global, command: ClientCommand) -> anyhow::Result<(
                 refresh_retry_window: args.refresh_retry_window,
                 token_endpoint_auth_method: args.auth_method,
                 jwks: args.jwks.as_deref().map(read_jwks).transpose()?,
+                dpop_bound_access_tokens: args.require_dpop,
             };
             match admin::create_client(&db, new, unix_now()).await? {
                 (client, Some(secret)) => {
@@ -329,6 +337,7 @@ pub async fn client(global: &Global, command: ClientCommand) -> anyhow::Result<(
                 refresh_retry_window: args.refresh_retry_window,
                 token_endpoint_auth_method: args.auth_method,
                 jwks: args.jwks.as_deref().map(read_jwks).transpose()?,
+                dpop_bound_access_tokens: args.require_dpop,
             };
             print_json(&admin::client_view(&admin::update_client(&db, &args.id, changes).await?));
         }

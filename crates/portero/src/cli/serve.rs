@@ -35,6 +35,10 @@ pub struct ServeArgs {
     /// answer (its response was lost); 0 (default) treats any second use as reuse.
     #[arg(long, env = "PORTERO_REFRESH_RETRY_WINDOW_SECONDS", value_name = "SECONDS")]
     pub refresh_retry_window_seconds: Option<i64>,
+    /// DPoP proofs must carry a nonce this server issued: a proof without one is answered
+    /// `use_dpop_nonce` with the nonce in a `DPoP-Nonce` header (RFC 9449 §8).
+    #[arg(long, env = "PORTERO_DPOP_NONCE")]
+    pub dpop_nonce: bool,
     /// PEM certificate chain to serve HTTPS with (needs --tls-key).
     #[arg(long, env = "PORTERO_TLS_CERT", requires = "tls_key")]
     pub tls_cert: Option<std::path::PathBuf>,
@@ -80,6 +84,7 @@ pub async fn run(global: &Global, args: ServeArgs) -> anyhow::Result<()> {
         refresh_retry_window,
         api_version,
         default_locale: file.default_locale.clone().unwrap_or_else(|| DEFAULT_LOCALE.to_owned()),
+        dpop_nonce: args.dpop_nonce || file.dpop_nonce.unwrap_or(false),
     };
     let mut server_config = file.server_config()?;
     server_config.admin_token =
