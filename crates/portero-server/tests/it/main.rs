@@ -8,6 +8,7 @@ mod admin_api;
 mod audit;
 mod auth_methods;
 mod burst;
+mod dpop;
 mod errors;
 mod harness;
 mod hostile;
