@@ -109,6 +109,12 @@ pub struct NewClient {
     /// Every token request must carry a DPoP proof (RFC 9449 §5.2's client metadata name).
     #[serde(default, alias = "require_dpop")]
     pub dpop_bound_access_tokens: bool,
+    /// The subject DN (RFC 4514) of a `tls_client_auth` client's certificate (required for it,
+    /// refused otherwise).
+    pub tls_client_auth_subject_dn: Option<String>,
+    /// Bind access tokens to the request's TLS client certificate (RFC 8705 §3).
+    #[serde(default)]
+    pub tls_client_certificate_bound_access_tokens: bool,
 }
 
 /// Creates a client; returns it and the generated secret, if one was generated.
@@ -120,12 +126,15 @@ pub async fn create_client<S: Store>(db: &S, new: NewClient, now: i64) -> Result
     let method = new.token_endpoint_auth_method.as_deref().map(auth_method).transpose()?;
     let jwks = new.jwks.as_ref().map(jwks_text).transpose()?;
     check_keys(method, jwks.as_deref())?;
+    let tls_subject_dn = new.tls_client_auth_subject_dn.map(subject_dn).transpose()?;
+    check_subject_dn(method, tls_subject_dn.as_deref())?;
+    let secretless = method.is_some_and(|m| !matches!(m, AuthMethod::ClientSecretBasic | AuthMethod::ClientSecretPost));
     let (secret_hash, generated) = match &new.secret {
-        Some(_) if method == Some(AuthMethod::PrivateKeyJwt) => {
-            return Err(invalid("a private_key_jwt client has no secret"));
+        Some(_) if secretless => {
+            return Err(invalid("a client that authenticates with a key or a certificate has no secret"));
         }
         // Never shown to anyone: the secret methods are refused for this client anyway.
-        None if method == Some(AuthMethod::PrivateKeyJwt) => (hash_generated_secret(&generate_client_secret()), None),
+        None if secretless => (hash_generated_secret(&generate_client_secret()), None),
         Some(secret) if secret.is_empty() || secret.len() > 512 => {
             return Err(invalid("the secret must be 1 to 512 characters"));
         }
@@ -150,6 +159,8 @@ pub async fn create_client<S: Store>(db: &S, new: NewClient, now: i64) -> Result
         auth_method: method,
         jwks,
         require_dpop: new.dpop_bound_access_tokens,
+        tls_subject_dn,
+        tls_bound_tokens: new.tls_client_certificate_bound_access_tokens,
         disabled_at: None,
         created_at: now,
         previous_secret: None,
@@ -178,6 +189,9 @@ pub struct ClientChanges {
     pub jwks: Option<serde_json::Value>,
     #[serde(alias = "require_dpop")]
     pub dpop_bound_access_tokens: Option<bool>,
+    /// A new subject DN for a `tls_client_auth` client.
+    pub tls_client_auth_subject_dn: Option<String>,
+    pub tls_client_certificate_bound_access_tokens: Option<bool>,
 }
 
 /// Applies `changes` to client `id`, checked as create checks them; returns the client as stored.
@@ -212,9 +226,12 @@ pub async fn update_client<S: Store>(db: &S, id: &str, changes: ClientChanges) -
     }
     if let Some(method) = &changes.token_endpoint_auth_method {
         client.auth_method = Some(auth_method(method)?);
-        if client.auth_method != Some(AuthMethod::PrivateKeyJwt) {
+        if !matches!(client.auth_method, Some(AuthMethod::PrivateKeyJwt | AuthMethod::SelfSignedTlsClientAuth)) {
             // Its keys go with the method; it authenticates with a rotated secret from now on.
             client.jwks = None;
+        }
+        if client.auth_method != Some(AuthMethod::TlsClientAuth) {
+            client.tls_subject_dn = None;
         }
     }
     if let Some(set) = &changes.jwks {
@@ -223,7 +240,14 @@ pub async fn update_client<S: Store>(db: &S, id: &str, changes: ClientChanges) -
     if let Some(required) = changes.dpop_bound_access_tokens {
         client.require_dpop = required;
     }
+    if let Some(dn) = changes.tls_client_auth_subject_dn {
+        client.tls_subject_dn = Some(subject_dn(dn)?);
+    }
+    if let Some(bound) = changes.tls_client_certificate_bound_access_tokens {
+        client.tls_bound_tokens = bound;
+    }
     check_keys(client.auth_method, client.jwks.as_deref())?;
+    check_subject_dn(client.auth_method, client.tls_subject_dn.as_deref())?;
     db.update_client(&client).await?;
     db.announce(&Change::Client(client.id.clone())).await;
     Ok(client)
@@ -272,6 +296,8 @@ pub fn client_view(c: &Client) -> serde_json::Value {
         "jwks": c.jwks.as_deref().and_then(|text| serde_json::from_str::<serde_json::Value>(text).ok()),
         "refresh_retry_window": c.refresh_retry_window,
         "dpop_bound_access_tokens": c.require_dpop,
+        "tls_client_auth_subject_dn": c.tls_subject_dn,
+        "tls_client_certificate_bound_access_tokens": c.tls_bound_tokens,
         "disabled": c.disabled_at.is_some(),
         "created_at": c.created_at,
     })
@@ -363,11 +389,27 @@ fn jwks_text(set: &serde_json::Value) -> Result<String, AdminError> {
 
 /// Keys belong to `private_key_jwt` clients, and those need them.
 fn check_keys(method: Option<AuthMethod>, jwks: Option<&str>) -> Result<(), AdminError> {
-    match (method == Some(AuthMethod::PrivateKeyJwt), jwks.is_some()) {
-        (true, false) => Err(invalid("a private_key_jwt client needs a JWK Set (jwks)")),
-        (false, true) => Err(invalid("a JWK Set is only for private_key_jwt clients")),
+    let keyed = matches!(method, Some(AuthMethod::PrivateKeyJwt | AuthMethod::SelfSignedTlsClientAuth));
+    match (keyed, jwks.is_some()) {
+        (true, false) => Err(invalid("a private_key_jwt or self_signed_tls_client_auth client needs a JWK Set (jwks)")),
+        (false, true) => Err(invalid("a JWK Set is only for private_key_jwt and self_signed_tls_client_auth clients")),
         _ => Ok(()),
     }
+}
+
+/// A `tls_client_auth` client has a subject DN, and no other client has one.
+fn check_subject_dn(method: Option<AuthMethod>, dn: Option<&str>) -> Result<(), AdminError> {
+    match (method == Some(AuthMethod::TlsClientAuth), dn.is_some()) {
+        (true, false) => Err(invalid("a tls_client_auth client needs a subject DN (tls_client_auth_subject_dn)")),
+        (false, true) => Err(invalid("a subject DN is only for tls_client_auth clients")),
+        _ => Ok(()),
+    }
+}
+
+/// A subject DN as given (trimmed), once it parses as RFC 4514 (it is compared normalized).
+fn subject_dn(text: String) -> Result<String, AdminError> {
+    crate::mtls::parse_dn(&text).map_err(|e| invalid(format!("tls_client_auth_subject_dn: {e}")))?;
+    Ok(text.trim().to_owned())
 }
 
 fn refresh_policy(name: &str) -> Result<RefreshPolicy, AdminError> {

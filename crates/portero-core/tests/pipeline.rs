@@ -77,6 +77,8 @@ fn client(secret_hash: String) -> Client {
         created_at: T0,
         jwks: None,
         require_dpop: false,
+        tls_subject_dn: None,
+        tls_bound_tokens: false,
         previous_secret: None,
     }
 }
@@ -91,6 +93,7 @@ impl Pipeline {
             api_version: None,
             source: None,
             dpop: Default::default(),
+            client_cert: None,
         };
         issue(&self.ctx, input, now).await
     }

@@ -342,7 +342,8 @@ macro_rules! client_columns {
     () => {
         "id, secret_hash, grants, scopes, audiences, tenants, token_ttl, refresh_policy, \
          ignore_unknown_scopes, locale, created_at, previous_secret_hash, previous_secret_expires_at, \
-         refresh_retry_window, token_endpoint_auth_method, disabled_at, jwks, require_dpop"
+         refresh_retry_window, token_endpoint_auth_method, disabled_at, jwks, require_dpop, \
+         tls_client_auth_subject_dn, tls_client_certificate_bound_access_tokens"
     };
 }
 
@@ -384,7 +385,7 @@ impl ClientStore for Database {
         let sql = concat!(
             "INSERT INTO clients (",
             client_columns!(),
-            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)"
+            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20)"
         );
         let grants: Vec<&str> = client.grants.iter().map(|g| g.as_str()).collect();
         with_writer!(self, |pool| sqlx::query(sql)
@@ -406,6 +407,8 @@ impl ClientStore for Database {
             .bind(client.disabled_at)
             .bind(&client.jwks)
             .bind(client.require_dpop)
+            .bind(&client.tls_subject_dn)
+            .bind(client.tls_bound_tokens)
             .execute(pool)
             .await
             .map(|_| ()))
@@ -453,7 +456,8 @@ impl ClientStore for Database {
     async fn update_client(&self, client: &Client) -> StoreResult<()> {
         let sql = "UPDATE clients SET grants = $2, scopes = $3, audiences = $4, tenants = $5, token_ttl = $6, \
                    refresh_policy = $7, ignore_unknown_scopes = $8, locale = $9, refresh_retry_window = $10, \
-                   token_endpoint_auth_method = $11, disabled_at = $12, jwks = $13, require_dpop = $14 \
+                   token_endpoint_auth_method = $11, disabled_at = $12, jwks = $13, require_dpop = $14, \
+                   tls_client_auth_subject_dn = $15, tls_client_certificate_bound_access_tokens = $16 \
                    WHERE id = $1";
         let grants: Vec<&str> = client.grants.iter().map(|g| g.as_str()).collect();
         let updated = with_writer!(self, |pool| sqlx::query(sql)
@@ -471,6 +475,8 @@ impl ClientStore for Database {
             .bind(client.disabled_at)
             .bind(&client.jwks)
             .bind(client.require_dpop)
+            .bind(&client.tls_subject_dn)
+            .bind(client.tls_bound_tokens)
             .execute(pool)
             .await
             .map(|d| d.rows_affected()))

@@ -56,6 +56,8 @@ fn client(id: &str, secret_hash: String, grants: &[GrantType], scopes: &str, ttl
         disabled_at: None,
         jwks: None,
         require_dpop: false,
+        tls_subject_dn: None,
+        tls_bound_tokens: false,
         previous_secret: None,
     }
 }

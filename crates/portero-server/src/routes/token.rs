@@ -23,8 +23,7 @@ pub use portero_core::clock::unix_now;
 pub async fn token(State(state): State<AppState>, limits: FieldLimits, request: Request<Body>) -> Response {
     let policy = &state.ctx.policy;
     let version_header = policy.api_version.as_ref().map(|rule| rule.header.as_str());
-    let address_header = state.config.client_address_header.as_deref();
-    let input = match token_input(request, &limits, state.config.max_body_bytes, version_header, address_header).await {
+    let input = match token_input(request, &limits, state.config.max_body_bytes, version_header, &state.config).await {
         Ok(input) => input,
         Err(Rejected { error, dialect, status_override }) => {
             tracing::info!(error = %error, "token request rejected");

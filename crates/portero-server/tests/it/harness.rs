@@ -68,6 +68,8 @@ pub fn base_client(id: &str, secret_hash: String, grants: &[GrantType]) -> Clien
         disabled_at: None,
         jwks: None,
         require_dpop: false,
+        tls_subject_dn: None,
+        tls_bound_tokens: false,
         previous_secret: None,
     }
 }
