@@ -4,6 +4,7 @@ mod cli;
 mod crash;
 mod hardening;
 mod install;
+mod mtls;
 mod nodes;
 mod operator;
 mod outage;
