@@ -1,5 +1,6 @@
-"""DPoP proofs for Portero's tests, made by an independent JOSE implementation (PyJWT with
-`cryptography`), with RFC 7638 thumbprints and `ath` values computed here with hashlib.
+"""DPoP proofs (and client assertions) for Portero's tests, made by an independent JOSE
+implementation (PyJWT with `cryptography`), with RFC 7638 thumbprints and `ath` values computed
+here with hashlib.
 
 Reads one JSON object on stdin:
   {"keys": {NAME: PEM, ...},        # keys from an earlier run, to sign with the same keys again
@@ -7,8 +8,11 @@ Reads one JSON object on stdin:
                  "claims": {...},   # the proof's claims
                  "ath_of": TOKEN,   # optional: add `ath` for this access token
                  "header": {...},   # optional: members added to or overriding the header
-                 "private_jwk": true}]}  # optional: put the private key in the header's jwk
-Prints {"keys": {NAME: PEM}, "proofs": [...], "thumbprints": {NAME: jkt}}.
+                 "private_jwk": true,    # optional: put the private key in the header's jwk
+                 "assertion": true}]}    # optional: a plain JWT (header {"kid": NAME}), e.g.
+                                         # a private_key_jwt client assertion
+Prints {"keys": {NAME: PEM}, "proofs": [...], "thumbprints": {NAME: jkt},
+        "jwks": {"keys": [public JWK with "kid": NAME, ...]}}.
 """
 import base64, hashlib, json, sys
 
@@ -48,7 +52,7 @@ def main():
     proofs = []
     for request in given["requests"]:
         name = request["key"]
-        header = {"typ": "dpop+jwt", "jwk": public[name]}
+        header = {"kid": name} if request.get("assertion") else {"typ": "dpop+jwt", "jwk": public[name]}
         header.update(request.get("header", {}))
         if request.get("private_jwk"):
             header["jwk"] = json.loads(TOOLS[name].to_jwk(keys[name]))
@@ -61,7 +65,9 @@ def main():
                            serialization.NoEncryption()).decode()
         for n, k in keys.items()
     }
-    print(json.dumps({"keys": pems, "proofs": proofs, "thumbprints": {n: thumbprint(j) for n, j in public.items()}}))
+    jwks = {"keys": [dict(j, kid=n) for n, j in public.items()]}
+    thumbprints = {n: thumbprint(j) for n, j in public.items()}
+    print(json.dumps({"keys": pems, "proofs": proofs, "thumbprints": thumbprints, "jwks": jwks}))
 
 
 main()

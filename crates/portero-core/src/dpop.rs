@@ -8,7 +8,7 @@
 //! the proof must carry a nonce this server issued (`crate::dpop_nonce`).
 
 use aws_lc_rs::constant_time;
-use portero_wire::dpop::{self, Expected};
+use portero_wire::dpop::{self, Expected, Proof};
 
 use crate::context::Context;
 use crate::error::{ErrorCode, OAuthError};
@@ -30,20 +30,11 @@ pub struct ProofInput {
     pub path: String,
 }
 
-/// The key the tokens of this request are bound to (`None`: no proof, Bearer tokens), after
-/// every check of RFC 9449 §4.3 and the client's `require_dpop`.
-pub async fn check<S: Store>(
-    ctx: &Context<S>,
-    client: &Client,
-    input: &ProofInput,
-    now: i64,
-) -> Result<Option<Confirmation>, OAuthError> {
-    let Some(text) = input.proof.as_deref() else {
-        if client.require_dpop {
-            return Err(invalid_proof("this client must send a DPoP proof"));
-        }
-        return Ok(None);
-    };
+/// Reads and checks the request's proof, if it has one: everything of RFC 9449 §4.3 that needs
+/// no storage, and the nonce. Runs before client authentication, so a proof that would be
+/// refused anyway (a missing nonce, most often) costs the client nothing: no assertion is spent.
+pub fn read<S: Store>(ctx: &Context<S>, input: &ProofInput, now: i64) -> Result<Option<Proof>, OAuthError> {
+    let Some(text) = input.proof.as_deref() else { return Ok(None) };
     let url = format!("{}{}", ctx.policy.issuer.trim_end_matches('/'), input.path);
     let proof = dpop::verify(text, &Expected::new("POST", &url, now)).map_err(|e| invalid_proof(e.to_string()))?;
     if ctx.policy.dpop_nonce && !proof.nonce.as_deref().is_some_and(|n| ctx.dpop_nonces.accepts(n, now)) {
@@ -53,6 +44,23 @@ pub async fn check<S: Store>(
         )
         .with_detail("missing or stale DPoP nonce"));
     }
+    Ok(Some(proof))
+}
+
+/// The key the authenticated `client`'s tokens are bound to (`None`: no proof, Bearer tokens):
+/// the proof is spent here (its `jti` recorded on every node) and `require_dpop` enforced.
+pub async fn bind<S: Store>(
+    ctx: &Context<S>,
+    client: &Client,
+    proof: Option<Proof>,
+    now: i64,
+) -> Result<Option<Confirmation>, OAuthError> {
+    let Some(proof) = proof else {
+        if client.require_dpop {
+            return Err(invalid_proof("this client must send a DPoP proof"));
+        }
+        return Ok(None);
+    };
     // Kept until no clock within the window would accept the proof again.
     let expires_at = proof.iat.max(now) + dpop::DEFAULT_MAX_AGE + dpop::DEFAULT_LEEWAY;
     if !ctx.store.remember_jti(&format!("{REPLAY_PREFIX}{}", proof.replay_key()), expires_at).await? {

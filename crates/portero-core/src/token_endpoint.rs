@@ -109,12 +109,13 @@ async fn run<S: Store>(
     let mut request = TokenRequest::parse(&input.params, input.authorization.as_deref())?;
     outcome.grant_type = Some(request.grant.grant_type());
     outcome.presented_client_id = Some(request.client.client_id.clone());
+    let proof = dpop::read(ctx, &input.dpop, now)?;
     let client = client_auth::authenticate(ctx, &request.client, input.source, now).await?;
     outcome.client_id = Some(client.id.clone());
     if let Some(locale) = &client.locale {
         outcome.locale = locale.clone();
     }
-    request.confirmation = dpop::check(ctx, &client, &input.dpop, now).await?;
+    request.confirmation = dpop::bind(ctx, &client, proof, now).await?;
     let authz = grant::handle(ctx, &client, request, input.source, now).await?;
     let lifetimes =
         Lifetimes { access_token: ctx.policy.access_token_ttl, refresh_token: ctx.policy.refresh_token_ttl };

@@ -7,4 +7,5 @@ mod install;
 mod nodes;
 mod operator;
 mod outage;
+mod proofs;
 mod retry;
