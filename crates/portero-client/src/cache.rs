@@ -5,6 +5,7 @@ use std::time::{Duration, Instant};
 
 use crate::dialect::{ClientConfig, TokenAnswer, read_answer};
 use crate::error::ClientError;
+use portero_wire::{AnyErrorCode, ErrorCode};
 
 const ATTEMPTS: u32 = 4;
 const FIRST_BACKOFF: Duration = Duration::from_millis(100);
@@ -27,6 +28,8 @@ pub struct TokenClient {
     cached: Arc<RwLock<Option<Cached>>>,
     /// Held while a token is being fetched: the one request in flight.
     fetching: Arc<tokio::sync::Mutex<()>>,
+    /// The last `DPoP-Nonce` the token endpoint gave (RFC 9449 §8).
+    dpop_nonce: Arc<RwLock<Option<String>>>,
 }
 
 impl std::fmt::Debug for TokenClient {
@@ -51,7 +54,21 @@ impl TokenClient {
 
     /// A client sharing an existing HTTP client.
     pub fn with_http(config: ClientConfig, http: reqwest::Client) -> Self {
-        Self { config: Arc::new(config), http, cached: Arc::default(), fetching: Arc::new(tokio::sync::Mutex::new(())) }
+        Self {
+            config: Arc::new(config),
+            http,
+            cached: Arc::default(),
+            fetching: Arc::new(tokio::sync::Mutex::new(())),
+            dpop_nonce: Arc::default(),
+        }
+    }
+
+    /// A DPoP proof for an API call of `method` to `url` with `access_token` (one of this
+    /// client's DPoP-bound tokens), or `None` when the client has no DPoP key. Send it as the
+    /// `DPoP` header with `Authorization: DPoP <token>`; make a new one for every request.
+    pub fn dpop_proof(&self, method: &str, url: &str, access_token: &str) -> Option<Result<String, ClientError>> {
+        let key = self.config.dpop_key()?;
+        Some(key.dpop_proof(method, url, Some(access_token), None))
     }
 
     fn fresh(&self) -> Option<String> {
@@ -124,12 +141,23 @@ impl TokenClient {
     async fn request_with_retries(&self, refresh: Option<&str>) -> Result<TokenAnswer, ClientError> {
         let mut backoff = FIRST_BACKOFF;
         let mut attempt = 1;
+        let mut nonce_retried = false;
         loop {
-            let result = match self.config.request(&self.http, refresh)?.send().await {
-                Ok(response) => read_answer(response).await,
+            let nonce = self.dpop_nonce.read().ok().and_then(|n| n.clone());
+            let result = match self.config.request(&self.http, refresh, nonce.as_deref())?.send().await {
+                Ok(response) => {
+                    self.remember_nonce(&response);
+                    read_answer(response).await
+                }
                 Err(error) => Err(ClientError::Unavailable(error.without_url().to_string())),
             };
             match result {
+                // RFC 9449 §8: the server wants its nonce in the proof; once per request.
+                Err(ClientError::Refused { error, .. })
+                    if error == AnyErrorCode::Known(ErrorCode::UseDpopNonce) && !nonce_retried =>
+                {
+                    nonce_retried = true;
+                }
                 Err(error) if error.is_transient() && attempt < ATTEMPTS => {
                     tracing::warn!(%error, attempt, "token request failed; retrying");
                     tokio::time::sleep(backoff).await;
@@ -138,6 +166,13 @@ impl TokenClient {
                 }
                 other => return other,
             }
+        }
+    }
+
+    fn remember_nonce(&self, response: &reqwest::Response) {
+        let given = response.headers().get("dpop-nonce").and_then(|v| v.to_str().ok());
+        if let (Some(nonce), Ok(mut slot)) = (given, self.dpop_nonce.write()) {
+            *slot = Some(nonce.to_owned());
         }
     }
 }

@@ -1,5 +1,6 @@
 //! How a token request is written in each dialect, and how the answer is read.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use base64::Engine;
@@ -8,6 +9,10 @@ use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use serde_json::{Map, Value};
 
 use crate::error::ClientError;
+use crate::signing::SigningKey;
+
+/// `client_assertion_type` of a JWT client assertion (RFC 7523 §2.2).
+const JWT_BEARER_ASSERTION: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
 
 /// The four ways Portero's documented integrations ask for a token.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -71,6 +76,10 @@ pub struct ClientConfig {
     audience: Option<String>,
     headers: Vec<(String, String)>,
     default_lifetime: Option<Duration>,
+    /// Authenticate with assertions signed by this key instead of the secret (`private_key_jwt`).
+    assertion_key: Option<Arc<SigningKey>>,
+    /// Send a DPoP proof made with this key on every request (RFC 9449).
+    dpop_key: Option<Arc<SigningKey>>,
 }
 
 /// The API version the Pay-me document makes required on every request (`ALG-API-VERSION`).
@@ -99,6 +108,8 @@ impl std::fmt::Debug for ClientConfig {
             .field("audience", &self.audience)
             .field("headers", &self.headers.iter().map(|(name, _)| name).collect::<Vec<_>>())
             .field("default_lifetime", &self.default_lifetime)
+            .field("assertion_key", &self.assertion_key)
+            .field("dpop_key", &self.dpop_key)
             .finish()
     }
 }
@@ -121,7 +132,42 @@ impl ClientConfig {
             audience: None,
             headers: Vec::new(),
             default_lifetime: None,
+            assertion_key: None,
+            dpop_key: None,
         }
+    }
+
+    /// A client asking `token_url` for tokens with the `client_credentials` grant, in
+    /// `dialect`, authenticating with `private_key_jwt` (RFC 7523 §2.2): each request carries
+    /// a fresh assertion signed by `key` (`aud` the token URL) instead of a secret.
+    pub fn private_key_jwt(
+        token_url: impl Into<String>,
+        client_id: impl Into<String>,
+        key: SigningKey,
+        dialect: Dialect,
+    ) -> Self {
+        Self::client_credentials(token_url, client_id, "", dialect).with_private_key(key)
+    }
+
+    /// Authenticates with assertions signed by `key` instead of the secret.
+    #[must_use]
+    pub fn with_private_key(mut self, key: SigningKey) -> Self {
+        self.assertion_key = Some(Arc::new(key));
+        self
+    }
+
+    /// Sends a DPoP proof made with `key` on every token request (RFC 9449): the tokens come
+    /// back bound to it (`token_type: DPoP`), and a server nonce is picked up and retried with.
+    /// [`crate::TokenClient::dpop_proof`] makes the proofs for API calls with such a token.
+    #[must_use]
+    pub fn with_dpop(mut self, key: SigningKey) -> Self {
+        self.dpop_key = Some(Arc::new(key));
+        self
+    }
+
+    /// The DPoP key, if requests carry proofs.
+    pub fn dpop_key(&self) -> Option<&SigningKey> {
+        self.dpop_key.as_deref()
     }
 
     /// Asks with `grant` instead (the password grant, say).
@@ -322,45 +368,71 @@ impl ClientConfig {
         Ok(headers)
     }
 
-    /// Builds the HTTP request for a new token, or a refresh when `refresh` is given.
+    /// The client-authentication parameters of a body: a fresh assertion, or the secret.
+    fn credentials_in_body(&self) -> Result<Vec<(&'static str, String)>, ClientError> {
+        let mut params = vec![("client_id", self.client_id.clone())];
+        match &self.assertion_key {
+            Some(key) => {
+                params.push(("client_assertion_type", JWT_BEARER_ASSERTION.to_owned()));
+                params.push(("client_assertion", key.client_assertion(&self.client_id, &self.token_url)?));
+            }
+            None => params.push(("client_secret", self.client_secret.clone())),
+        }
+        Ok(params)
+    }
+
+    /// `Authorization: Basic` for the Basic dialects; with assertions, none (they go in the body).
+    fn with_client_authentication(
+        &self,
+        request: reqwest::RequestBuilder,
+        params: &mut Vec<(&'static str, String)>,
+    ) -> Result<reqwest::RequestBuilder, ClientError> {
+        if self.assertion_key.is_some() {
+            params.extend(self.credentials_in_body()?);
+            return Ok(request);
+        }
+        Ok(request.header("Authorization", basic(&self.client_id, &self.client_secret)))
+    }
+
+    /// Builds the HTTP request for a new token, or a refresh when `refresh` is given; with a
+    /// DPoP key, with a proof carrying `nonce` (the server's, when it gave one).
     pub(crate) fn request(
         &self,
         http: &reqwest::Client,
         refresh: Option<&str>,
+        nonce: Option<&str>,
     ) -> Result<reqwest::RequestBuilder, ClientError> {
         let headers = self.request_headers()?;
         let mut params = self.params(refresh);
         let mut request = match self.dialect {
-            Dialect::Basic => http
-                .post(&self.token_url)
-                .header("Authorization", basic(&self.client_id, &self.client_secret))
-                .form(&params),
+            Dialect::Basic => {
+                let request = self.with_client_authentication(http.post(&self.token_url), &mut params)?;
+                request.form(&params)
+            }
             Dialect::Post => {
-                params.push(("client_id", self.client_id.clone()));
-                params.push(("client_secret", self.client_secret.clone()));
+                params.extend(self.credentials_in_body()?);
                 http.post(&self.token_url).form(&params)
             }
             Dialect::Json => {
                 let mut body = Map::new();
                 let action = if refresh.is_some() { "refresh" } else { "authorize" };
                 body.insert("action".into(), action.into());
-                for (name, value) in params {
+                for (name, value) in params.into_iter().chain(self.credentials_in_body()?) {
                     body.insert(name.into(), value.into());
                 }
-                body.insert("client_id".into(), self.client_id.clone().into());
-                body.insert("client_secret".into(), self.client_secret.clone().into());
                 http.post(&self.token_url).json(&body)
             }
             Dialect::Query => {
                 let grant_type = params.remove(0).1;
-                http.post(&self.token_url)
-                    .query(&[("grant_type", grant_type)])
-                    .header("Authorization", basic(&self.client_id, &self.client_secret))
-                    .form(&params)
+                let request = http.post(&self.token_url).query(&[("grant_type", grant_type)]);
+                self.with_client_authentication(request, &mut params)?.form(&params)
             }
         };
         for (name, value) in &headers {
             request = request.header(name, value);
+        }
+        if let Some(key) = &self.dpop_key {
+            request = request.header("DPoP", key.dpop_proof("POST", &self.token_url, None, nonce)?);
         }
         Ok(request)
     }

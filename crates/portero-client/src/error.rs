@@ -30,6 +30,9 @@ pub enum ClientError {
     /// used instead.
     #[error("the HTTP client could not be built: {0}")]
     HttpClient(String),
+    /// A private key that cannot be read or used (the key itself is never shown).
+    #[error("unusable private key: {0}")]
+    InvalidKey(String),
 }
 
 fn code_text(code: &AnyErrorCode) -> &str {
@@ -42,7 +45,7 @@ impl ClientError {
         match self {
             Self::Unavailable(_) => true,
             Self::Refused { status, .. } => *status >= 500 || *status == 429,
-            Self::Protocol(_) | Self::InvalidHeader(_) | Self::HttpClient(_) => false,
+            Self::Protocol(_) | Self::InvalidHeader(_) | Self::HttpClient(_) | Self::InvalidKey(_) => false,
         }
     }
 }

@@ -34,6 +34,6 @@ pub struct Context<S> {
     pub throttle: Throttle,
     pub pending: crate::pending::PendingRotations,
     pub successors: crate::successor::SuccessorKey,
-    pub dpop_nonces: crate::dpop::Nonces,
+    pub dpop_nonces: crate::dpop_nonce::Nonces,
     pub audit: std::sync::Arc<crate::audit::AuditLog>,
 }

@@ -5,57 +5,21 @@
 //! The proof itself is checked by `portero_wire::dpop` (shared with the verifier); this module
 //! adds what needs the server's state: the `jti` is remembered in the database until the proof
 //! could no longer be accepted, so a replay is refused on every node, and with `dpop_nonce` on,
-//! the proof must carry a nonce this server issued. Nonces are stateless: an HMAC of the current
-//! five-minute window under a key derived from the master key every node shares, so any node
-//! accepts any node's nonce, for one to two windows.
+//! the proof must carry a nonce this server issued (`crate::dpop_nonce`).
 
-use aws_lc_rs::{constant_time, hmac};
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use portero_wire::dpop::{self, Expected};
+use aws_lc_rs::constant_time;
+use portero_wire::dpop::{self, Expected, Proof};
 
 use crate::context::Context;
 use crate::error::{ErrorCode, OAuthError};
-use crate::keys::MasterKey;
 use crate::store::{Client, Store};
 
 pub use portero_wire::Confirmation;
 pub use portero_wire::dpop::SIGNING_ALGS;
 
-/// How long one nonce window lasts: a nonce is accepted in its window and the next.
-const NONCE_WINDOW: i64 = 300;
-/// What the nonce key is derived for.
-const NONCE_LABEL: &str = "portero/dpop-nonce/v1";
 /// Replay records of proofs start with ':', which no client id can (assertion records are
 /// `client:jti`), so the two kinds never collide.
 const REPLAY_PREFIX: &str = ":dpop:";
-
-/// The key of this server's DPoP nonces.
-pub struct Nonces(hmac::Key);
-
-impl Nonces {
-    pub fn new(master: &MasterKey) -> Self {
-        Self(hmac::Key::new(hmac::HMAC_SHA256, &master.derive(NONCE_LABEL)))
-    }
-
-    /// The nonce to hand out at `now` (the `DPoP-Nonce` header).
-    pub fn current(&self, now: i64) -> String {
-        self.for_window(now.div_euclid(NONCE_WINDOW))
-    }
-
-    /// Whether `nonce` is this window's or the last one's, compared in constant time.
-    pub fn accepts(&self, nonce: &str, now: i64) -> bool {
-        let window = now.div_euclid(NONCE_WINDOW);
-        [window, window - 1]
-            .iter()
-            .any(|w| constant_time::verify_slices_are_equal(nonce.as_bytes(), self.for_window(*w).as_bytes()).is_ok())
-    }
-
-    fn for_window(&self, window: i64) -> String {
-        let tag = hmac::sign(&self.0, &window.to_be_bytes());
-        URL_SAFE_NO_PAD.encode(&tag.as_ref()[..18])
-    }
-}
 
 /// What the token endpoint read of a request for its proof.
 #[derive(Debug, Clone, Default)]
@@ -66,20 +30,11 @@ pub struct ProofInput {
     pub path: String,
 }
 
-/// The key the tokens of this request are bound to (`None`: no proof, Bearer tokens), after
-/// every check of RFC 9449 §4.3 and the client's `require_dpop`.
-pub async fn check<S: Store>(
-    ctx: &Context<S>,
-    client: &Client,
-    input: &ProofInput,
-    now: i64,
-) -> Result<Option<Confirmation>, OAuthError> {
-    let Some(text) = input.proof.as_deref() else {
-        if client.require_dpop {
-            return Err(invalid_proof("this client must send a DPoP proof"));
-        }
-        return Ok(None);
-    };
+/// Reads and checks the request's proof, if it has one: everything of RFC 9449 §4.3 that needs
+/// no storage, and the nonce. Runs before client authentication, so a proof that would be
+/// refused anyway (a missing nonce, most often) costs the client nothing: no assertion is spent.
+pub fn read<S: Store>(ctx: &Context<S>, input: &ProofInput, now: i64) -> Result<Option<Proof>, OAuthError> {
+    let Some(text) = input.proof.as_deref() else { return Ok(None) };
     let url = format!("{}{}", ctx.policy.issuer.trim_end_matches('/'), input.path);
     let proof = dpop::verify(text, &Expected::new("POST", &url, now)).map_err(|e| invalid_proof(e.to_string()))?;
     if ctx.policy.dpop_nonce && !proof.nonce.as_deref().is_some_and(|n| ctx.dpop_nonces.accepts(n, now)) {
@@ -89,6 +44,23 @@ pub async fn check<S: Store>(
         )
         .with_detail("missing or stale DPoP nonce"));
     }
+    Ok(Some(proof))
+}
+
+/// The key the authenticated `client`'s tokens are bound to (`None`: no proof, Bearer tokens):
+/// the proof is spent here (its `jti` recorded on every node) and `require_dpop` enforced.
+pub async fn bind<S: Store>(
+    ctx: &Context<S>,
+    client: &Client,
+    proof: Option<Proof>,
+    now: i64,
+) -> Result<Option<Confirmation>, OAuthError> {
+    let Some(proof) = proof else {
+        if client.require_dpop {
+            return Err(invalid_proof("this client must send a DPoP proof"));
+        }
+        return Ok(None);
+    };
     // Kept until no clock within the window would accept the proof again.
     let expires_at = proof.iat.max(now) + dpop::DEFAULT_MAX_AGE + dpop::DEFAULT_LEEWAY;
     if !ctx.store.remember_jti(&format!("{REPLAY_PREFIX}{}", proof.replay_key()), expires_at).await? {
@@ -116,21 +88,6 @@ pub fn refresh_allowed(bound: Option<&str>, presented: Option<&Confirmation>) ->
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn nonces_last_one_to_two_windows_and_belong_to_their_key() {
-        let master = MasterKey::generate();
-        let nonces = Nonces::new(&master);
-        let now = 1_700_000_100;
-        let nonce = nonces.current(now);
-        assert!(nonces.accepts(&nonce, now));
-        assert!(nonces.accepts(&nonce, now + NONCE_WINDOW));
-        assert!(!nonces.accepts(&nonce, now + 2 * NONCE_WINDOW));
-        assert!(!nonces.accepts(&nonce, now - NONCE_WINDOW));
-        assert!(Nonces::new(&master).accepts(&nonce, now), "every node with the master key accepts it");
-        assert!(!Nonces::new(&MasterKey::generate()).accepts(&nonce, now));
-        assert!(!nonces.accepts("", now));
-    }
 
     #[test]
     fn a_bound_refresh_token_needs_a_proof_from_its_key() {

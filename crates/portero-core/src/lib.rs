@@ -17,6 +17,7 @@ pub mod clock;
 pub mod context;
 pub mod dialect;
 pub mod dpop;
+pub mod dpop_nonce;
 pub mod error;
 pub mod grant;
 pub mod introspect;

@@ -114,13 +114,14 @@ async fn run<S: Store>(
     let mut request = TokenRequest::parse(&input.params, input.authorization.as_deref())?;
     outcome.grant_type = Some(request.grant.grant_type());
     outcome.presented_client_id = Some(request.client.client_id.clone());
+    let proof = dpop::read(ctx, &input.dpop, now)?;
     let certificate = input.client_cert.as_ref();
     let client = client_auth::authenticate(ctx, &request.client, certificate, input.source, now).await?;
     outcome.client_id = Some(client.id.clone());
     if let Some(locale) = &client.locale {
         outcome.locale = locale.clone();
     }
-    let proof = dpop::check(ctx, &client, &input.dpop, now).await?;
+    let proof = dpop::bind(ctx, &client, proof, now).await?;
     request.confirmation = crate::mtls::confirm(&client, certificate, proof)?;
     let authz = grant::handle(ctx, &client, request, input.source, now).await?;
     let lifetimes =

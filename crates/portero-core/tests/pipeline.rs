@@ -52,7 +52,7 @@ async fn pipeline() -> Pipeline {
         throttle: Throttle::new(ThrottleRules::default()),
         pending: Default::default(),
         successors: portero_core::successor::SuccessorKey::new(&master),
-        dpop_nonces: portero_core::dpop::Nonces::new(&master),
+        dpop_nonces: portero_core::dpop_nonce::Nonces::new(&master),
         audit: AuditLog::start(store.clone()),
         store,
     };

@@ -59,7 +59,7 @@ impl AppState {
         let pending = Default::default();
         let audit = portero_core::audit::AuditLog::start(db.clone());
         let successors = portero_core::successor::SuccessorKey::new(&master_key);
-        let dpop_nonces = portero_core::dpop::Nonces::new(&master_key);
+        let dpop_nonces = portero_core::dpop_nonce::Nonces::new(&master_key);
         let ctx =
             Context { store: db, keys, policy, verifier, clients, throttle, pending, successors, dpop_nonces, audit };
         let admin_token_digest = config.admin_token.as_deref().map(digest);

@@ -29,6 +29,13 @@ pub enum VerifyError {
     /// The system clock is before 1970: no token's expiry can be judged.
     #[error("the system clock is before the Unix epoch")]
     Clock,
+    /// RFC 9449 §7.1: the DPoP proof is missing, malformed, for another request, or replayed.
+    #[error("invalid DPoP proof: {0}")]
+    InvalidDpopProof(String),
+    /// RFC 9449 §7.1: the token of a DPoP request (or a DPoP-bound token sent as Bearer) is
+    /// invalid; challenged in the DPoP scheme.
+    #[error("invalid DPoP token: {0}")]
+    DpopInvalidToken(Rejection),
 }
 
 /// Why a token is invalid (the detail of [`VerifyError::InvalidToken`]; never sent to the caller).
@@ -71,6 +78,15 @@ pub enum Rejection {
     /// The introspection endpoint says the token is not an active access token.
     #[error("inactive token")]
     Inactive,
+    /// The token is bound to a DPoP key (`cnf.jkt`) but came as a Bearer token.
+    #[error("DPoP-bound token sent without a proof")]
+    DpopBound,
+    /// The DPoP proof was made with another key than the token's.
+    #[error("the DPoP proof's key is not the token's")]
+    WrongDpopKey,
+    /// `Authorization: DPoP` with a token that is not bound to any key.
+    #[error("not a DPoP-bound token")]
+    NotDpopBound,
 }
 
 impl From<JwsError> for VerifyError {
@@ -89,7 +105,9 @@ impl VerifyError {
     /// The HTTP status to answer with.
     pub fn status(&self) -> StatusCode {
         match self {
-            Self::Missing | Self::InvalidToken(_) => StatusCode::UNAUTHORIZED,
+            Self::Missing | Self::InvalidToken(_) | Self::InvalidDpopProof(_) | Self::DpopInvalidToken(_) => {
+                StatusCode::UNAUTHORIZED
+            }
             Self::InvalidRequest(_) => StatusCode::BAD_REQUEST,
             Self::InsufficientScope(_) | Self::WrongTenant(_) => StatusCode::FORBIDDEN,
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
@@ -102,7 +120,8 @@ impl VerifyError {
         match self {
             Self::Missing | Self::Unavailable(_) | Self::Clock => None,
             Self::InvalidRequest(_) => Some(ErrorCode::InvalidRequest),
-            Self::InvalidToken(_) => Some(ErrorCode::InvalidToken),
+            Self::InvalidToken(_) | Self::DpopInvalidToken(_) => Some(ErrorCode::InvalidToken),
+            Self::InvalidDpopProof(_) => Some(ErrorCode::InvalidDpopProof),
             Self::InsufficientScope(_) | Self::WrongTenant(_) => Some(ErrorCode::InsufficientScope),
         }
     }
@@ -111,6 +130,10 @@ impl VerifyError {
     /// never the detail.
     pub fn challenge(&self) -> String {
         let Some(code) = self.error_code() else { return "Bearer realm=\"api\"".to_owned() };
+        if let Some(description) = self.dpop_description() {
+            let algs = portero_wire::dpop::SIGNING_ALGS.join(" ");
+            return format!("DPoP error=\"{code}\", error_description=\"{description}\", algs=\"{algs}\"");
+        }
         let (description, scope) = match self {
             Self::InvalidRequest(_) => ("the request is malformed", None),
             Self::InvalidToken(_) => ("the access token is invalid", None),
@@ -123,6 +146,16 @@ impl VerifyError {
             challenge.push_str(&format!(", scope=\"{scope}\""));
         }
         challenge
+    }
+
+    /// For the refusals challenged in the DPoP scheme (RFC 9449 §7.1), what to say.
+    fn dpop_description(&self) -> Option<&'static str> {
+        match self {
+            Self::InvalidDpopProof(_) => Some("the DPoP proof is invalid"),
+            Self::DpopInvalidToken(Rejection::DpopBound) => Some("the token is DPoP-bound: send it with a proof"),
+            Self::DpopInvalidToken(_) => Some("the access token is invalid"),
+            _ => None,
+        }
     }
 }
 

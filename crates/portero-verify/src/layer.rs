@@ -1,4 +1,5 @@
-//! The tower layer (feature `axum`): verifies the bearer token of every request, checks
+//! The tower layer (feature `axum`): verifies the access token of every request (Bearer, or
+//! DPoP with its proof), checks
 //! `x-tenant-id` against the token's tenants when the header is present, and hands the claims
 //! to handlers as axum extractors.
 
@@ -14,7 +15,7 @@ use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
 use tower::{Layer, Service};
 
-use crate::bearer::{Tenant, authenticate};
+use crate::bearer::{Tenant, authenticate_request};
 use crate::claims::Claims;
 use crate::error::VerifyError;
 use crate::verifier::Verifier;
@@ -67,7 +68,7 @@ where
         let mut inner = std::mem::replace(&mut self.inner, clone);
         let verifier = self.verifier.clone();
         Box::pin(async move {
-            match authenticate(&verifier, request.headers()).await {
+            match authenticate_request(&verifier, request.method(), request.uri(), request.headers()).await {
                 Ok((claims, tenant)) => {
                     request.extensions_mut().insert(claims);
                     if let Some(tenant) = tenant {

@@ -4,6 +4,7 @@
 
 mod bearer;
 mod claims;
+mod dpop;
 mod error;
 #[cfg(feature = "reqwest")]
 mod jwks;
@@ -11,7 +12,7 @@ mod jwks;
 mod layer;
 mod verifier;
 
-pub use bearer::{TENANT_HEADER, Tenant, authenticate, bearer_token};
+pub use bearer::{Presented, TENANT_HEADER, Tenant, authenticate, authenticate_request, bearer_token, presented_token};
 pub use claims::Claims;
 pub use error::{BuildError, Rejection, VerifyError};
 #[cfg(feature = "axum")]

@@ -36,6 +36,8 @@ pub struct Verifier {
     issuer: String,
     audience: String,
     leeway_seconds: i64,
+    public_url: Option<String>,
+    dpop: crate::dpop::Settings,
 }
 
 impl std::fmt::Debug for Verifier {
@@ -67,6 +69,9 @@ pub struct VerifierBuilder {
     audience: String,
     leeway: Duration,
     source: Option<SourceSpec>,
+    dpop_max_age: Duration,
+    dpop_replay_capacity: usize,
+    public_url: Option<String>,
     #[cfg(feature = "reqwest")]
     http: Option<reqwest::Client>,
     #[cfg(feature = "reqwest")]
@@ -87,6 +92,28 @@ impl VerifierBuilder {
     /// Clock-skew allowance for `exp` and `nbf` (default 30 s; whole seconds count).
     pub fn leeway(mut self, leeway: Duration) -> Self {
         self.leeway = leeway;
+        self
+    }
+
+    /// The API's public URL (scheme and authority, e.g. `https://api.example.com`): what DPoP
+    /// proofs' `htu` names. Without it the request's `Host` is used, over `https` (or `http`
+    /// for a loopback host).
+    pub fn public_url(mut self, url: impl Into<String>) -> Self {
+        self.public_url = Some(url.into().trim_end_matches('/').to_owned());
+        self
+    }
+
+    /// How old a DPoP proof may be (default 60 s): each proof is remembered this long, so that it
+    /// is accepted once.
+    pub fn dpop_max_age(mut self, max_age: Duration) -> Self {
+        self.dpop_max_age = max_age;
+        self
+    }
+
+    /// How many recent DPoP proofs are remembered at most (default 200 000). When that many are
+    /// live, new proofs are refused until the oldest age out: a replay is never let through.
+    pub fn dpop_replay_capacity(mut self, capacity: usize) -> Self {
+        self.dpop_replay_capacity = capacity;
         self
     }
 
@@ -169,6 +196,11 @@ impl VerifierBuilder {
             issuer: self.issuer,
             audience: self.audience,
             leeway_seconds: i64::try_from(self.leeway.as_secs()).unwrap_or(i64::MAX),
+            public_url: self.public_url,
+            dpop: crate::dpop::Settings {
+                max_age: i64::try_from(self.dpop_max_age.as_secs()).unwrap_or(i64::MAX),
+                replay: crate::dpop::ReplayCache::new(self.dpop_replay_capacity),
+            },
         })
     }
 }
@@ -182,6 +214,9 @@ impl Verifier {
             audience: audience.into(),
             leeway: DEFAULT_LEEWAY,
             source: None,
+            dpop_max_age: Duration::from_secs(crate::dpop::DEFAULT_MAX_AGE.unsigned_abs()),
+            dpop_replay_capacity: crate::dpop::DEFAULT_REPLAY_CAPACITY,
+            public_url: None,
             #[cfg(feature = "reqwest")]
             http: None,
             #[cfg(feature = "reqwest")]
@@ -197,9 +232,50 @@ impl Verifier {
 
     /// Verifies `token` as of `now`: the signature (or introspection), `typ`, `iss`, `aud`, `sub`,
     /// and `exp`/`nbf` against `now` with the leeway. A `now` before 1970 is [`VerifyError::Clock`].
+    /// A token bound to a DPoP key is refused here ([`Rejection::DpopBound`]): it is worth
+    /// nothing without its proof, see [`Verifier::verify_dpop`].
     pub async fn verify_at(&self, token: &str, now: SystemTime) -> Result<Claims, VerifyError> {
-        let now = now.duration_since(UNIX_EPOCH).map_err(|_| VerifyError::Clock)?;
-        let now = i64::try_from(now.as_secs()).map_err(|_| VerifyError::Clock)?;
+        let claims = self.verified_claims(token, unix_seconds(now)?).await?;
+        if claims.dpop_thumbprint().is_some() {
+            return Err(VerifyError::DpopInvalidToken(Rejection::DpopBound));
+        }
+        Ok(Claims::new(claims))
+    }
+
+    /// Verifies a DPoP-bound `token` sent as `Authorization: DPoP` with `proof` (the `DPoP`
+    /// header) in a request of `method` to `url` (as the client addressed it; query and
+    /// fragment are ignored): the token as [`Verifier::verify`] does, then RFC 9449 §7.1's
+    /// proof checks (`htm`, `htu`, `ath`, `iat`, the key is the token's `cnf.jkt`, and the
+    /// proof was not used before).
+    pub async fn verify_dpop(&self, token: &str, proof: &str, method: &str, url: &str) -> Result<Claims, VerifyError> {
+        self.verify_dpop_at(token, proof, (method, url), SystemTime::now()).await
+    }
+
+    /// [`Verifier::verify_dpop`] as of `now`; `request` is the method and the URL.
+    pub async fn verify_dpop_at(
+        &self,
+        token: &str,
+        proof: &str,
+        request: (&str, &str),
+        now: SystemTime,
+    ) -> Result<Claims, VerifyError> {
+        let now = unix_seconds(now)?;
+        let claims = self.verified_claims(token, now).await.map_err(|error| match error {
+            VerifyError::InvalidToken(rejection) => VerifyError::DpopInvalidToken(rejection),
+            other => other,
+        })?;
+        let jkt = claims.dpop_thumbprint().ok_or(VerifyError::DpopInvalidToken(Rejection::NotDpopBound))?;
+        crate::dpop::check(&self.dpop, (token, jkt), proof, request, now)?;
+        Ok(Claims::new(claims))
+    }
+
+    /// The configured public URL of the API, if any (see [`VerifierBuilder::public_url`]).
+    pub fn public_url(&self) -> Option<&str> {
+        self.public_url.as_deref()
+    }
+
+    /// The token's claims once its signature (or introspection) and RFC 9068 §4's checks pass.
+    async fn verified_claims(&self, token: &str, now: i64) -> Result<AccessTokenClaims, VerifyError> {
         if token.len() > MAX_TOKEN_BYTES {
             return Err(Rejection::TooLong.into());
         }
@@ -223,7 +299,7 @@ impl Verifier {
             }
         };
         self.check_claims(&claims, now)?;
-        Ok(Claims::new(claims))
+        Ok(claims)
     }
 
     /// `iss`, `aud`, `exp` and `nbf` (with the leeway), as RFC 9068 §4 asks.
@@ -246,6 +322,12 @@ impl Verifier {
         }
         Ok(())
     }
+}
+
+/// Seconds since the Unix epoch; [`VerifyError::Clock`] before it.
+fn unix_seconds(now: SystemTime) -> Result<i64, VerifyError> {
+    let now = now.duration_since(UNIX_EPOCH).map_err(|_| VerifyError::Clock)?;
+    i64::try_from(now.as_secs()).map_err(|_| VerifyError::Clock)
 }
 
 /// The shared JWS parse (no `none`, HMAC or `crit`), then RFC 9068's `typ`.
@@ -282,7 +364,9 @@ async fn introspect(
         return Err(VerifyError::Unavailable(format!("introspection answered {}", response.status())));
     }
     let answer: Value = response.json().await.map_err(|e| VerifyError::Unavailable(e.to_string()))?;
-    if answer.get("active") != Some(&Value::Bool(true)) || answer.get("token_type") != Some(&"Bearer".into()) {
+    // A DPoP-bound token introspects as `token_type: DPoP` with its `cnf` (RFC 9449 §6.2).
+    let access_token = matches!(answer.get("token_type").and_then(Value::as_str), Some("Bearer" | "DPoP"));
+    if answer.get("active") != Some(&Value::Bool(true)) || !access_token {
         return Err(Rejection::Inactive.into());
     }
     Ok(serde_json::from_value(answer).map_err(|_| Rejection::MalformedClaims)?)

@@ -134,10 +134,10 @@ pub fn verify(proof: &str, expected: &Expected<'_>) -> Result<Proof, ProofError>
     if iat < expected.now - expected.max_age {
         return refuse("iat is too old");
     }
-    if let Some(token) = expected.access_token {
-        if text("ath") != Some(access_token_hash(token).as_str()) {
-            return refuse("ath does not match the access token");
-        }
+    if let Some(token) = expected.access_token
+        && text("ath") != Some(access_token_hash(token).as_str())
+    {
+        return refuse("ath does not match the access token");
     }
     let nonce = match claims.get("nonce") {
         None => None,

@@ -358,3 +358,103 @@ async fn an_unknown_kid_triggers_one_jwks_refetch() {
     // Old tokens stay valid: the old key is still published.
     assert_eq!(world.call(reqwest::Method::POST, "/v1/tokens", &first, Some(T1)).await.0, 201);
 }
+
+/// The prover (PyJWT): see the script for what it reads and prints.
+const PROVER: &str = include_str!("../../../scripts/testing/dpop_prover.py");
+
+/// DPoP proofs signed by PyJWT with keys it keeps across calls; `None` (said loudly) without it.
+struct Prover {
+    keys: Value,
+}
+
+impl Prover {
+    fn prove(&mut self, requests: Value) -> Option<Vec<String>> {
+        use std::io::Write as _;
+        let mut child = std::process::Command::new("python3")
+            .args(["-c", PROVER])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .ok()?;
+        let input = json!({ "keys": self.keys, "requests": requests });
+        child.stdin.take()?.write_all(input.to_string().as_bytes()).ok()?;
+        let output = child.wait_with_output().ok().filter(|o| o.status.success())?;
+        let out: Value = serde_json::from_slice(&output.stdout).ok()?;
+        self.keys = out["keys"].clone();
+        out["proofs"].as_array().map(|p| p.iter().filter_map(|p| p.as_str().map(str::to_owned)).collect())
+    }
+}
+
+/// A DPoP-bound token is worth nothing to a thief: the API refuses it as Bearer, with another
+/// key's proof, with a proof for another request, and with the holder's own proof replayed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_stolen_dpop_token_is_refused_by_the_payments_api() {
+    let world = World::start().await;
+    let mut prover = Prover { keys: json!({}) };
+    let token_url = format!("{}/oauth2/token", world.portero);
+    let proof_claims = |jti: &str, htm: &str, htu: &str| json!({ "jti": jti, "htm": htm, "htu": htu, "iat": now() });
+    let Some(proofs) = prover.prove(json!([{ "key": "a", "claims": proof_claims("t", "POST", &token_url) }])) else {
+        eprintln!("SKIPPED: the DPoP payments-API test needs python3 with pyjwt and cryptography");
+        return;
+    };
+    let answer: Value = world
+        .http
+        .post(&token_url)
+        .basic_auth("merchant", Some(&world.secrets["merchant"]))
+        .header("DPoP", &proofs[0])
+        .form(&[("grant_type", "client_credentials"), ("audience", AUDIENCE)])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(answer["token_type"], "DPoP", "{answer}");
+    let token = answer["access_token"].as_str().unwrap().to_owned();
+
+    let charges = format!("{}/v1/charges", world.api);
+    let tokens = format!("{}/v1/tokens", world.api);
+    let proofs = prover
+        .prove(json!([
+            { "key": "a", "claims": proof_claims("ok", "POST", &charges), "ath_of": token },
+            { "key": "b", "claims": proof_claims("thief", "POST", &charges), "ath_of": token },
+            { "key": "a", "claims": proof_claims("elsewhere", "POST", &tokens), "ath_of": token },
+            { "key": "a", "claims": proof_claims("no-ath", "POST", &charges) },
+            { "key": "a", "claims": proof_claims("get", "GET", &charges), "ath_of": token },
+        ]))
+        .unwrap();
+    let send = |scheme: &str, proof: Option<&str>| {
+        let mut request = world
+            .http
+            .post(&charges)
+            .header("Authorization", format!("{scheme} {token}"))
+            .header("x-tenant-id", T1)
+            .json(&json!({ "amount": 1500 }));
+        if let Some(proof) = proof {
+            request = request.header("DPoP", proof);
+        }
+        async move {
+            let response = request.send().await.unwrap();
+            let challenge = response.headers().get("www-authenticate").map(|v| v.to_str().unwrap().to_owned());
+            (response.status().as_u16(), challenge.unwrap_or_default())
+        }
+    };
+    let (status, challenge) = send("Bearer", None).await;
+    assert_eq!(status, 401, "a bound token as Bearer");
+    assert!(challenge.starts_with("DPoP error=\"invalid_token\""), "RFC 9449 §7.1: {challenge}");
+    let (status, challenge) = send("DPoP", Some(&proofs[1])).await;
+    assert_eq!(status, 401, "another key's proof");
+    assert!(challenge.starts_with("DPoP error=\"invalid_token\""), "{challenge}");
+    for (proof, why) in [(&proofs[2], "another URL"), (&proofs[3], "no ath"), (&proofs[4], "another method")] {
+        let (status, challenge) = send("DPoP", Some(proof)).await;
+        assert_eq!(status, 401, "{why}");
+        assert!(challenge.starts_with("DPoP error=\"invalid_dpop_proof\""), "{why}: {challenge}");
+    }
+    let (status, challenge) = send("DPoP", None).await;
+    assert_eq!((status, challenge.starts_with("DPoP error=\"invalid_dpop_proof\"")), (401, true), "no proof");
+    // The holder's own proof works once.
+    assert_eq!(send("DPoP", Some(&proofs[0])).await.0, 201);
+    let (status, challenge) = send("DPoP", Some(&proofs[0])).await;
+    assert_eq!(status, 401, "the same proof again");
+    assert!(challenge.contains("invalid_dpop_proof"), "{challenge}");
+}

@@ -1,5 +1,6 @@
 //! DPoP (RFC 9449) at the token endpoint, with proofs made by Python's PyJWT and `cryptography`
-//! (an independent JOSE implementation) and key thumbprints computed there with hashlib.
+//! (an independent JOSE implementation) and key thumbprints computed there with hashlib
+//! (`scripts/testing/dpop_prover.py`).
 
 use std::io::Write as _;
 use std::process::{Command, Stdio};
@@ -10,39 +11,8 @@ use crate::harness::*;
 
 const NETPAY: Option<(&str, &str)> = Some((NETPAY_CLIENT, NETPAY_SECRET));
 
-/// Makes keys `a` (P-256), `b` (P-256), `ed` (Ed25519) and `rsa` (RSA-2048, signing PS256) and
-/// signs each request `{"key", "claims", "header"?: {...extra or overriding members}}` as a
-/// DPoP proof. Prints the proofs and each key's RFC 7638 thumbprint, computed here.
-const PROVER: &str = r#"
-import base64, hashlib, json, sys
-import jwt
-from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
-from jwt.algorithms import ECAlgorithm, OKPAlgorithm, RSAAlgorithm
-
-keys = {"a": ec.generate_private_key(ec.SECP256R1()), "b": ec.generate_private_key(ec.SECP256R1()),
-        "ed": ed25519.Ed25519PrivateKey.generate(),
-        "rsa": rsa.generate_private_key(public_exponent=65537, key_size=2048)}
-algs = {"a": "ES256", "b": "ES256", "ed": "EdDSA", "rsa": "PS256"}
-tools = {"a": ECAlgorithm, "b": ECAlgorithm, "ed": OKPAlgorithm, "rsa": RSAAlgorithm}
-
-def public_jwk(name):
-    return json.loads(tools[name].to_jwk(keys[name].public_key()))
-
-def thumbprint(jwk):
-    members = {"EC": ["crv", "kty", "x", "y"], "OKP": ["crv", "kty", "x"], "RSA": ["e", "kty", "n"]}[jwk["kty"]]
-    canonical = json.dumps({m: jwk[m] for m in members}, separators=(",", ":"), sort_keys=True)
-    return base64.urlsafe_b64encode(hashlib.sha256(canonical.encode()).digest()).rstrip(b"=").decode()
-
-proofs = []
-for request in json.load(sys.stdin):
-    name = request["key"]
-    header = {"typ": "dpop+jwt", "jwk": public_jwk(name)}
-    header.update(request.get("header", {}))
-    if request.get("private_jwk"):
-        header["jwk"] = json.loads(tools[name].to_jwk(keys[name]))
-    proofs.append(jwt.encode(request["claims"], keys[name], algorithm=algs[name], headers=header))
-print(json.dumps({"proofs": proofs, "thumbprints": {n: thumbprint(public_jwk(n)) for n in keys}}))
-"#;
+/// The prover (PyJWT): see the script for what it reads and prints.
+const PROVER: &str = include_str!("../../../../scripts/testing/dpop_prover.py");
 
 struct Proofs {
     proofs: Vec<String>,
@@ -59,7 +29,7 @@ fn prove(requests: &[Value]) -> Option<Proofs> {
             .stderr(Stdio::piped())
             .spawn()
             .ok()?;
-        child.stdin.take()?.write_all(Value::from(requests.to_vec()).to_string().as_bytes()).ok()?;
+        child.stdin.take()?.write_all(json!({ "requests": requests }).to_string().as_bytes()).ok()?;
         let output = child.wait_with_output().ok()?;
         if !output.status.success() {
             eprintln!("prover failed: {}", String::from_utf8_lossy(&output.stderr));

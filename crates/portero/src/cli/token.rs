@@ -5,7 +5,7 @@ use std::io::BufRead;
 
 use anyhow::Context as _;
 use clap::{Args, ValueEnum};
-use portero_client::{ClientConfig, Grant, TokenClient};
+use portero_client::{ClientConfig, Grant, SigningKey, TokenClient};
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
 pub enum Dialect {
@@ -44,8 +44,25 @@ pub struct TokenArgs {
     pub client_id: String,
     /// The client's secret (prefer the variable: a flag shows in the process list). Only this
     /// command reads PORTERO_CLIENT_SECRET; `client create` reads PORTERO_CLIENT_CREATE_SECRET.
-    #[arg(long, env = "PORTERO_CLIENT_SECRET", hide_env_values = true, allow_hyphen_values = true)]
-    pub client_secret: String,
+    #[arg(
+        long,
+        env = "PORTERO_CLIENT_SECRET",
+        hide_env_values = true,
+        allow_hyphen_values = true,
+        required_unless_present = "private_key"
+    )]
+    pub client_secret: Option<String>,
+    /// Authenticate with private_key_jwt instead of a secret: a private key file (PEM or JWK)
+    /// whose public key is in the client's JWK Set; each request carries a fresh assertion.
+    #[arg(long, value_name = "FILE", conflicts_with = "client_secret")]
+    pub private_key: Option<std::path::PathBuf>,
+    /// The `kid` to put in assertions (default: the JWK's own `kid`, or none).
+    #[arg(long, requires = "private_key")]
+    pub kid: Option<String>,
+    /// Ask for DPoP-bound tokens (RFC 9449): a private key file (PEM or JWK) to make a proof
+    /// with on every request; the answer's token_type is then DPoP.
+    #[arg(long, value_name = "FILE")]
+    pub dpop_key: Option<std::path::PathBuf>,
     /// How the request is written: basic, post, json (Pay-me) or query (Nequi).
     #[arg(long, value_enum, default_value_t = Dialect::Basic)]
     pub dialect: Dialect,
@@ -82,9 +99,19 @@ pub async fn run(args: TokenArgs) -> anyhow::Result<()> {
         }
         other => anyhow::bail!("--grant must be client_credentials or password, not {other:?}"),
     };
+    let secret = args.client_secret.unwrap_or_default();
     let mut config =
-        ClientConfig::client_credentials(args.url, args.client_id, args.client_secret, args.dialect.into())
-            .with_grant(grant);
+        ClientConfig::client_credentials(args.url, args.client_id, secret, args.dialect.into()).with_grant(grant);
+    if let Some(path) = &args.private_key {
+        let mut key = read_key(path)?;
+        if let Some(kid) = args.kid {
+            key = key.with_kid(kid);
+        }
+        config = config.with_private_key(key);
+    }
+    if let Some(path) = &args.dpop_key {
+        config = config.with_dpop(read_key(path)?);
+    }
     if let Some(scope) = args.scope {
         config = config.with_scope(scope);
     }
@@ -103,6 +130,12 @@ pub async fn run(args: TokenArgs) -> anyhow::Result<()> {
         println!("{}", answer.access_token());
     }
     Ok(())
+}
+
+/// A private key file; the error names the file, never its contents.
+fn read_key(path: &std::path::Path) -> anyhow::Result<SigningKey> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    SigningKey::from_text(&text).with_context(|| format!("{} holds no usable private key", path.display()))
 }
 
 /// `NAME: VALUE` (as curl takes it) or `NAME=VALUE`: neither `:` nor `=` can be in a header name,

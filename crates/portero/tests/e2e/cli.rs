@@ -429,3 +429,55 @@ fn client_create_with_a_jwk_set_for_private_key_jwt() {
     let rotate = portero(d, &["client", "rotate-secret", "--id", "keyed"], None);
     assert!(!rotate.status.success(), "a key client has no secret to rotate");
 }
+
+/// `portero token --private-key --dpop-key` against `serve --dpop-nonce`: keys made by openssl,
+/// their JWK Set and thumbprints by PyJWT (`scripts/testing/dpop_prover.py`); the command signs
+/// a fresh assertion and proof, picks up the server's nonce and retries, and prints a DPoP token.
+#[test]
+fn portero_token_signs_assertions_and_dpop_proofs() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let genpkey = |file: &str, args: &[&str]| {
+        Command::new("openssl").args(["genpkey", "-out", file]).args(args).current_dir(d).output()
+    };
+    let made = genpkey("ec.pem", &["-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256"])
+        .and_then(|_| genpkey("ed.pem", &["-algorithm", "ed25519"]));
+    if !made.is_ok_and(|o| o.status.success()) {
+        eprintln!("SKIPPED: portero token --private-key needs openssl");
+        return;
+    }
+    let pem = |file: &str| std::fs::read_to_string(d.join(file)).unwrap();
+    let input = serde_json::json!({ "keys": { "a": pem("ec.pem"), "ed": pem("ed.pem") }, "requests": [] });
+    let prover = run_with_stdin(
+        {
+            let mut command = Command::new("python3");
+            command.args(["-c", include_str!("../../../../scripts/testing/dpop_prover.py")]);
+            command
+        },
+        Some(&input.to_string()),
+    );
+    if !prover.status.success() {
+        eprintln!("SKIPPED: portero token --private-key needs python3 with pyjwt and cryptography");
+        return;
+    }
+    let out: serde_json::Value = serde_json::from_slice(&prover.stdout).unwrap();
+    std::fs::write(d.join("jwks.json"), out["jwks"].to_string()).unwrap();
+    let server = serve(d, &["--dpop-nonce"]);
+    let create = ["client", "create", "--id", "signer", "--grants", "client_credentials"];
+    let options = ["--auth-method", "private_key_jwt", "--jwks", "jwks.json", "--require-dpop"];
+    ok(portero(d, &[&create[..], &options].concat(), None));
+
+    let url = format!("{}/oauth2/token", server.base);
+    let token = |extra: &[&str]| {
+        let args = ["token", "--url", &url, "--client-id", "signer", "--private-key", "ec.pem", "--kid", "a"];
+        portero(d, &[&args[..], extra].concat(), None)
+    };
+    let answer: serde_json::Value = serde_json::from_str(&ok(token(&["--dpop-key", "ed.pem", "--json"]))).unwrap();
+    assert_eq!(answer["token_type"], "DPoP", "{answer}");
+    let claims = claims(answer["access_token"].as_str().unwrap());
+    assert_eq!(claims["cnf"]["jkt"], out["thumbprints"]["ed"], "bound to the DPoP key's RFC 7638 thumbprint");
+    assert_eq!(claims["client_id"], "signer");
+    let refused = token(&[]);
+    assert!(!refused.status.success(), "the client requires DPoP");
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("invalid_dpop_proof"), "{refused:?}");
+}

@@ -8,4 +8,5 @@ mod mtls;
 mod nodes;
 mod operator;
 mod outage;
+mod proofs;
 mod retry;
