@@ -104,8 +104,11 @@ pub struct NewClient {
     /// `client_secret_basic`, `client_secret_post` or `private_key_jwt`; `None` accepts both
     /// secret methods.
     pub token_endpoint_auth_method: Option<String>,
-    /// The public JWK Set of a `private_key_jwt` client (required for it, refused otherwise).
+    /// The public JWK Set of a `private_key_jwt` client (it or `jwks_uri` required for it,
+    /// refused otherwise).
     pub jwks: Option<serde_json::Value>,
+    /// Where a `private_key_jwt` client publishes its JWK Set: `https`, or `http` to loopback.
+    pub jwks_uri: Option<String>,
     /// Every token request must carry a DPoP proof (RFC 9449 §5.2's client metadata name).
     #[serde(default, alias = "require_dpop")]
     pub dpop_bound_access_tokens: bool,
@@ -119,7 +122,8 @@ pub async fn create_client<S: Store>(db: &S, new: NewClient, now: i64) -> Result
     }
     let method = new.token_endpoint_auth_method.as_deref().map(auth_method).transpose()?;
     let jwks = new.jwks.as_ref().map(jwks_text).transpose()?;
-    check_keys(method, jwks.as_deref())?;
+    let jwks_uri = new.jwks_uri.map(jwks_uri).transpose()?;
+    check_keys(method, jwks.as_deref(), jwks_uri.as_deref())?;
     let (secret_hash, generated) = match &new.secret {
         Some(_) if method == Some(AuthMethod::PrivateKeyJwt) => {
             return Err(invalid("a private_key_jwt client has no secret"));
@@ -149,6 +153,7 @@ pub async fn create_client<S: Store>(db: &S, new: NewClient, now: i64) -> Result
         refresh_retry_window: new.refresh_retry_window.map(retry_window).transpose()?,
         auth_method: method,
         jwks,
+        jwks_uri,
         require_dpop: new.dpop_bound_access_tokens,
         disabled_at: None,
         created_at: now,
@@ -174,8 +179,10 @@ pub struct ClientChanges {
     pub locale: Option<String>,
     pub refresh_retry_window: Option<i64>,
     pub token_endpoint_auth_method: Option<String>,
-    /// A new public JWK Set for a `private_key_jwt` client.
+    /// A new public JWK Set for a `private_key_jwt` client (its `jwks_uri` is dropped).
     pub jwks: Option<serde_json::Value>,
+    /// A new `jwks_uri` for a `private_key_jwt` client (its registered `jwks` is dropped).
+    pub jwks_uri: Option<String>,
     #[serde(alias = "require_dpop")]
     pub dpop_bound_access_tokens: Option<bool>,
 }
@@ -215,15 +222,21 @@ pub async fn update_client<S: Store>(db: &S, id: &str, changes: ClientChanges) -
         if client.auth_method != Some(AuthMethod::PrivateKeyJwt) {
             // Its keys go with the method; it authenticates with a rotated secret from now on.
             client.jwks = None;
+            client.jwks_uri = None;
         }
     }
     if let Some(set) = &changes.jwks {
         client.jwks = Some(jwks_text(set)?);
+        client.jwks_uri = None;
+    }
+    if let Some(uri) = changes.jwks_uri {
+        client.jwks_uri = Some(jwks_uri(uri)?);
+        client.jwks = None;
     }
     if let Some(required) = changes.dpop_bound_access_tokens {
         client.require_dpop = required;
     }
-    check_keys(client.auth_method, client.jwks.as_deref())?;
+    check_keys(client.auth_method, client.jwks.as_deref(), client.jwks_uri.as_deref())?;
     db.update_client(&client).await?;
     db.announce(&Change::Client(client.id.clone())).await;
     Ok(client)
@@ -270,6 +283,7 @@ pub fn client_view(c: &Client) -> serde_json::Value {
         "locale": c.locale,
         "token_endpoint_auth_method": c.auth_method.map(|m| m.as_str()),
         "jwks": c.jwks.as_deref().and_then(|text| serde_json::from_str::<serde_json::Value>(text).ok()),
+        "jwks_uri": c.jwks_uri,
         "refresh_retry_window": c.refresh_retry_window,
         "dpop_bound_access_tokens": c.require_dpop,
         "disabled": c.disabled_at.is_some(),
@@ -362,12 +376,20 @@ fn jwks_text(set: &serde_json::Value) -> Result<String, AdminError> {
 }
 
 /// Keys belong to `private_key_jwt` clients, and those need them.
-fn check_keys(method: Option<AuthMethod>, jwks: Option<&str>) -> Result<(), AdminError> {
-    match (method == Some(AuthMethod::PrivateKeyJwt), jwks.is_some()) {
-        (true, false) => Err(invalid("a private_key_jwt client needs a JWK Set (jwks)")),
-        (false, true) => Err(invalid("a JWK Set is only for private_key_jwt clients")),
+fn check_keys(method: Option<AuthMethod>, jwks: Option<&str>, jwks_uri: Option<&str>) -> Result<(), AdminError> {
+    match (method == Some(AuthMethod::PrivateKeyJwt), jwks.is_some(), jwks_uri.is_some()) {
+        (true, false, false) => Err(invalid("a private_key_jwt client needs a JWK Set (jwks or jwks_uri)")),
+        (true, true, true) => Err(invalid("give jwks or jwks_uri, not both")),
+        (false, true, _) | (false, _, true) => Err(invalid("a JWK Set is only for private_key_jwt clients")),
         _ => Ok(()),
     }
+}
+
+fn jwks_uri(uri: String) -> Result<String, AdminError> {
+    if !crate::remote_keys::acceptable_uri(&uri) {
+        return Err(invalid("jwks_uri must be an https URL (http only to a loopback host)"));
+    }
+    Ok(uri)
 }
 
 fn refresh_policy(name: &str) -> Result<RefreshPolicy, AdminError> {

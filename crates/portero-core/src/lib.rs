@@ -28,6 +28,7 @@ pub mod mint;
 pub mod params;
 pub mod pending;
 pub mod registration;
+pub mod remote_keys;
 pub mod request;
 pub mod revoke;
 pub mod scope;

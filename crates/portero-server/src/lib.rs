@@ -8,6 +8,7 @@ pub use portero_core::admin;
 pub mod config;
 pub mod extract;
 pub mod metrics;
+pub mod remote_keys;
 pub mod respond;
 pub mod routes;
 pub mod state;

@@ -37,6 +37,8 @@ const AUDIT_CONNECTIONS: u32 = 2;
 pub struct Database {
     backend: Backend,
     rotations: rotation::Queue,
+    /// Replay records (`seen_jtis`), committed in groups (see `replay`).
+    replays: replay::Queue,
     /// PostgreSQL: the audit writer's own connections (SQLite has one writer for everything).
     audit: Option<PgPool>,
 }
@@ -176,7 +178,8 @@ impl Database {
             ),
             Backend::Sqlite(_) => None,
         };
-        let db = Self { rotations: rotation::start(db.clone()), backend: db, audit };
+        let db =
+            Self { rotations: rotation::start(db.clone()), replays: replay::start(db.clone()), backend: db, audit };
         db.migrate().await?;
         Ok(db)
     }
@@ -328,6 +331,7 @@ macro_rules! insert_refresh {
     };
 }
 
+mod replay;
 mod rotation;
 
 /// The columns of `users`, as a literal for `concat!`.
@@ -342,7 +346,7 @@ macro_rules! client_columns {
     () => {
         "id, secret_hash, grants, scopes, audiences, tenants, token_ttl, refresh_policy, \
          ignore_unknown_scopes, locale, created_at, previous_secret_hash, previous_secret_expires_at, \
-         refresh_retry_window, token_endpoint_auth_method, disabled_at, jwks, require_dpop"
+         refresh_retry_window, token_endpoint_auth_method, disabled_at, jwks, require_dpop, jwks_uri"
     };
 }
 
@@ -384,7 +388,7 @@ impl ClientStore for Database {
         let sql = concat!(
             "INSERT INTO clients (",
             client_columns!(),
-            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)"
+            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)"
         );
         let grants: Vec<&str> = client.grants.iter().map(|g| g.as_str()).collect();
         with_writer!(self, |pool| sqlx::query(sql)
@@ -406,6 +410,7 @@ impl ClientStore for Database {
             .bind(client.disabled_at)
             .bind(&client.jwks)
             .bind(client.require_dpop)
+            .bind(&client.jwks_uri)
             .execute(pool)
             .await
             .map(|_| ()))
@@ -453,8 +458,8 @@ impl ClientStore for Database {
     async fn update_client(&self, client: &Client) -> StoreResult<()> {
         let sql = "UPDATE clients SET grants = $2, scopes = $3, audiences = $4, tenants = $5, token_ttl = $6, \
                    refresh_policy = $7, ignore_unknown_scopes = $8, locale = $9, refresh_retry_window = $10, \
-                   token_endpoint_auth_method = $11, disabled_at = $12, jwks = $13, require_dpop = $14 \
-                   WHERE id = $1";
+                   token_endpoint_auth_method = $11, disabled_at = $12, jwks = $13, require_dpop = $14, \
+                   jwks_uri = $15 WHERE id = $1";
         let grants: Vec<&str> = client.grants.iter().map(|g| g.as_str()).collect();
         let updated = with_writer!(self, |pool| sqlx::query(sql)
             .bind(&client.id)
@@ -471,6 +476,7 @@ impl ClientStore for Database {
             .bind(client.disabled_at)
             .bind(&client.jwks)
             .bind(client.require_dpop)
+            .bind(&client.jwks_uri)
             .execute(pool)
             .await
             .map(|d| d.rows_affected()))
@@ -659,15 +665,7 @@ impl RevocationStore for Database {
 
 impl ReplayStore for Database {
     async fn remember_jti(&self, key: &str, expires_at: i64) -> StoreResult<bool> {
-        let sql = "INSERT INTO seen_jtis (key, expires_at) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING";
-        let inserted = with_writer!(self, |pool| sqlx::query(sql)
-            .bind(key)
-            .bind(expires_at)
-            .execute(pool)
-            .await
-            .map(|d| d.rows_affected()))
-        .map_err(map_err)?;
-        Ok(inserted == 1)
+        self.replays.remember(key, expires_at).await
     }
 }
 

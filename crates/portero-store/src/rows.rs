@@ -49,6 +49,7 @@ pub(crate) struct ClientRow {
     disabled_at: Option<i64>,
     jwks: Option<String>,
     require_dpop: bool,
+    jwks_uri: Option<String>,
 }
 
 impl TryFrom<ClientRow> for Client {
@@ -80,6 +81,7 @@ impl TryFrom<ClientRow> for Client {
             disabled_at: row.disabled_at,
             jwks: row.jwks,
             require_dpop: row.require_dpop,
+            jwks_uri: row.jwks_uri,
             auth_method,
             created_at: row.created_at,
             previous_secret: match (row.previous_secret_hash, row.previous_secret_expires_at) {

@@ -104,6 +104,7 @@ fn client(id: &str, tenants: Vec<String>) -> Client {
         auth_method: Some(portero_core::client_auth::AuthMethod::ClientSecretPost),
         disabled_at: None,
         jwks: None,
+        jwks_uri: None,
         require_dpop: false,
         previous_secret: None,
     }

@@ -55,6 +55,7 @@ fn client(id: &str, secret_hash: String, grants: &[GrantType], scopes: &str, ttl
         auth_method: None,
         disabled_at: None,
         jwks: None,
+        jwks_uri: None,
         require_dpop: false,
         previous_secret: None,
     }

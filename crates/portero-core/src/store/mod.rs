@@ -62,6 +62,8 @@ pub struct Client {
     pub disabled_at: Option<i64>,
     /// The public JWK Set (JSON text) a `private_key_jwt` client signs its assertions with.
     pub jwks: Option<String>,
+    /// Where a `private_key_jwt` client publishes its JWK Set instead (fetched and cached).
+    pub jwks_uri: Option<String>,
     /// Every token request must carry a DPoP proof (RFC 9449 §5, `dpop_bound_access_tokens`).
     pub require_dpop: bool,
     pub created_at: i64,

@@ -67,6 +67,7 @@ pub fn base_client(id: &str, secret_hash: String, grants: &[GrantType]) -> Clien
         auth_method: None,
         disabled_at: None,
         jwks: None,
+        jwks_uri: None,
         require_dpop: false,
         previous_secret: None,
     }
