@@ -148,6 +148,7 @@ pub async fn create_client<S: Store>(db: &S, new: NewClient, now: i64) -> Result
         jwks,
         disabled_at: None,
         created_at: now,
+        last_seen_at: None,
         previous_secret: None,
     };
     db.create_client(&client).await.map_err(conflict("a client with this id"))?;
@@ -408,6 +409,7 @@ pub async fn create_user<S: Store>(
         username: username.to_owned(),
         password_hash: hash_password(password),
         disabled_at: None,
+        last_seen_at: None,
         created_at: now,
     };
     db.create_user(&user).await.map_err(conflict("a user with this username in this tenant"))?;

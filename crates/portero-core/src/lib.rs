@@ -26,6 +26,7 @@ pub mod mint;
 pub mod params;
 pub mod pending;
 pub mod registration;
+mod rehash;
 pub mod request;
 pub mod revoke;
 pub mod scope;

@@ -74,6 +74,7 @@ fn client(secret_hash: String) -> Client {
         disabled_at: None,
         created_at: T0,
         jwks: None,
+        last_seen_at: None,
         previous_secret: None,
     }
 }

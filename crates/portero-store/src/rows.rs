@@ -48,6 +48,7 @@ pub(crate) struct ClientRow {
     token_endpoint_auth_method: Option<String>,
     disabled_at: Option<i64>,
     jwks: Option<String>,
+    last_seen_at: Option<i64>,
 }
 
 impl TryFrom<ClientRow> for Client {
@@ -78,6 +79,7 @@ impl TryFrom<ClientRow> for Client {
             refresh_retry_window: row.refresh_retry_window,
             disabled_at: row.disabled_at,
             jwks: row.jwks,
+            last_seen_at: row.last_seen_at,
             auth_method,
             created_at: row.created_at,
             previous_secret: match (row.previous_secret_hash, row.previous_secret_expires_at) {
@@ -96,6 +98,7 @@ pub(crate) struct UserRow {
     password_hash: String,
     disabled_at: Option<i64>,
     created_at: i64,
+    last_seen_at: Option<i64>,
 }
 
 impl From<UserRow> for User {
@@ -106,6 +109,7 @@ impl From<UserRow> for User {
             username: row.username,
             password_hash: row.password_hash,
             disabled_at: row.disabled_at,
+            last_seen_at: row.last_seen_at,
             created_at: row.created_at,
         }
     }

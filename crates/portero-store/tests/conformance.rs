@@ -104,6 +104,7 @@ fn client(id: &str, tenants: Vec<String>) -> Client {
         auth_method: Some(portero_core::client_auth::AuthMethod::ClientSecretPost),
         disabled_at: None,
         jwks: None,
+        last_seen_at: None,
         previous_secret: None,
     }
 }
@@ -205,6 +206,7 @@ async fn users_by_tenant<S: Store + Clone>(db: &S) {
         username: "commerce@email.com".into(),
         password_hash: "$argon2id$x".into(),
         disabled_at: None,
+        last_seen_at: None,
         created_at: 0,
     };
     db.create_user(&user("u1", "t1")).await.unwrap();
@@ -243,6 +245,7 @@ async fn lifecycle_of_clients_users_and_tenants<S: Store + Clone>(db: &S) {
         username: name.into(),
         password_hash: "$argon2id$old".into(),
         disabled_at: None,
+        last_seen_at: None,
         created_at: 0,
     };
     db.create_user(&user("u2", "zoe")).await.unwrap();
@@ -643,3 +646,53 @@ mod audit_stall {
         }
     }
 }
+
+/// Issue 14: a legacy hash replaced at first success, once however many succeed at once.
+async fn legacy_hashes_are_upgraded_once<S: Store + Clone>(db: &S) {
+    db.create_tenant(&Tenant { id: "t1".into(), name: "one".into(), created_at: 0 }).await.unwrap();
+    let legacy = "$2b$04$abcdefghijklmnopqrstuuAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
+    db.create_client(&Client { secret_hash: legacy.into(), ..client("old", vec!["t1".into()]) }).await.unwrap();
+    let user = User {
+        id: "u1".into(),
+        tenant_id: "t1".into(),
+        username: "bob".into(),
+        password_hash: legacy.into(),
+        disabled_at: None,
+        last_seen_at: None,
+        created_at: 0,
+    };
+    db.create_user(&user).await.unwrap();
+    for owner in [TokenOwner::Client("old"), TokenOwner::User("u1")] {
+        let attempts: Vec<_> = (0..8)
+            .map(|i| {
+                let db = db.clone();
+                let id = owner.id().to_owned();
+                let client = owner.kind() == "client";
+                tokio::spawn(async move {
+                    let owner = if client { TokenOwner::Client(&id) } else { TokenOwner::User(&id) };
+                    db.upgrade_hash(owner, legacy, &format!("$argon2id$v=19$new{i}"), 50).await.unwrap()
+                })
+            })
+            .collect();
+        let mut winners = 0;
+        for attempt in attempts {
+            winners += usize::from(attempt.await.unwrap());
+        }
+        assert_eq!(winners, 1, "{owner:?}: one conditional write wins");
+        assert!(!db.upgrade_hash(owner, legacy, "$argon2id$v=19$late", 60).await.unwrap());
+    }
+    let stored = db.find_client("old").await.unwrap().unwrap();
+    assert!(stored.secret_hash.starts_with("$argon2id$v=19$new"));
+    assert_eq!(stored.last_seen_at, Some(50), "a rehash is a first success");
+    let stored = db.find_user("u1").await.unwrap().unwrap();
+    assert!(stored.password_hash.starts_with("$argon2id$v=19$new"));
+    assert_eq!(stored.last_seen_at, Some(50));
+    // First sight is written once.
+    db.create_client(&client("native", vec![])).await.unwrap();
+    db.mark_seen(TokenOwner::Client("native"), 70).await.unwrap();
+    db.mark_seen(TokenOwner::Client("native"), 80).await.unwrap();
+    assert_eq!(db.find_client("native").await.unwrap().unwrap().last_seen_at, Some(70));
+    // Neither is counted as migrated: they were not imported.
+    assert!(db.migration_counts().await.unwrap().is_empty());
+}
+conformance!(legacy_upgrade, legacy_hashes_are_upgraded_once);

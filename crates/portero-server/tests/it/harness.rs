@@ -67,6 +67,7 @@ pub fn base_client(id: &str, secret_hash: String, grants: &[GrantType]) -> Clien
         auth_method: None,
         disabled_at: None,
         jwks: None,
+        last_seen_at: None,
         previous_secret: None,
     }
 }
@@ -269,6 +270,7 @@ async fn provision(db: &Database) -> (String, String) {
         username: username.into(),
         password_hash: hash_password(password),
         disabled_at: None,
+        last_seen_at: None,
         created_at: 0,
     };
     db.create_user(&user(TENANT_ID, NETPAY_USER, NETPAY_PASSWORD)).await.unwrap();

@@ -12,6 +12,7 @@ mod errors;
 mod harness;
 mod hostile;
 mod interop;
+mod legacy;
 mod lifecycle;
 mod long_tokens;
 mod openapi;
