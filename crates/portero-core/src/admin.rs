@@ -56,7 +56,7 @@ fn conflict(what: &'static str) -> impl FnOnce(StoreError) -> AdminError {
 }
 
 /// Values that end up in space-separated lists must be one printable word.
-fn check_word(what: &str, value: &str) -> Result<(), AdminError> {
+pub(crate) fn check_word(what: &str, value: &str) -> Result<(), AdminError> {
     if value.is_empty() || value.len() > 255 || value.chars().any(|c| c.is_whitespace() || c.is_control()) {
         return Err(invalid(format!("{what} must be 1 to 255 characters without spaces")));
     }
@@ -281,7 +281,7 @@ pub async fn end_tokens<S: Store>(db: &S, owner: TokenOwner<'_>, now: i64) -> Re
     Ok(db.revoke_refresh_tokens_of(owner, now).await?)
 }
 
-fn grants(names: &[String]) -> Result<Vec<GrantType>, AdminError> {
+pub(crate) fn grants(names: &[String]) -> Result<Vec<GrantType>, AdminError> {
     if names.is_empty() {
         return Err(invalid("give at least one grant: client_credentials, password, refresh_token"));
     }
@@ -294,11 +294,11 @@ fn grants(names: &[String]) -> Result<Vec<GrantType>, AdminError> {
         .collect()
 }
 
-fn scopes(text: &str) -> Result<Vec<String>, AdminError> {
+pub(crate) fn scopes(text: &str) -> Result<Vec<String>, AdminError> {
     crate::scope::parse(text).map_err(|e| invalid(format!("scopes: {}", e.description)))
 }
 
-fn audiences(values: Vec<String>) -> Result<Vec<String>, AdminError> {
+pub(crate) fn audiences(values: Vec<String>) -> Result<Vec<String>, AdminError> {
     for audience in &values {
         check_word("an audience", audience)?;
     }
@@ -315,21 +315,21 @@ async fn tenant_ids<S: Store>(db: &S, names: &[String]) -> Result<Vec<String>, A
     Ok(tenants)
 }
 
-fn token_ttl(ttl: Option<i64>) -> Result<Option<i64>, AdminError> {
+pub(crate) fn token_ttl(ttl: Option<i64>) -> Result<Option<i64>, AdminError> {
     if ttl.is_some_and(|ttl| !(1..=30 * 86_400).contains(&ttl)) {
         return Err(invalid("the token ttl must be between 1 and 2592000 seconds"));
     }
     Ok(ttl)
 }
 
-fn retry_window(window: i64) -> Result<i64, AdminError> {
+pub(crate) fn retry_window(window: i64) -> Result<i64, AdminError> {
     if !(0..=MAX_REFRESH_RETRY_WINDOW).contains(&window) {
         return Err(invalid("the refresh retry window must be between 0 and 3600 seconds"));
     }
     Ok(window)
 }
 
-fn auth_method(name: &str) -> Result<AuthMethod, AdminError> {
+pub(crate) fn auth_method(name: &str) -> Result<AuthMethod, AdminError> {
     AuthMethod::parse(name).ok_or_else(|| {
         let known: Vec<&str> = AuthMethod::ALL.iter().map(|m| m.as_str()).collect();
         invalid(format!("unknown authentication method {name:?}: use {}", known.join(", ")))
@@ -361,11 +361,11 @@ fn check_keys(method: Option<AuthMethod>, jwks: Option<&str>) -> Result<(), Admi
     }
 }
 
-fn refresh_policy(name: &str) -> Result<RefreshPolicy, AdminError> {
+pub(crate) fn refresh_policy(name: &str) -> Result<RefreshPolicy, AdminError> {
     RefreshPolicy::parse(name).ok_or_else(|| invalid("refresh tokens must be always, offline_access or never"))
 }
 
-fn locale(text: String) -> Result<String, AdminError> {
+pub(crate) fn locale(text: String) -> Result<String, AdminError> {
     let ok = (2..=16).contains(&text.len()) && text.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
     if !ok {
         return Err(invalid("the locale must look like es_PE or en-US"));

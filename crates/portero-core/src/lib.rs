@@ -18,6 +18,7 @@ pub mod context;
 pub mod dialect;
 pub mod error;
 pub mod grant;
+pub mod import;
 pub mod introspect;
 pub mod keys;
 pub mod legacy_hash;

@@ -11,6 +11,7 @@ mod burst;
 mod errors;
 mod harness;
 mod hostile;
+mod import;
 mod interop;
 mod legacy;
 mod lifecycle;
