@@ -132,7 +132,41 @@ pub async fn create_client<S: Store>(db: &S, new: NewClient, now: i64) -> Result
             (hash_generated_secret(&secret), Some(secret))
         }
     };
-    let client = Client {
+    let client = build_client(db, new, secret_hash, method, jwks, now).await?;
+    db.create_client(&client).await.map_err(conflict("a client with this id"))?;
+    Ok((client, generated))
+}
+
+/// Creates a client whose secret is already hashed (argon2id, off the async threads): a client
+/// migrated from an old provider with the secret it presented there. `new.secret` is ignored.
+pub async fn create_client_with_hash<S: Store>(
+    db: &S,
+    new: NewClient,
+    secret_hash: String,
+    now: i64,
+) -> Result<Client, AdminError> {
+    check_word("the client id", &new.id)?;
+    if new.id.contains(':') {
+        return Err(invalid("the client id must not contain ':' (it could not travel in a Basic header)"));
+    }
+    let method = new.token_endpoint_auth_method.as_deref().map(auth_method).transpose()?;
+    if method == Some(AuthMethod::PrivateKeyJwt) {
+        return Err(invalid("a private_key_jwt client has no secret"));
+    }
+    let client = build_client(db, new, secret_hash, method, None, now).await?;
+    db.create_client(&client).await.map_err(conflict("a client with this id"))?;
+    Ok(client)
+}
+
+async fn build_client<S: Store>(
+    db: &S,
+    new: NewClient,
+    secret_hash: String,
+    method: Option<AuthMethod>,
+    jwks: Option<String>,
+    now: i64,
+) -> Result<Client, AdminError> {
+    Ok(Client {
         id: new.id,
         secret_hash,
         grants: grants(&new.grants)?,
@@ -150,9 +184,7 @@ pub async fn create_client<S: Store>(db: &S, new: NewClient, now: i64) -> Result
         created_at: now,
         last_seen_at: None,
         previous_secret: None,
-    };
-    db.create_client(&client).await.map_err(conflict("a client with this id"))?;
-    Ok((client, generated))
+    })
 }
 
 /// What `client update` (`PATCH /admin/clients/{id}`) may change: any of create's settings but
@@ -400,14 +432,25 @@ pub async fn create_user<S: Store>(
     password: &str,
     now: i64,
 ) -> Result<User, AdminError> {
-    check_word("the username", username)?;
     check_password(password)?;
+    create_user_with_hash(db, tenant, username, hash_password(password), now).await
+}
+
+/// Creates a user whose password is already hashed (see [`create_client_with_hash`]).
+pub async fn create_user_with_hash<S: Store>(
+    db: &S,
+    tenant: &str,
+    username: &str,
+    password_hash: String,
+    now: i64,
+) -> Result<User, AdminError> {
+    check_word("the username", username)?;
     let tenant = db.find_tenant(tenant).await?.ok_or_else(|| invalid(format!("no tenant {tenant:?}")))?;
     let user = User {
         id: uuid::Uuid::new_v4().to_string(),
         tenant_id: tenant.id,
         username: username.to_owned(),
-        password_hash: hash_password(password),
+        password_hash,
         disabled_at: None,
         last_seen_at: None,
         created_at: now,

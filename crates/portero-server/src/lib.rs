@@ -11,6 +11,7 @@ pub mod metrics;
 pub mod respond;
 pub mod routes;
 pub mod state;
+pub mod upstream;
 pub mod waiting;
 
 use std::future::Future;
@@ -27,7 +28,7 @@ use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
 use tower_http::timeout::RequestBodyDeadlineLayer;
 use tower_http::trace::TraceLayer;
 
-pub use config::{ServerConfig, TokenPath};
+pub use config::{ServerConfig, TokenPath, Upstream};
 pub use state::{AppState, StartError, resolve_master_key};
 
 pub const INTROSPECTION_PATH: &str = "/oauth2/introspect";

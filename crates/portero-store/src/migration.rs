@@ -258,6 +258,19 @@ impl MigrationStore for Database {
         }
     }
 
+    async fn record_upstream(&self, owner: TokenOwner<'_>, now: i64) -> StoreResult<()> {
+        let sql = match owner {
+            TokenOwner::Client(_) => {
+                "UPDATE clients SET origin = 'upstream', imported_at = $2, last_seen_at = $2 WHERE id = $1"
+            }
+            TokenOwner::User(_) => {
+                "UPDATE users SET origin = 'upstream', imported_at = $2, last_seen_at = $2 WHERE id = $1"
+            }
+        };
+        with_writer!(self, |pool| sqlx::query(sql).bind(owner.id()).bind(now).execute(pool).await.map(drop))
+            .map_err(map_err)
+    }
+
     async fn migration_counts(&self) -> StoreResult<Vec<MigrationCount>> {
         let clients = with_pool!(self, |pool| sqlx::query_as::<_, CountRow>(CLIENT_COUNTS).fetch_all(pool).await)
             .map_err(map_err)?;

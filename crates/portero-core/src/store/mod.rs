@@ -320,6 +320,9 @@ pub trait MigrationStore: Send + Sync + 'static {
     /// Writes a whole import in one transaction: every tenant, client and user, or nothing (a
     /// conflict with a row written meanwhile is `Conflict`, and nothing is written).
     fn write_import(&self, batch: &ImportBatch) -> impl Future<Output = StoreResult<()>> + Send;
+    /// Marks a client or user just created from an old provider's answer as lazily migrated
+    /// (origin `upstream`, seen now).
+    fn record_upstream(&self, owner: TokenOwner<'_>, now: i64) -> impl Future<Output = StoreResult<()>> + Send;
     /// Counts of what came from another provider, grouped (see [`MigrationCount`]).
     fn migration_counts(&self) -> impl Future<Output = StoreResult<Vec<MigrationCount>>> + Send;
 }

@@ -23,3 +23,4 @@ mod refresh;
 mod seeds;
 mod throttle;
 mod timing;
+mod upstream;

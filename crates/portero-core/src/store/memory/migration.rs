@@ -154,6 +154,13 @@ impl MigrationStore for MemoryStore {
         Ok(())
     }
 
+    async fn record_upstream(&self, owner: TokenOwner<'_>, now: i64) -> StoreResult<()> {
+        self.mark_seen(owner, now).await?;
+        let meta = Migrated { origin: Origin::Upstream, digest: String::new(), rehashed_at: None };
+        lock(&self.tables.migration).insert((owner.kind(), owner.id().to_owned()), meta);
+        Ok(())
+    }
+
     async fn migration_counts(&self) -> StoreResult<Vec<MigrationCount>> {
         let clients = lock(&self.tables.clients);
         let users = lock(&self.tables.users);
