@@ -84,8 +84,8 @@ fn admin_routes(state: &AppState) -> Router<AppState> {
         .route("/admin/keys", get(admin::list_keys).post(admin::rotate_key))
         .route("/admin/keys/{kid}", delete(admin::revoke_key))
         .route("/admin/openapi.json", get(admin::openapi))
-        .route("/admin/import", post(admin::import))
-        .route("/admin/import/status", get(admin::import_status))
+        .route("/admin/import", post(routes::import::import))
+        .route("/admin/import/status", get(routes::import::import_status))
         // Every admin answer is JSON: an unknown path or method too (after the guard).
         .route("/admin/{*rest}", axum::routing::any(admin::no_such_route))
         .method_not_allowed_fallback(admin::method_not_allowed)

@@ -584,5 +584,5 @@ where
         results.into_inner().unwrap_or_default()
     })
     .await
-    .map_err(|e| AdminError::Invalid(format!("hashing plain secrets failed: {e}")))
+    .map_err(|e| AdminError::Store(crate::store::StoreError::Other(format!("hashing plain secrets failed: {e}"))))
 }

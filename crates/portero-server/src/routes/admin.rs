@@ -29,7 +29,7 @@ use crate::state::AppState;
 /// Largest admin request body (a client with many audiences and tenants is a few KiB).
 const MAX_ADMIN_BODY: usize = 64 * 1024;
 
-fn problem(status: StatusCode, error: &str, description: impl Into<String>) -> Response {
+pub(super) fn problem(status: StatusCode, error: &str, description: impl Into<String>) -> Response {
     let mut response =
         (status, Json(json!({ "error": error, "error_description": description.into() }))).into_response();
     if status == StatusCode::UNAUTHORIZED {
@@ -41,7 +41,7 @@ fn problem(status: StatusCode, error: &str, description: impl Into<String>) -> R
 }
 
 /// The HTTP face of an admin operation's failure.
-fn failed(error: impl Into<AdminError>) -> Response {
+pub(super) fn failed(error: impl Into<AdminError>) -> Response {
     let error = error.into();
     match error {
         AdminError::Invalid(message) => problem(StatusCode::BAD_REQUEST, "invalid_request", message),
@@ -57,7 +57,7 @@ fn failed(error: impl Into<AdminError>) -> Response {
 }
 
 /// Why an admin request was refused before reaching the admin service.
-enum Refused {
+pub(super) enum Refused {
     Disabled,
     Unauthorized,
     Throttled(OAuthError),
@@ -98,7 +98,7 @@ impl IntoResponse for Refused {
 #[derive(Clone)]
 struct Target(String);
 
-fn with_target(mut response: Response, target: impl Into<String>) -> Response {
+pub(super) fn with_target(mut response: Response, target: impl Into<String>) -> Response {
     response.extensions_mut().insert(Target(target.into()));
     response
 }
@@ -188,7 +188,7 @@ async fn read_body(body: Body) -> Result<Bytes, Refused> {
     read_body_within(body, MAX_ADMIN_BODY).await
 }
 
-async fn read_body_within(body: Body, limit: usize) -> Result<Bytes, Refused> {
+pub(super) async fn read_body_within(body: Body, limit: usize) -> Result<Bytes, Refused> {
     axum::body::to_bytes(body, limit).await.map_err(|error| {
         let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(&error);
         while let Some(current) = cause {
@@ -527,74 +527,6 @@ pub async fn revoke_key(State(state): State<AppState>, Path(kid): Path<String>) 
         Err(error) => failed(error),
     };
     with_target(response, format!("key {kid}"))
-}
-
-/// Largest import file (`POST /admin/import`): 100,000 users with bcrypt hashes are about 15 MiB.
-pub const MAX_IMPORT_BODY: usize = 64 * 1024 * 1024;
-
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-pub struct ImportQuery {
-    #[serde(default)]
-    dry_run: bool,
-    #[serde(default)]
-    update: bool,
-}
-
-/// `POST /admin/import[?dry_run=true][&update=true]`: the body is the JSON Lines file. 200 with
-/// the report; 400 with it when a row is bad (nothing written).
-pub async fn import(
-    State(state): State<AppState>,
-    query: Result<axum::extract::Query<ImportQuery>, axum::extract::rejection::QueryRejection>,
-    request: Body,
-) -> Response {
-    let Ok(axum::extract::Query(query)) = query else {
-        return problem(StatusCode::BAD_REQUEST, "invalid_request", "the query takes dry_run=true and update=true");
-    };
-    let bytes = guard!(read_body_within(request, MAX_IMPORT_BODY).await);
-    let Ok(text) = std::str::from_utf8(&bytes) else {
-        return problem(StatusCode::BAD_REQUEST, "invalid_request", "the import file must be UTF-8 JSON Lines");
-    };
-    let options = portero_core::import::Options { dry_run: query.dry_run, update: query.update };
-    let response = match portero_core::import::import(&state.ctx.store, text, options, unix_now()).await {
-        Ok(report) => {
-            if report.written && report.updated.clients > 0 {
-                // The import told the other nodes; this one drops its cached clients too.
-                state.ctx.clients.invalidate_all();
-            }
-            let (created, updated, unchanged) = (&report.created, &report.updated, &report.unchanged);
-            let target = format!(
-                "created {}/{}/{}, updated {}/{}, unchanged {}/{}/{} (tenants/clients/users), {} errors{}",
-                created.tenants,
-                created.clients,
-                created.users,
-                updated.clients,
-                updated.users,
-                unchanged.tenants,
-                unchanged.clients,
-                unchanged.users,
-                report.errors.len() as u64 + report.errors_not_shown,
-                if report.dry_run { " (dry run)" } else { "" },
-            );
-            let status = if report.has_errors() { StatusCode::BAD_REQUEST } else { StatusCode::OK };
-            let mut body = serde_json::to_value(&report).unwrap_or_default();
-            if report.has_errors() {
-                body["error"] = "invalid_request".into();
-                body["error_description"] = "the import file has bad rows; nothing was written".into();
-            }
-            return with_target((status, Json(body)).into_response(), target);
-        }
-        Err(error) => failed(error),
-    };
-    with_target(response, "import")
-}
-
-/// `GET /admin/import/status`: per tenant, what came from another provider and how far it is.
-pub async fn import_status(State(state): State<AppState>) -> Response {
-    match portero_core::import::status(&state.ctx.store).await {
-        Ok(lines) => Json(lines).into_response(),
-        Err(error) => failed(error),
-    }
 }
 
 /// The OpenAPI 3.1 document of the admin API and the token, introspection and revocation
