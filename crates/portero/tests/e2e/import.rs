@@ -15,9 +15,9 @@ use super::nodes::BIN;
 
 const MASTER_KEY: &str = "aW1wb3J0LXRlc3QtbWFzdGVyLWtleS0zMi1ieXRlcyE=";
 
-fn portero(dir: &Path, args: &[&str]) -> std::process::Output {
+fn portero(dir: &Path, url: &str, args: &[&str]) -> std::process::Output {
     let mut command = Command::new(BIN);
-    command.args(["--database-url", "sqlite://portero.db"]).args(args).current_dir(dir);
+    command.args(["--database-url", url]).args(args).current_dir(dir);
     command.env_remove("PORTERO_DATABASE_URL").env("PORTERO_MASTER_KEY", MASTER_KEY);
     run_with_stdin(command, None)
 }
@@ -33,10 +33,29 @@ fn bcrypt(password: &str) -> Option<String> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn import_and_status_through_the_binary() {
+async fn import_and_status_through_the_binary_sqlite() {
+    import_and_status("sqlite://portero.db").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn import_and_status_through_the_binary_postgres() {
+    let Ok(admin_url) = std::env::var("PORTERO_TEST_POSTGRES_URL") else {
+        let _ = writeln!(
+            std::io::stderr(),
+            "SKIPPED: import through the binary on PostgreSQL (set PORTERO_TEST_POSTGRES_URL)"
+        );
+        return;
+    };
+    let db = super::nodes::Database::create(&admin_url, "e2e_import").await;
+    import_and_status(&db.url).await;
+    db.drop_it().await;
+}
+
+async fn import_and_status(url: &str) {
     let (Some(app_hash), Some(ana_hash)) = (bcrypt("app-secret"), bcrypt("ana-password")) else { return };
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
+    let portero = |d: &Path, args: &[&str]| portero(d, url, args);
     let rows = [
         json!({"kind": "tenant", "name": "acme"}),
         json!({"kind": "client", "id": "app", "grants": ["password"], "tenants": ["acme"], "secret_hash": format!("{{bcrypt}}{app_hash}")}),
@@ -72,7 +91,7 @@ async fn import_and_status_through_the_binary() {
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let listen = format!("127.0.0.1:{port}");
     let mut server = Command::new(BIN)
-        .args(["--database-url", "sqlite://portero.db", "serve", "--listen", &listen])
+        .args(["--database-url", url, "serve", "--listen", &listen])
         .current_dir(d)
         .env("PORTERO_MASTER_KEY", MASTER_KEY)
         .stdout(Stdio::null())
