@@ -56,7 +56,7 @@ fn conflict(what: &'static str) -> impl FnOnce(StoreError) -> AdminError {
 }
 
 /// Values that end up in space-separated lists must be one printable word.
-fn check_word(what: &str, value: &str) -> Result<(), AdminError> {
+pub(crate) fn check_word(what: &str, value: &str) -> Result<(), AdminError> {
     if value.is_empty() || value.len() > 255 || value.chars().any(|c| c.is_whitespace() || c.is_control()) {
         return Err(invalid(format!("{what} must be 1 to 255 characters without spaces")));
     }
@@ -122,7 +122,7 @@ pub async fn create_client<S: Store>(db: &S, new: NewClient, now: i64) -> Result
     }
     let method = new.token_endpoint_auth_method.as_deref().map(auth_method).transpose()?;
     let jwks = new.jwks.as_ref().map(jwks_text).transpose()?;
-    let jwks_uri = new.jwks_uri.map(jwks_uri).transpose()?;
+    let jwks_uri = new.jwks_uri.clone().map(jwks_uri).transpose()?;
     check_keys(method, jwks.as_deref(), jwks_uri.as_deref())?;
     let (secret_hash, generated) = match &new.secret {
         Some(_) if method == Some(AuthMethod::PrivateKeyJwt) => {
@@ -139,7 +139,41 @@ pub async fn create_client<S: Store>(db: &S, new: NewClient, now: i64) -> Result
             (hash_generated_secret(&secret), Some(secret))
         }
     };
-    let client = Client {
+    let client = build_client(db, new, secret_hash, method, (jwks, jwks_uri), now).await?;
+    db.create_client(&client).await.map_err(conflict("a client with this id"))?;
+    Ok((client, generated))
+}
+
+/// Creates a client whose secret is already hashed (argon2id, off the async threads): a client
+/// migrated from an old provider with the secret it presented there. `new.secret` is ignored.
+pub async fn create_client_with_hash<S: Store>(
+    db: &S,
+    new: NewClient,
+    secret_hash: String,
+    now: i64,
+) -> Result<Client, AdminError> {
+    check_word("the client id", &new.id)?;
+    if new.id.contains(':') {
+        return Err(invalid("the client id must not contain ':' (it could not travel in a Basic header)"));
+    }
+    let method = new.token_endpoint_auth_method.as_deref().map(auth_method).transpose()?;
+    if method == Some(AuthMethod::PrivateKeyJwt) {
+        return Err(invalid("a private_key_jwt client has no secret"));
+    }
+    let client = build_client(db, new, secret_hash, method, (None, None), now).await?;
+    db.create_client(&client).await.map_err(conflict("a client with this id"))?;
+    Ok(client)
+}
+
+async fn build_client<S: Store>(
+    db: &S,
+    new: NewClient,
+    secret_hash: String,
+    method: Option<AuthMethod>,
+    (jwks, jwks_uri): (Option<String>, Option<String>),
+    now: i64,
+) -> Result<Client, AdminError> {
+    Ok(Client {
         id: new.id,
         secret_hash,
         grants: grants(&new.grants)?,
@@ -157,10 +191,9 @@ pub async fn create_client<S: Store>(db: &S, new: NewClient, now: i64) -> Result
         require_dpop: new.dpop_bound_access_tokens,
         disabled_at: None,
         created_at: now,
+        last_seen_at: None,
         previous_secret: None,
-    };
-    db.create_client(&client).await.map_err(conflict("a client with this id"))?;
-    Ok((client, generated))
+    })
 }
 
 /// What `client update` (`PATCH /admin/clients/{id}`) may change: any of create's settings but
@@ -304,7 +337,7 @@ pub async fn end_tokens<S: Store>(db: &S, owner: TokenOwner<'_>, now: i64) -> Re
     Ok(db.revoke_refresh_tokens_of(owner, now).await?)
 }
 
-fn grants(names: &[String]) -> Result<Vec<GrantType>, AdminError> {
+pub(crate) fn grants(names: &[String]) -> Result<Vec<GrantType>, AdminError> {
     if names.is_empty() {
         return Err(invalid("give at least one grant: client_credentials, password, refresh_token"));
     }
@@ -317,11 +350,11 @@ fn grants(names: &[String]) -> Result<Vec<GrantType>, AdminError> {
         .collect()
 }
 
-fn scopes(text: &str) -> Result<Vec<String>, AdminError> {
+pub(crate) fn scopes(text: &str) -> Result<Vec<String>, AdminError> {
     crate::scope::parse(text).map_err(|e| invalid(format!("scopes: {}", e.description)))
 }
 
-fn audiences(values: Vec<String>) -> Result<Vec<String>, AdminError> {
+pub(crate) fn audiences(values: Vec<String>) -> Result<Vec<String>, AdminError> {
     for audience in &values {
         check_word("an audience", audience)?;
     }
@@ -338,21 +371,21 @@ async fn tenant_ids<S: Store>(db: &S, names: &[String]) -> Result<Vec<String>, A
     Ok(tenants)
 }
 
-fn token_ttl(ttl: Option<i64>) -> Result<Option<i64>, AdminError> {
+pub(crate) fn token_ttl(ttl: Option<i64>) -> Result<Option<i64>, AdminError> {
     if ttl.is_some_and(|ttl| !(1..=30 * 86_400).contains(&ttl)) {
         return Err(invalid("the token ttl must be between 1 and 2592000 seconds"));
     }
     Ok(ttl)
 }
 
-fn retry_window(window: i64) -> Result<i64, AdminError> {
+pub(crate) fn retry_window(window: i64) -> Result<i64, AdminError> {
     if !(0..=MAX_REFRESH_RETRY_WINDOW).contains(&window) {
         return Err(invalid("the refresh retry window must be between 0 and 3600 seconds"));
     }
     Ok(window)
 }
 
-fn auth_method(name: &str) -> Result<AuthMethod, AdminError> {
+pub(crate) fn auth_method(name: &str) -> Result<AuthMethod, AdminError> {
     AuthMethod::parse(name).ok_or_else(|| {
         let known: Vec<&str> = AuthMethod::ALL.iter().map(|m| m.as_str()).collect();
         invalid(format!("unknown authentication method {name:?}: use {}", known.join(", ")))
@@ -392,11 +425,11 @@ fn jwks_uri(uri: String) -> Result<String, AdminError> {
     Ok(uri)
 }
 
-fn refresh_policy(name: &str) -> Result<RefreshPolicy, AdminError> {
+pub(crate) fn refresh_policy(name: &str) -> Result<RefreshPolicy, AdminError> {
     RefreshPolicy::parse(name).ok_or_else(|| invalid("refresh tokens must be always, offline_access or never"))
 }
 
-fn locale(text: String) -> Result<String, AdminError> {
+pub(crate) fn locale(text: String) -> Result<String, AdminError> {
     let ok = (2..=16).contains(&text.len()) && text.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
     if !ok {
         return Err(invalid("the locale must look like es_PE or en-US"));
@@ -431,15 +464,27 @@ pub async fn create_user<S: Store>(
     password: &str,
     now: i64,
 ) -> Result<User, AdminError> {
-    check_word("the username", username)?;
     check_password(password)?;
+    create_user_with_hash(db, tenant, username, hash_password(password), now).await
+}
+
+/// Creates a user whose password is already hashed (see [`create_client_with_hash`]).
+pub async fn create_user_with_hash<S: Store>(
+    db: &S,
+    tenant: &str,
+    username: &str,
+    password_hash: String,
+    now: i64,
+) -> Result<User, AdminError> {
+    check_word("the username", username)?;
     let tenant = db.find_tenant(tenant).await?.ok_or_else(|| invalid(format!("no tenant {tenant:?}")))?;
     let user = User {
         id: uuid::Uuid::new_v4().to_string(),
         tenant_id: tenant.id,
         username: username.to_owned(),
-        password_hash: hash_password(password),
+        password_hash,
         disabled_at: None,
+        last_seen_at: None,
         created_at: now,
     };
     db.create_user(&user).await.map_err(conflict("a user with this username in this tenant"))?;

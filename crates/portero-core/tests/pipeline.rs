@@ -79,6 +79,7 @@ fn client(secret_hash: String) -> Client {
         jwks: None,
         jwks_uri: None,
         require_dpop: false,
+        last_seen_at: None,
         previous_secret: None,
     }
 }

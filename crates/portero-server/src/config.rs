@@ -38,6 +38,27 @@ pub struct ServerConfig {
     /// Days a signing key signs before the next one takes over (made ahead of time, published
     /// longer than the JWKS cache lifetime first); 0 turns scheduled rotation off.
     pub key_rotation_days: i64,
+    /// Old providers that clients and users unknown to Portero are checked against until a
+    /// cutoff (lazy migration, see `upstream`).
+    pub upstreams: Vec<Upstream>,
+}
+
+/// `[[upstream]]`: an old provider's token endpoint that stands behind some token paths.
+#[derive(Debug, Clone)]
+pub struct Upstream {
+    /// Where requests are forwarded: `https://...`, or `http://` to a loopback address only.
+    pub token_url: String,
+    /// The Portero token paths it stands behind.
+    pub paths: Vec<String>,
+    /// Unix seconds after which nothing is forwarded.
+    pub cutoff: i64,
+    /// What a migrated client gets.
+    pub grants: Vec<String>,
+    pub scopes: Vec<String>,
+    /// The tenant (id or name) migrated clients act for and migrated users belong to.
+    pub tenant: Option<String>,
+    pub token_ttl: Option<i64>,
+    pub audiences: Vec<String>,
 }
 
 /// The paths every Portero answers on: RFC-style, NetPay's (Spring) and Zertiban's.
@@ -60,6 +81,7 @@ impl Default for ServerConfig {
             metrics_on_main: false,
             metrics_token: None,
             key_rotation_days: 90,
+            upstreams: Vec::new(),
         }
     }
 }

@@ -337,7 +337,7 @@ mod rotation;
 /// The columns of `users`, as a literal for `concat!`.
 macro_rules! user_columns {
     () => {
-        "id, tenant_id, username, password_hash, disabled_at, created_at"
+        "id, tenant_id, username, password_hash, disabled_at, created_at, last_seen_at"
     };
 }
 
@@ -346,9 +346,11 @@ macro_rules! client_columns {
     () => {
         "id, secret_hash, grants, scopes, audiences, tenants, token_ttl, refresh_policy, \
          ignore_unknown_scopes, locale, created_at, previous_secret_hash, previous_secret_expires_at, \
-         refresh_retry_window, token_endpoint_auth_method, disabled_at, jwks, require_dpop, jwks_uri"
+         refresh_retry_window, token_endpoint_auth_method, disabled_at, jwks, require_dpop, jwks_uri, last_seen_at"
     };
 }
+
+mod migration;
 
 impl TenantStore for Database {
     async fn create_tenant(&self, tenant: &Tenant) -> StoreResult<()> {
@@ -388,7 +390,7 @@ impl ClientStore for Database {
         let sql = concat!(
             "INSERT INTO clients (",
             client_columns!(),
-            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)"
+            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20)"
         );
         let grants: Vec<&str> = client.grants.iter().map(|g| g.as_str()).collect();
         with_writer!(self, |pool| sqlx::query(sql)
@@ -411,6 +413,7 @@ impl ClientStore for Database {
             .bind(&client.jwks)
             .bind(client.require_dpop)
             .bind(&client.jwks_uri)
+            .bind(client.last_seen_at)
             .execute(pool)
             .await
             .map(|_| ()))
@@ -496,7 +499,7 @@ impl ClientStore for Database {
 
 impl UserStore for Database {
     async fn create_user(&self, user: &User) -> StoreResult<()> {
-        let sql = concat!("INSERT INTO users (", user_columns!(), ") VALUES ($1, $2, $3, $4, $5, $6)");
+        let sql = concat!("INSERT INTO users (", user_columns!(), ") VALUES ($1, $2, $3, $4, $5, $6, $7)");
         with_writer!(self, |pool| sqlx::query(sql)
             .bind(&user.id)
             .bind(&user.tenant_id)
@@ -504,6 +507,7 @@ impl UserStore for Database {
             .bind(&user.password_hash)
             .bind(user.disabled_at)
             .bind(user.created_at)
+            .bind(user.last_seen_at)
             .execute(pool)
             .await
             .map(|_| ()))

@@ -50,6 +50,7 @@ pub(crate) struct ClientRow {
     jwks: Option<String>,
     require_dpop: bool,
     jwks_uri: Option<String>,
+    last_seen_at: Option<i64>,
 }
 
 impl TryFrom<ClientRow> for Client {
@@ -82,6 +83,7 @@ impl TryFrom<ClientRow> for Client {
             jwks: row.jwks,
             require_dpop: row.require_dpop,
             jwks_uri: row.jwks_uri,
+            last_seen_at: row.last_seen_at,
             auth_method,
             created_at: row.created_at,
             previous_secret: match (row.previous_secret_hash, row.previous_secret_expires_at) {
@@ -100,6 +102,7 @@ pub(crate) struct UserRow {
     password_hash: String,
     disabled_at: Option<i64>,
     created_at: i64,
+    last_seen_at: Option<i64>,
 }
 
 impl From<UserRow> for User {
@@ -110,6 +113,7 @@ impl From<UserRow> for User {
             username: row.username,
             password_hash: row.password_hash,
             disabled_at: row.disabled_at,
+            last_seen_at: row.last_seen_at,
             created_at: row.created_at,
         }
     }

@@ -57,6 +57,7 @@ fn client(id: &str, secret_hash: String, grants: &[GrantType], scopes: &str, ttl
         jwks: None,
         jwks_uri: None,
         require_dpop: false,
+        last_seen_at: None,
         previous_secret: None,
     }
 }
@@ -90,6 +91,7 @@ impl World {
             username: "commerce@email.com".into(),
             password_hash: hash_password("123456"),
             disabled_at: None,
+            last_seen_at: None,
             created_at: 0,
         };
         db.create_user(&user).await.unwrap();
