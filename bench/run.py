@@ -302,6 +302,10 @@ def main():
     results["portero_postgres_RS256"] = pg
     subprocess.run(["psql", PG_URL, "-q", "-c", f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"], check=False)
 
+    log("portero ES256: client_secret_basic vs private_key_jwt vs private_key_jwt + DPoP ...")
+    import proofs  # bench/proofs.py; imported here, as it imports this module
+    results["client_authentication"] = proofs.measure()
+
     log("oidc-provider (reference peer) ...")
     port = free_port()
     node = subprocess.Popen(["node", "server.mjs", str(port)], cwd=os.path.join(ROOT, "bench", "oidc-provider"),
@@ -375,6 +379,9 @@ def render(r):
     dropped = [f"{alg} {entry['audit_events_dropped']:.0f}" for alg, entry in r["portero"].items()]
     dropped.append(f"RS256 on PostgreSQL {pg['audit_events_dropped']:.0f}")
     lines += ["", "Audit events dropped over every run (`portero_audit_events_dropped`): " + ", ".join(dropped) + "."]
+    if "client_authentication" in r:
+        import proofs
+        lines += ["", proofs.render(r["client_authentication"])]
     lines += ["", f"Signing limits (`openssl speed -multi {r['cores']}`): " +
               ", ".join(f"{k} {v:.0f}/s" for k, v in limits.items()) + "."]
     return "\n".join(lines) + "\n"

@@ -56,7 +56,7 @@ fn conflict(what: &'static str) -> impl FnOnce(StoreError) -> AdminError {
 }
 
 /// Values that end up in space-separated lists must be one printable word.
-fn check_word(what: &str, value: &str) -> Result<(), AdminError> {
+pub(crate) fn check_word(what: &str, value: &str) -> Result<(), AdminError> {
     if value.is_empty() || value.len() > 255 || value.chars().any(|c| c.is_whitespace() || c.is_control()) {
         return Err(invalid(format!("{what} must be 1 to 255 characters without spaces")));
     }
@@ -104,8 +104,11 @@ pub struct NewClient {
     /// `client_secret_basic`, `client_secret_post` or `private_key_jwt`; `None` accepts both
     /// secret methods.
     pub token_endpoint_auth_method: Option<String>,
-    /// The public JWK Set of a `private_key_jwt` client (required for it, refused otherwise).
+    /// The public JWK Set of a `private_key_jwt` client (it or `jwks_uri` required for it,
+    /// refused otherwise).
     pub jwks: Option<serde_json::Value>,
+    /// Where a `private_key_jwt` client publishes its JWK Set: `https`, or `http` to loopback.
+    pub jwks_uri: Option<String>,
     /// Every token request must carry a DPoP proof (RFC 9449 §5.2's client metadata name).
     #[serde(default, alias = "require_dpop")]
     pub dpop_bound_access_tokens: bool,
@@ -125,8 +128,9 @@ pub async fn create_client<S: Store>(db: &S, new: NewClient, now: i64) -> Result
     }
     let method = new.token_endpoint_auth_method.as_deref().map(auth_method).transpose()?;
     let jwks = new.jwks.as_ref().map(jwks_text).transpose()?;
-    check_keys(method, jwks.as_deref())?;
-    let tls_subject_dn = new.tls_client_auth_subject_dn.map(subject_dn).transpose()?;
+    let jwks_uri = new.jwks_uri.clone().map(jwks_uri).transpose()?;
+    check_keys(method, jwks.as_deref(), jwks_uri.as_deref())?;
+    let tls_subject_dn = new.tls_client_auth_subject_dn.clone().map(subject_dn).transpose()?;
     check_subject_dn(method, tls_subject_dn.as_deref())?;
     let secretless = method.is_some_and(|m| !matches!(m, AuthMethod::ClientSecretBasic | AuthMethod::ClientSecretPost));
     let (secret_hash, generated) = match &new.secret {
@@ -144,7 +148,42 @@ pub async fn create_client<S: Store>(db: &S, new: NewClient, now: i64) -> Result
             (hash_generated_secret(&secret), Some(secret))
         }
     };
-    let client = Client {
+    let mut client = build_client(db, new, secret_hash, method, (jwks, jwks_uri), now).await?;
+    client.tls_subject_dn = tls_subject_dn;
+    db.create_client(&client).await.map_err(conflict("a client with this id"))?;
+    Ok((client, generated))
+}
+
+/// Creates a client whose secret is already hashed (argon2id, off the async threads): a client
+/// migrated from an old provider with the secret it presented there. `new.secret` is ignored.
+pub async fn create_client_with_hash<S: Store>(
+    db: &S,
+    new: NewClient,
+    secret_hash: String,
+    now: i64,
+) -> Result<Client, AdminError> {
+    check_word("the client id", &new.id)?;
+    if new.id.contains(':') {
+        return Err(invalid("the client id must not contain ':' (it could not travel in a Basic header)"));
+    }
+    let method = new.token_endpoint_auth_method.as_deref().map(auth_method).transpose()?;
+    if method == Some(AuthMethod::PrivateKeyJwt) {
+        return Err(invalid("a private_key_jwt client has no secret"));
+    }
+    let client = build_client(db, new, secret_hash, method, (None, None), now).await?;
+    db.create_client(&client).await.map_err(conflict("a client with this id"))?;
+    Ok(client)
+}
+
+async fn build_client<S: Store>(
+    db: &S,
+    new: NewClient,
+    secret_hash: String,
+    method: Option<AuthMethod>,
+    (jwks, jwks_uri): (Option<String>, Option<String>),
+    now: i64,
+) -> Result<Client, AdminError> {
+    Ok(Client {
         id: new.id,
         secret_hash,
         grants: grants(&new.grants)?,
@@ -158,15 +197,15 @@ pub async fn create_client<S: Store>(db: &S, new: NewClient, now: i64) -> Result
         refresh_retry_window: new.refresh_retry_window.map(retry_window).transpose()?,
         auth_method: method,
         jwks,
+        jwks_uri,
         require_dpop: new.dpop_bound_access_tokens,
-        tls_subject_dn,
+        tls_subject_dn: None,
         tls_bound_tokens: new.tls_client_certificate_bound_access_tokens,
         disabled_at: None,
         created_at: now,
+        last_seen_at: None,
         previous_secret: None,
-    };
-    db.create_client(&client).await.map_err(conflict("a client with this id"))?;
-    Ok((client, generated))
+    })
 }
 
 /// What `client update` (`PATCH /admin/clients/{id}`) may change: any of create's settings but
@@ -185,8 +224,10 @@ pub struct ClientChanges {
     pub locale: Option<String>,
     pub refresh_retry_window: Option<i64>,
     pub token_endpoint_auth_method: Option<String>,
-    /// A new public JWK Set for a `private_key_jwt` client.
+    /// A new public JWK Set for a `private_key_jwt` client (its `jwks_uri` is dropped).
     pub jwks: Option<serde_json::Value>,
+    /// A new `jwks_uri` for a `private_key_jwt` client (its registered `jwks` is dropped).
+    pub jwks_uri: Option<String>,
     #[serde(alias = "require_dpop")]
     pub dpop_bound_access_tokens: Option<bool>,
     /// A new subject DN for a `tls_client_auth` client.
@@ -229,6 +270,7 @@ pub async fn update_client<S: Store>(db: &S, id: &str, changes: ClientChanges) -
         if !matches!(client.auth_method, Some(AuthMethod::PrivateKeyJwt | AuthMethod::SelfSignedTlsClientAuth)) {
             // Its keys go with the method; it authenticates with a rotated secret from now on.
             client.jwks = None;
+            client.jwks_uri = None;
         }
         if client.auth_method != Some(AuthMethod::TlsClientAuth) {
             client.tls_subject_dn = None;
@@ -236,6 +278,11 @@ pub async fn update_client<S: Store>(db: &S, id: &str, changes: ClientChanges) -
     }
     if let Some(set) = &changes.jwks {
         client.jwks = Some(jwks_text(set)?);
+        client.jwks_uri = None;
+    }
+    if let Some(uri) = changes.jwks_uri {
+        client.jwks_uri = Some(jwks_uri(uri)?);
+        client.jwks = None;
     }
     if let Some(required) = changes.dpop_bound_access_tokens {
         client.require_dpop = required;
@@ -246,7 +293,7 @@ pub async fn update_client<S: Store>(db: &S, id: &str, changes: ClientChanges) -
     if let Some(bound) = changes.tls_client_certificate_bound_access_tokens {
         client.tls_bound_tokens = bound;
     }
-    check_keys(client.auth_method, client.jwks.as_deref())?;
+    check_keys(client.auth_method, client.jwks.as_deref(), client.jwks_uri.as_deref())?;
     check_subject_dn(client.auth_method, client.tls_subject_dn.as_deref())?;
     db.update_client(&client).await?;
     db.announce(&Change::Client(client.id.clone())).await;
@@ -294,6 +341,7 @@ pub fn client_view(c: &Client) -> serde_json::Value {
         "locale": c.locale,
         "token_endpoint_auth_method": c.auth_method.map(|m| m.as_str()),
         "jwks": c.jwks.as_deref().and_then(|text| serde_json::from_str::<serde_json::Value>(text).ok()),
+        "jwks_uri": c.jwks_uri,
         "refresh_retry_window": c.refresh_retry_window,
         "dpop_bound_access_tokens": c.require_dpop,
         "tls_client_auth_subject_dn": c.tls_subject_dn,
@@ -316,7 +364,7 @@ pub async fn end_tokens<S: Store>(db: &S, owner: TokenOwner<'_>, now: i64) -> Re
     Ok(db.revoke_refresh_tokens_of(owner, now).await?)
 }
 
-fn grants(names: &[String]) -> Result<Vec<GrantType>, AdminError> {
+pub(crate) fn grants(names: &[String]) -> Result<Vec<GrantType>, AdminError> {
     if names.is_empty() {
         return Err(invalid("give at least one grant: client_credentials, password, refresh_token"));
     }
@@ -329,11 +377,11 @@ fn grants(names: &[String]) -> Result<Vec<GrantType>, AdminError> {
         .collect()
 }
 
-fn scopes(text: &str) -> Result<Vec<String>, AdminError> {
+pub(crate) fn scopes(text: &str) -> Result<Vec<String>, AdminError> {
     crate::scope::parse(text).map_err(|e| invalid(format!("scopes: {}", e.description)))
 }
 
-fn audiences(values: Vec<String>) -> Result<Vec<String>, AdminError> {
+pub(crate) fn audiences(values: Vec<String>) -> Result<Vec<String>, AdminError> {
     for audience in &values {
         check_word("an audience", audience)?;
     }
@@ -350,21 +398,21 @@ async fn tenant_ids<S: Store>(db: &S, names: &[String]) -> Result<Vec<String>, A
     Ok(tenants)
 }
 
-fn token_ttl(ttl: Option<i64>) -> Result<Option<i64>, AdminError> {
+pub(crate) fn token_ttl(ttl: Option<i64>) -> Result<Option<i64>, AdminError> {
     if ttl.is_some_and(|ttl| !(1..=30 * 86_400).contains(&ttl)) {
         return Err(invalid("the token ttl must be between 1 and 2592000 seconds"));
     }
     Ok(ttl)
 }
 
-fn retry_window(window: i64) -> Result<i64, AdminError> {
+pub(crate) fn retry_window(window: i64) -> Result<i64, AdminError> {
     if !(0..=MAX_REFRESH_RETRY_WINDOW).contains(&window) {
         return Err(invalid("the refresh retry window must be between 0 and 3600 seconds"));
     }
     Ok(window)
 }
 
-fn auth_method(name: &str) -> Result<AuthMethod, AdminError> {
+pub(crate) fn auth_method(name: &str) -> Result<AuthMethod, AdminError> {
     AuthMethod::parse(name).ok_or_else(|| {
         let known: Vec<&str> = AuthMethod::ALL.iter().map(|m| m.as_str()).collect();
         invalid(format!("unknown authentication method {name:?}: use {}", known.join(", ")))
@@ -388,11 +436,15 @@ fn jwks_text(set: &serde_json::Value) -> Result<String, AdminError> {
 }
 
 /// Keys belong to `private_key_jwt` clients, and those need them.
-fn check_keys(method: Option<AuthMethod>, jwks: Option<&str>) -> Result<(), AdminError> {
+fn check_keys(method: Option<AuthMethod>, jwks: Option<&str>, jwks_uri: Option<&str>) -> Result<(), AdminError> {
     let keyed = matches!(method, Some(AuthMethod::PrivateKeyJwt | AuthMethod::SelfSignedTlsClientAuth));
-    match (keyed, jwks.is_some()) {
-        (true, false) => Err(invalid("a private_key_jwt or self_signed_tls_client_auth client needs a JWK Set (jwks)")),
-        (false, true) => Err(invalid("a JWK Set is only for private_key_jwt and self_signed_tls_client_auth clients")),
+    if jwks_uri.is_some() && method != Some(AuthMethod::PrivateKeyJwt) {
+        return Err(invalid("a jwks_uri is only for private_key_jwt clients"));
+    }
+    match (keyed, jwks.is_some(), jwks_uri.is_some()) {
+        (true, false, false) => Err(invalid("a private_key_jwt or self_signed_tls_client_auth client needs a JWK Set (jwks, or jwks_uri)")),
+        (_, true, true) => Err(invalid("give jwks or jwks_uri, not both")),
+        (false, true, _) => Err(invalid("a JWK Set is only for private_key_jwt and self_signed_tls_client_auth clients")),
         _ => Ok(()),
     }
 }
@@ -412,11 +464,18 @@ fn subject_dn(text: String) -> Result<String, AdminError> {
     Ok(text.trim().to_owned())
 }
 
-fn refresh_policy(name: &str) -> Result<RefreshPolicy, AdminError> {
+fn jwks_uri(uri: String) -> Result<String, AdminError> {
+    if !crate::remote_keys::acceptable_uri(&uri) {
+        return Err(invalid("jwks_uri must be an https URL (http only to a loopback host)"));
+    }
+    Ok(uri)
+}
+
+pub(crate) fn refresh_policy(name: &str) -> Result<RefreshPolicy, AdminError> {
     RefreshPolicy::parse(name).ok_or_else(|| invalid("refresh tokens must be always, offline_access or never"))
 }
 
-fn locale(text: String) -> Result<String, AdminError> {
+pub(crate) fn locale(text: String) -> Result<String, AdminError> {
     let ok = (2..=16).contains(&text.len()) && text.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
     if !ok {
         return Err(invalid("the locale must look like es_PE or en-US"));
@@ -451,15 +510,27 @@ pub async fn create_user<S: Store>(
     password: &str,
     now: i64,
 ) -> Result<User, AdminError> {
-    check_word("the username", username)?;
     check_password(password)?;
+    create_user_with_hash(db, tenant, username, hash_password(password), now).await
+}
+
+/// Creates a user whose password is already hashed (see [`create_client_with_hash`]).
+pub async fn create_user_with_hash<S: Store>(
+    db: &S,
+    tenant: &str,
+    username: &str,
+    password_hash: String,
+    now: i64,
+) -> Result<User, AdminError> {
+    check_word("the username", username)?;
     let tenant = db.find_tenant(tenant).await?.ok_or_else(|| invalid(format!("no tenant {tenant:?}")))?;
     let user = User {
         id: uuid::Uuid::new_v4().to_string(),
         tenant_id: tenant.id,
         username: username.to_owned(),
-        password_hash: hash_password(password),
+        password_hash,
         disabled_at: None,
+        last_seen_at: None,
         created_at: now,
     };
     db.create_user(&user).await.map_err(conflict("a user with this username in this tenant"))?;

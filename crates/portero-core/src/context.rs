@@ -35,5 +35,7 @@ pub struct Context<S> {
     pub pending: crate::pending::PendingRotations,
     pub successors: crate::successor::SuccessorKey,
     pub dpop_nonces: crate::dpop_nonce::Nonces,
+    /// JWK Sets of clients registered with a `jwks_uri`.
+    pub remote_keys: crate::remote_keys::RemoteKeys,
     pub audit: std::sync::Arc<crate::audit::AuditLog>,
 }

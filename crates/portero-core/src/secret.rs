@@ -7,6 +7,11 @@
 //!   and for every user password. Successful argon2 checks of client secrets are cached in
 //!   memory for a few minutes, keyed by the stored hash, so a legitimate client does not pay
 //!   ~30 ms per token and a changed secret invalidates its entry at once.
+//! - anything else that `legacy_hash` reads back (bcrypt, PBKDF2, scrypt, other argon2 forms,
+//!   imported from another provider): checked on the same workers, and on a match the worker
+//!   also computes the argon2id hash that replaces it ([`Checked::upgrade`]). A miss against a
+//!   legacy hash runs one dummy argon2 check besides, as the match runs the rehash, so every
+//!   miss costs at least what a miss on a native hash costs.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
@@ -160,11 +165,58 @@ pub enum Verdict {
     Unavailable,
 }
 
-/// One argon2 check for a worker: the presented secret, the stored hash, where to answer.
+/// The answer of a check, and on a match against a legacy hash, the argon2id hash to store in
+/// its place (the caller writes it conditionally: see `store::MigrationStore`).
+#[derive(Clone, PartialEq, Eq)]
+pub struct Checked {
+    pub verdict: Verdict,
+    pub upgrade: Option<String>,
+}
+
+impl Checked {
+    fn plain(verdict: Verdict) -> Self {
+        Self { verdict, upgrade: None }
+    }
+}
+
+impl std::fmt::Debug for Checked {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let upgrade = self.upgrade.as_ref().map(|_| "[redacted]");
+        f.debug_struct("Checked").field("verdict", &self.verdict).field("upgrade", &upgrade).finish()
+    }
+}
+
+/// What a worker answers: whether the secret matched, and a replacement for a legacy hash.
+type WorkerAnswer = (bool, Option<String>);
+
+/// One slow check for a worker: the presented secret, the stored hash, where to answer.
 struct Job {
     presented: String,
     stored: String,
-    answer: oneshot::Sender<bool>,
+    answer: oneshot::Sender<WorkerAnswer>,
+}
+
+/// A stored hash that is not Portero's own (`$s256$`, native argon2id) but one `legacy_hash`
+/// reads back. The prefix test comes first, so native hashes are not parsed twice.
+fn legacy_form(stored: &str) -> Option<crate::legacy_hash::LegacyHash> {
+    if stored.starts_with(S256_PREFIX) || stored.starts_with("$argon2id$v=19$") {
+        return None;
+    }
+    crate::legacy_hash::LegacyHash::parse_stored(stored).ok().filter(|hash| !hash.is_portero_native())
+}
+
+/// A worker's check: native hashes as before; a legacy hash with its own scheme, then one
+/// argon2 computation either way (the replacing hash on a match, a dummy check on a miss).
+fn check_with_memory(presented: &str, stored: &str, memory: &mut Vec<Block>) -> WorkerAnswer {
+    let Some(legacy) = legacy_form(stored) else {
+        return (verify_with_memory(presented, stored, memory), None);
+    };
+    if legacy.verify(presented) {
+        (true, Some(hash_password(presented)))
+    } else {
+        let _ = verify_with_memory(presented, dummy_password_hash(), memory);
+        (false, None)
+    }
 }
 
 /// Checks waiting per worker: 64 at ~25 ms a check is about 1.6 s of queue, well within the
@@ -204,7 +256,7 @@ fn spawn_workers(count: usize) -> std::sync::mpsc::SyncSender<Job> {
                 if job.answer.is_closed() {
                     continue;
                 }
-                let _ = job.answer.send(verify_with_memory(&job.presented, &job.stored, &mut memory));
+                let _ = job.answer.send(check_with_memory(&job.presented, &job.stored, &mut memory));
             }
         });
         if let Err(error) = spawned {
@@ -233,21 +285,22 @@ impl Verifier {
     }
 
     /// Verifies a user's password; `None` means "no such user" and costs the same as a miss.
-    pub async fn verify_password(&self, presented: &str, stored: Option<&str>) -> Verdict {
+    /// A match against a legacy hash comes with its argon2id replacement.
+    pub async fn verify_password(&self, presented: &str, stored: Option<&str>) -> Checked {
         let (stored, known) = match stored {
             Some(hash) => (hash, true),
             None => (dummy_password_hash(), false),
         };
         match self.run_argon2(presented.to_owned(), stored.to_owned()).await {
-            Verdict::Match if !known => Verdict::NoMatch,
-            verdict => verdict,
+            Checked { verdict: Verdict::Match, .. } if !known => Checked::plain(Verdict::NoMatch),
+            checked => checked,
         }
     }
 
     /// The cost of a failed slow check, for a miss that needed none (an unknown client, a wrong
     /// generated secret): every kind of failure then takes the same time.
     pub async fn slow_miss(&self, presented: &str) -> Verdict {
-        match self.run_argon2(presented.to_owned(), dummy_password_hash().to_owned()).await {
+        match self.run_argon2(presented.to_owned(), dummy_password_hash().to_owned()).await.verdict {
             Verdict::Unavailable => Verdict::Unavailable,
             _ => Verdict::NoMatch,
         }
@@ -259,21 +312,22 @@ impl Verifier {
         self.cached(client_id, stored, &digest_of(presented))
     }
 
-    /// Checks a client secret against one stored hash of either scheme, remembering a match.
-    /// Returns the verdict and whether the check was a slow (argon2) one.
-    pub async fn check_client_secret(&self, client_id: &str, presented: &str, stored: &str) -> (Verdict, bool) {
+    /// Checks a client secret against one stored hash of any scheme, remembering a match (under
+    /// the replacing hash when a legacy one matched). Returns the answer and whether the check
+    /// was a slow one (argon2, or a legacy scheme).
+    pub async fn check_client_secret(&self, client_id: &str, presented: &str, stored: &str) -> (Checked, bool) {
         let slow = !stored.starts_with(S256_PREFIX);
-        let verdict = if slow {
+        let checked = if slow {
             self.run_argon2(presented.to_owned(), stored.to_owned()).await
         } else if verify_blocking(presented, stored) {
-            Verdict::Match
+            Checked::plain(Verdict::Match)
         } else {
-            Verdict::NoMatch
+            Checked::plain(Verdict::NoMatch)
         };
-        if verdict == Verdict::Match {
-            self.remember(client_id, stored, digest_of(presented));
+        if checked.verdict == Verdict::Match {
+            self.remember(client_id, checked.upgrade.as_deref().unwrap_or(stored), digest_of(presented));
         }
-        (verdict, slow)
+        (checked, slow)
     }
 
     fn cached(&self, client_id: &str, stored: &str, presented_digest: &[u8; 32]) -> bool {
@@ -302,16 +356,16 @@ impl Verifier {
     }
 
     /// Queues a check for the workers; `Unavailable` if they are gone or the queue is full.
-    async fn run_argon2(&self, presented: String, stored: String) -> Verdict {
+    async fn run_argon2(&self, presented: String, stored: String) -> Checked {
         let (answer, answered) = oneshot::channel();
         if self.jobs.try_send(Job { presented, stored, answer }).is_err() {
             tracing::warn!("password verification queue full: refusing");
-            return Verdict::Unavailable;
+            return Checked::plain(Verdict::Unavailable);
         }
         match answered.await {
-            Ok(true) => Verdict::Match,
-            Ok(false) => Verdict::NoMatch,
-            Err(_) => Verdict::Unavailable,
+            Ok((true, upgrade)) => Checked { verdict: Verdict::Match, upgrade },
+            Ok((false, _)) => Checked::plain(Verdict::NoMatch),
+            Err(_) => Checked::plain(Verdict::Unavailable),
         }
     }
 }
@@ -348,7 +402,7 @@ mod tests {
     #[tokio::test]
     async fn unknown_user_never_matches() {
         let verifier = Verifier::new(1);
-        assert_eq!(verifier.verify_password("anything", None).await, Verdict::NoMatch);
+        assert_eq!(verifier.verify_password("anything", None).await.verdict, Verdict::NoMatch);
     }
 
     #[tokio::test]
@@ -356,14 +410,36 @@ mod tests {
         let verifier = Verifier::new(1);
         let stored = hash_password("s3cret");
         assert!(!verifier.known_client_secret("c", "s3cret", &stored));
-        assert_eq!(verifier.check_client_secret("c", "s3cret", &stored).await, (Verdict::Match, true));
+        assert_eq!(verifier.check_client_secret("c", "s3cret", &stored).await, (Checked::plain(Verdict::Match), true));
         assert!(verifier.known_client_secret("c", "s3cret", &stored));
         assert!(!verifier.known_client_secret("c", "other", &stored));
-        assert_eq!(verifier.check_client_secret("c", "other", &stored).await, (Verdict::NoMatch, true));
+        assert_eq!(verifier.check_client_secret("c", "other", &stored).await, (Checked::plain(Verdict::NoMatch), true));
         let rotated = hash_password("new");
         assert!(!verifier.known_client_secret("c", "s3cret", &rotated));
         let generated = hash_generated_secret("g");
-        assert_eq!(verifier.check_client_secret("d", "g", &generated).await, (Verdict::Match, false));
+        assert_eq!(verifier.check_client_secret("d", "g", &generated).await, (Checked::plain(Verdict::Match), false));
         assert!(verifier.known_client_secret("d", "g", &generated));
+    }
+
+    /// PBKDF2-SHA256 of "s3cret", 1000 iterations, salt "saltsalt" (Python's hashlib), stored
+    /// in the PHC form `legacy_hash` writes.
+    const LEGACY: &str = "$pbkdf2-sha256$i=1000,l=32$c2FsdHNhbHQ$1RWAS5YYkIY9nckTZesthMF5e49TOFXt8bOwrxWRD7s";
+
+    #[tokio::test]
+    async fn a_legacy_match_comes_with_its_argon2id_replacement() {
+        let verifier = Verifier::new(1);
+        let checked = verifier.verify_password("s3cret", Some(LEGACY)).await;
+        assert_eq!(checked.verdict, Verdict::Match);
+        let upgrade = checked.upgrade.clone().expect("a legacy match is rehashed");
+        assert!(upgrade.starts_with("$argon2id$v=19$") && verify_blocking("s3cret", &upgrade));
+        assert!(!format!("{checked:?}").contains("argon2id"), "Debug hides the new hash");
+        assert_eq!(verifier.verify_password("wrong", Some(LEGACY)).await, Checked::plain(Verdict::NoMatch));
+        let (client, slow) = verifier.check_client_secret("c", "s3cret", LEGACY).await;
+        assert!(slow && client.verdict == Verdict::Match);
+        let upgrade = client.upgrade.expect("rehashed");
+        assert!(verifier.known_client_secret("c", "s3cret", &upgrade), "remembered under the new hash");
+        // A native hash is never "upgraded".
+        let native = hash_password("n");
+        assert_eq!(verifier.verify_password("n", Some(&native)).await, Checked::plain(Verdict::Match));
     }
 }

@@ -53,6 +53,7 @@ async fn pipeline() -> Pipeline {
         pending: Default::default(),
         successors: portero_core::successor::SuccessorKey::new(&master),
         dpop_nonces: portero_core::dpop_nonce::Nonces::new(&master),
+        remote_keys: portero_core::remote_keys::RemoteKeys::offline(),
         audit: AuditLog::start(store.clone()),
         store,
     };
@@ -76,9 +77,11 @@ fn client(secret_hash: String) -> Client {
         disabled_at: None,
         created_at: T0,
         jwks: None,
+        jwks_uri: None,
         require_dpop: false,
         tls_subject_dn: None,
         tls_bound_tokens: false,
+        last_seen_at: None,
         previous_secret: None,
     }
 }

@@ -45,6 +45,27 @@ pub struct ServerConfig {
     /// `Client-Cert`); when set, it is the only source of client certificates, and the proxy
     /// must remove it from what clients send.
     pub client_cert_header: Option<String>,
+    /// Old providers that clients and users unknown to Portero are checked against until a
+    /// cutoff (lazy migration, see `upstream`).
+    pub upstreams: Vec<Upstream>,
+}
+
+/// `[[upstream]]`: an old provider's token endpoint that stands behind some token paths.
+#[derive(Debug, Clone)]
+pub struct Upstream {
+    /// Where requests are forwarded: `https://...`, or `http://` to a loopback address only.
+    pub token_url: String,
+    /// The Portero token paths it stands behind.
+    pub paths: Vec<String>,
+    /// Unix seconds after which nothing is forwarded.
+    pub cutoff: i64,
+    /// What a migrated client gets.
+    pub grants: Vec<String>,
+    pub scopes: Vec<String>,
+    /// The tenant (id or name) migrated clients act for and migrated users belong to.
+    pub tenant: Option<String>,
+    pub token_ttl: Option<i64>,
+    pub audiences: Vec<String>,
 }
 
 /// The paths every Portero answers on: RFC-style, NetPay's (Spring) and Zertiban's.
@@ -69,6 +90,7 @@ impl Default for ServerConfig {
             key_rotation_days: 90,
             client_ca: None,
             client_cert_header: None,
+            upstreams: Vec::new(),
         }
     }
 }

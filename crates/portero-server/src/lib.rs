@@ -8,10 +8,12 @@ pub use portero_core::admin;
 pub mod config;
 pub mod extract;
 pub mod metrics;
+pub mod remote_keys;
 pub mod respond;
 pub mod routes;
 pub mod state;
 pub mod tls;
+pub mod upstream;
 pub mod waiting;
 
 use std::future::Future;
@@ -28,7 +30,7 @@ use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
 use tower_http::timeout::RequestBodyDeadlineLayer;
 use tower_http::trace::TraceLayer;
 
-pub use config::{ServerConfig, TokenPath};
+pub use config::{ServerConfig, TokenPath, Upstream};
 pub use state::{AppState, StartError, resolve_master_key};
 
 pub const INTROSPECTION_PATH: &str = "/oauth2/introspect";
@@ -84,6 +86,8 @@ fn admin_routes(state: &AppState) -> Router<AppState> {
         .route("/admin/keys", get(admin::list_keys).post(admin::rotate_key))
         .route("/admin/keys/{kid}", delete(admin::revoke_key))
         .route("/admin/openapi.json", get(admin::openapi))
+        .route("/admin/import", post(routes::import::import))
+        .route("/admin/import/status", get(routes::import::import_status))
         // Every admin answer is JSON: an unknown path or method too (after the guard).
         .route("/admin/{*rest}", axum::routing::any(admin::no_such_route))
         .method_not_allowed_fallback(admin::method_not_allowed)

@@ -1,5 +1,6 @@
 //! Shared state of a running server, and how it is built at start.
 
+use portero_core::remote_keys::RemoteKeys;
 use portero_core::store::prelude::*;
 use std::path::Path;
 use std::sync::Arc;
@@ -60,8 +61,26 @@ impl AppState {
         let audit = portero_core::audit::AuditLog::start(db.clone());
         let successors = portero_core::successor::SuccessorKey::new(&master_key);
         let dpop_nonces = portero_core::dpop_nonce::Nonces::new(&master_key);
-        let ctx =
-            Context { store: db, keys, policy, verifier, clients, throttle, pending, successors, dpop_nonces, audit };
+        let remote_keys = match crate::remote_keys::HttpKeyFetch::new() {
+            Ok(fetch) => RemoteKeys::new(std::sync::Arc::new(fetch)),
+            Err(error) => {
+                tracing::error!(%error, "no HTTP client for jwks_uri clients: they cannot authenticate");
+                RemoteKeys::offline()
+            }
+        };
+        let ctx = Context {
+            store: db,
+            keys,
+            policy,
+            verifier,
+            clients,
+            throttle,
+            pending,
+            successors,
+            dpop_nonces,
+            remote_keys,
+            audit,
+        };
         let admin_token_digest = config.admin_token.as_deref().map(digest);
         let _ = crate::metrics::handle();
         Ok(Self { ctx: Arc::new(ctx), config: Arc::new(config), master_key, admin_token_digest })

@@ -37,6 +37,8 @@ const AUDIT_CONNECTIONS: u32 = 2;
 pub struct Database {
     backend: Backend,
     rotations: rotation::Queue,
+    /// Replay records (`seen_jtis`), committed in groups (see `replay`).
+    replays: replay::Queue,
     /// PostgreSQL: the audit writer's own connections (SQLite has one writer for everything).
     audit: Option<PgPool>,
 }
@@ -176,7 +178,8 @@ impl Database {
             ),
             Backend::Sqlite(_) => None,
         };
-        let db = Self { rotations: rotation::start(db.clone()), backend: db, audit };
+        let db =
+            Self { rotations: rotation::start(db.clone()), replays: replay::start(db.clone()), backend: db, audit };
         db.migrate().await?;
         Ok(db)
     }
@@ -328,12 +331,13 @@ macro_rules! insert_refresh {
     };
 }
 
+mod replay;
 mod rotation;
 
 /// The columns of `users`, as a literal for `concat!`.
 macro_rules! user_columns {
     () => {
-        "id, tenant_id, username, password_hash, disabled_at, created_at"
+        "id, tenant_id, username, password_hash, disabled_at, created_at, last_seen_at"
     };
 }
 
@@ -342,10 +346,12 @@ macro_rules! client_columns {
     () => {
         "id, secret_hash, grants, scopes, audiences, tenants, token_ttl, refresh_policy, \
          ignore_unknown_scopes, locale, created_at, previous_secret_hash, previous_secret_expires_at, \
-         refresh_retry_window, token_endpoint_auth_method, disabled_at, jwks, require_dpop, \
+         refresh_retry_window, token_endpoint_auth_method, disabled_at, jwks, require_dpop, jwks_uri, last_seen_at, \
          tls_client_auth_subject_dn, tls_client_certificate_bound_access_tokens"
     };
 }
+
+mod migration;
 
 impl TenantStore for Database {
     async fn create_tenant(&self, tenant: &Tenant) -> StoreResult<()> {
@@ -385,7 +391,8 @@ impl ClientStore for Database {
         let sql = concat!(
             "INSERT INTO clients (",
             client_columns!(),
-            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20)"
+            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, \
+             $21, $22)"
         );
         let grants: Vec<&str> = client.grants.iter().map(|g| g.as_str()).collect();
         with_writer!(self, |pool| sqlx::query(sql)
@@ -407,6 +414,8 @@ impl ClientStore for Database {
             .bind(client.disabled_at)
             .bind(&client.jwks)
             .bind(client.require_dpop)
+            .bind(&client.jwks_uri)
+            .bind(client.last_seen_at)
             .bind(&client.tls_subject_dn)
             .bind(client.tls_bound_tokens)
             .execute(pool)
@@ -457,7 +466,7 @@ impl ClientStore for Database {
         let sql = "UPDATE clients SET grants = $2, scopes = $3, audiences = $4, tenants = $5, token_ttl = $6, \
                    refresh_policy = $7, ignore_unknown_scopes = $8, locale = $9, refresh_retry_window = $10, \
                    token_endpoint_auth_method = $11, disabled_at = $12, jwks = $13, require_dpop = $14, \
-                   tls_client_auth_subject_dn = $15, tls_client_certificate_bound_access_tokens = $16 \
+                   jwks_uri = $15, tls_client_auth_subject_dn = $16, tls_client_certificate_bound_access_tokens = $17 \
                    WHERE id = $1";
         let grants: Vec<&str> = client.grants.iter().map(|g| g.as_str()).collect();
         let updated = with_writer!(self, |pool| sqlx::query(sql)
@@ -475,6 +484,7 @@ impl ClientStore for Database {
             .bind(client.disabled_at)
             .bind(&client.jwks)
             .bind(client.require_dpop)
+            .bind(&client.jwks_uri)
             .bind(&client.tls_subject_dn)
             .bind(client.tls_bound_tokens)
             .execute(pool)
@@ -496,7 +506,7 @@ impl ClientStore for Database {
 
 impl UserStore for Database {
     async fn create_user(&self, user: &User) -> StoreResult<()> {
-        let sql = concat!("INSERT INTO users (", user_columns!(), ") VALUES ($1, $2, $3, $4, $5, $6)");
+        let sql = concat!("INSERT INTO users (", user_columns!(), ") VALUES ($1, $2, $3, $4, $5, $6, $7)");
         with_writer!(self, |pool| sqlx::query(sql)
             .bind(&user.id)
             .bind(&user.tenant_id)
@@ -504,6 +514,7 @@ impl UserStore for Database {
             .bind(&user.password_hash)
             .bind(user.disabled_at)
             .bind(user.created_at)
+            .bind(user.last_seen_at)
             .execute(pool)
             .await
             .map(|_| ()))
@@ -665,15 +676,7 @@ impl RevocationStore for Database {
 
 impl ReplayStore for Database {
     async fn remember_jti(&self, key: &str, expires_at: i64) -> StoreResult<bool> {
-        let sql = "INSERT INTO seen_jtis (key, expires_at) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING";
-        let inserted = with_writer!(self, |pool| sqlx::query(sql)
-            .bind(key)
-            .bind(expires_at)
-            .execute(pool)
-            .await
-            .map(|d| d.rows_affected()))
-        .map_err(map_err)?;
-        Ok(inserted == 1)
+        self.replays.remember(key, expires_at).await
     }
 }
 

@@ -51,6 +51,8 @@ pub(crate) struct ClientRow {
     require_dpop: bool,
     tls_client_auth_subject_dn: Option<String>,
     tls_client_certificate_bound_access_tokens: bool,
+    jwks_uri: Option<String>,
+    last_seen_at: Option<i64>,
 }
 
 impl TryFrom<ClientRow> for Client {
@@ -84,6 +86,8 @@ impl TryFrom<ClientRow> for Client {
             require_dpop: row.require_dpop,
             tls_subject_dn: row.tls_client_auth_subject_dn,
             tls_bound_tokens: row.tls_client_certificate_bound_access_tokens,
+            jwks_uri: row.jwks_uri,
+            last_seen_at: row.last_seen_at,
             auth_method,
             created_at: row.created_at,
             previous_secret: match (row.previous_secret_hash, row.previous_secret_expires_at) {
@@ -102,6 +106,7 @@ pub(crate) struct UserRow {
     password_hash: String,
     disabled_at: Option<i64>,
     created_at: i64,
+    last_seen_at: Option<i64>,
 }
 
 impl From<UserRow> for User {
@@ -112,6 +117,7 @@ impl From<UserRow> for User {
             username: row.username,
             password_hash: row.password_hash,
             disabled_at: row.disabled_at,
+            last_seen_at: row.last_seen_at,
             created_at: row.created_at,
         }
     }

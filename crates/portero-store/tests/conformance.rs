@@ -104,9 +104,11 @@ fn client(id: &str, tenants: Vec<String>) -> Client {
         auth_method: Some(portero_core::client_auth::AuthMethod::ClientSecretPost),
         disabled_at: None,
         jwks: None,
+        jwks_uri: None,
         require_dpop: false,
         tls_subject_dn: None,
         tls_bound_tokens: false,
+        last_seen_at: None,
         previous_secret: None,
     }
 }
@@ -246,6 +248,7 @@ async fn users_by_tenant<S: Store + Clone>(db: &S) {
         username: "commerce@email.com".into(),
         password_hash: "$argon2id$x".into(),
         disabled_at: None,
+        last_seen_at: None,
         created_at: 0,
     };
     db.create_user(&user("u1", "t1")).await.unwrap();
@@ -284,6 +287,7 @@ async fn lifecycle_of_clients_users_and_tenants<S: Store + Clone>(db: &S) {
         username: name.into(),
         password_hash: "$argon2id$old".into(),
         disabled_at: None,
+        last_seen_at: None,
         created_at: 0,
     };
     db.create_user(&user("u2", "zoe")).await.unwrap();
@@ -684,3 +688,134 @@ mod audit_stall {
         }
     }
 }
+
+/// Issue 14: a legacy hash replaced at first success, once however many succeed at once.
+async fn legacy_hashes_are_upgraded_once<S: Store + Clone>(db: &S) {
+    db.create_tenant(&Tenant { id: "t1".into(), name: "one".into(), created_at: 0 }).await.unwrap();
+    let legacy = "$2b$04$abcdefghijklmnopqrstuuAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
+    db.create_client(&Client { secret_hash: legacy.into(), ..client("old", vec!["t1".into()]) }).await.unwrap();
+    let user = User {
+        id: "u1".into(),
+        tenant_id: "t1".into(),
+        username: "bob".into(),
+        password_hash: legacy.into(),
+        disabled_at: None,
+        last_seen_at: None,
+        created_at: 0,
+    };
+    db.create_user(&user).await.unwrap();
+    for owner in [TokenOwner::Client("old"), TokenOwner::User("u1")] {
+        let attempts: Vec<_> = (0..8)
+            .map(|i| {
+                let db = db.clone();
+                let id = owner.id().to_owned();
+                let client = owner.kind() == "client";
+                tokio::spawn(async move {
+                    let owner = if client { TokenOwner::Client(&id) } else { TokenOwner::User(&id) };
+                    db.upgrade_hash(owner, legacy, &format!("$argon2id$v=19$new{i}"), 50).await.unwrap()
+                })
+            })
+            .collect();
+        let mut winners = 0;
+        for attempt in attempts {
+            winners += usize::from(attempt.await.unwrap());
+        }
+        assert_eq!(winners, 1, "{owner:?}: one conditional write wins");
+        assert!(!db.upgrade_hash(owner, legacy, "$argon2id$v=19$late", 60).await.unwrap());
+    }
+    let stored = db.find_client("old").await.unwrap().unwrap();
+    assert!(stored.secret_hash.starts_with("$argon2id$v=19$new"));
+    assert_eq!(stored.last_seen_at, Some(50), "a rehash is a first success");
+    let stored = db.find_user("u1").await.unwrap().unwrap();
+    assert!(stored.password_hash.starts_with("$argon2id$v=19$new"));
+    assert_eq!(stored.last_seen_at, Some(50));
+    // First sight is written once.
+    db.create_client(&client("native", vec![])).await.unwrap();
+    db.mark_seen(TokenOwner::Client("native"), 70).await.unwrap();
+    db.mark_seen(TokenOwner::Client("native"), 80).await.unwrap();
+    assert_eq!(db.find_client("native").await.unwrap().unwrap().last_seen_at, Some(70));
+    // Neither is counted as migrated: they were not imported.
+    assert!(db.migration_counts().await.unwrap().is_empty());
+}
+conformance!(legacy_upgrade, legacy_hashes_are_upgraded_once);
+
+/// Issue 14: an import is written whole or not at all, in chunks larger than one statement.
+async fn imports_are_written_whole_or_not_at_all<S: Store + Clone>(db: &S) {
+    use portero_core::store::{ImportBatch, ImportedClient, ImportedUser, Origin};
+    let tenant = |id: &str, name: &str| Tenant { id: id.into(), name: name.into(), created_at: 5 };
+    let user = |id: String, username: String| User {
+        id,
+        tenant_id: "t1".into(),
+        username,
+        password_hash: "$2b$04$abcdefghijklmnopqrstuuAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA".into(),
+        disabled_at: None,
+        last_seen_at: None,
+        created_at: 5,
+    };
+    let imported = |u: User| ImportedUser { digest: format!("d-{}", u.username), user: u, replaces: false };
+    let legacy_client = Client {
+        secret_hash: "$pbkdf2-sha256$i=1000,l=32$c2FsdHNhbHQ$1RWAS5YYkIY9nckTZesthMF5e49TOFXt8bOwrxWRD7s".into(),
+        ..client("imported", vec!["t1".into()])
+    };
+    let batch = ImportBatch {
+        tenants: vec![tenant("t1", "one")],
+        clients: vec![ImportedClient { client: legacy_client.clone(), digest: "dc".into(), replaces: false }],
+        users: (0..12_000).map(|i| imported(user(format!("u{i}"), format!("user{i}")))).collect(),
+        at: 5,
+    };
+    db.write_import(&batch).await.unwrap();
+    assert_eq!(db.list_users("t1").await.unwrap().len(), 12_000);
+    assert_eq!(db.find_client("imported").await.unwrap().unwrap(), legacy_client);
+    assert_eq!(db.client_import_digests().await.unwrap().get("imported").map(String::as_str), Some("dc"));
+    let existing = db.users_for_import(&["t1".into()]).await.unwrap();
+    let u7 = existing.iter().find(|u| u.username == "user7").unwrap();
+    assert_eq!((u7.id.as_str(), u7.digest.as_deref()), ("u7", Some("d-user7")));
+
+    // A clash with what exists fails the whole batch: the new tenant is not written either.
+    let clash = ImportBatch {
+        tenants: vec![tenant("t2", "two")],
+        clients: vec![],
+        users: vec![imported(user("fresh".into(), "fresh".into())), imported(user("other-id".into(), "user3".into()))],
+        at: 6,
+    };
+    assert!(matches!(db.write_import(&clash).await, Err(StoreError::Conflict(_))));
+    assert!(db.find_tenant("two").await.unwrap().is_none(), "nothing of a failed import is written");
+    assert!(db.find_user("fresh").await.unwrap().is_none());
+
+    // A replacing row keeps the user's id and creation; a rehash and first sight are counted.
+    assert!(
+        db.upgrade_hash(
+            TokenOwner::User("u1"),
+            &user("u1".into(), "user1".into()).password_hash,
+            "$argon2id$v=19$x",
+            7
+        )
+        .await
+        .unwrap()
+    );
+    db.mark_seen(TokenOwner::User("u2"), 7).await.unwrap();
+    let counts = db.migration_counts().await.unwrap();
+    let users = |legacy: bool, rehashed: bool, seen: bool| {
+        counts
+            .iter()
+            .filter(|c| c.kind == "user" && c.legacy == legacy && c.rehashed == rehashed && c.seen == seen)
+            .map(|c| c.count)
+            .sum::<i64>()
+    };
+    assert_eq!((users(true, false, false), users(false, true, true), users(true, false, true)), (11_998, 1, 1));
+    assert!(counts.iter().all(|c| c.origin == Origin::Import && (c.kind == "client" || c.tenants == ["t1"])));
+    let replace = ImportBatch {
+        tenants: vec![],
+        clients: vec![],
+        users: vec![ImportedUser {
+            user: User { password_hash: "$2b$new".into(), ..user("u2".into(), "user2".into()) },
+            digest: "d2".into(),
+            replaces: true,
+        }],
+        at: 8,
+    };
+    db.write_import(&replace).await.unwrap();
+    let u2 = db.find_user("u2").await.unwrap().unwrap();
+    assert_eq!((u2.password_hash.as_str(), u2.last_seen_at, u2.created_at), ("$2b$new", None, 5));
+}
+conformance!(import_batches, imports_are_written_whole_or_not_at_all);

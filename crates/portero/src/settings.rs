@@ -68,6 +68,88 @@ pub struct FileConfig {
     /// Extra token paths, or other limits for a built-in one.
     #[serde(default)]
     pub token_path: Vec<TokenPathConfig>,
+    /// Old providers that unknown clients and users are migrated from, lazily, until a cutoff.
+    #[serde(default)]
+    pub upstream: Vec<UpstreamConfig>,
+}
+
+/// `[[upstream]]`: see `portero_server::upstream`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpstreamConfig {
+    /// The old provider's token endpoint (https; plain http only to a loopback address).
+    pub token_url: String,
+    /// The Portero token paths it stands behind.
+    pub paths: Vec<String>,
+    /// After this (RFC 3339 date-time, or a TOML date or date-time), nothing is forwarded.
+    pub cutoff: toml::Value,
+    /// Grants a migrated client gets.
+    pub grants: Vec<String>,
+    /// Scopes a migrated client may have (space-separated).
+    #[serde(default)]
+    pub scopes: String,
+    /// Tenant (id or name) of migrated clients and users.
+    pub tenant: Option<String>,
+    /// Longest access-token lifetime of a migrated client, in seconds.
+    pub token_ttl: Option<i64>,
+    #[serde(default)]
+    pub audiences: Vec<String>,
+}
+
+/// Unix seconds of `2027-03-31`, `2027-03-31T23:59:59Z` or `2027-03-31T23:59:59-05:00` (a date
+/// or a date-time without offset is read as UTC).
+pub fn parse_cutoff(value: &toml::Value) -> anyhow::Result<i64> {
+    let text = match value {
+        toml::Value::String(text) => text.clone(),
+        toml::Value::Datetime(datetime) => datetime.to_string(),
+        _ => bail!("upstream cutoff must be a date or date-time, e.g. 2027-03-31T23:59:59Z"),
+    };
+    let bad = || anyhow::anyhow!("upstream cutoff {text:?} is not an RFC 3339 date-time or a date");
+    let number = |part: &str| part.parse::<i64>().map_err(|_| bad());
+    let (date, time) = match text.split_once(['T', 't', ' ']) {
+        Some((date, time)) => (date, Some(time)),
+        None => (text.as_str(), None),
+    };
+    let mut fields = date.split('-');
+    let (year, month, day) = match (fields.next(), fields.next(), fields.next(), fields.next()) {
+        (Some(y), Some(m), Some(d), None) if y.len() == 4 && m.len() == 2 && d.len() == 2 => {
+            (number(y)?, number(m)?, number(d)?)
+        }
+        _ => return Err(bad()),
+    };
+    if !(1..=12).contains(&month) || !(1..=31).contains(&day) {
+        return Err(bad());
+    }
+    // Days since 1970-01-01 (Howard Hinnant's days_from_civil).
+    let y = if month <= 2 { year - 1 } else { year };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let doy = (153 * (if month > 2 { month - 3 } else { month + 9 }) + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    let mut seconds = days * 86_400;
+    if let Some(time) = time {
+        let (clock, offset) = match time.find(['Z', 'z', '+', '-']) {
+            Some(at) => time.split_at(at),
+            None => (time, ""),
+        };
+        let clock = clock.split('.').next().unwrap_or_default();
+        let parts: Vec<&str> = clock.split(':').collect();
+        let [h, m, s] = parts.as_slice() else { return Err(bad()) };
+        let (h, m, s) = (number(h)?, number(m)?, number(s)?);
+        if h > 23 || m > 59 || s > 60 {
+            return Err(bad());
+        }
+        seconds += h * 3600 + m * 60 + s;
+        if let Some(rest) = offset.strip_prefix(['+', '-']) {
+            let (oh, om) = rest.split_once(':').ok_or_else(bad)?;
+            let shift = number(oh)? * 3600 + number(om)? * 60;
+            seconds += if offset.starts_with('+') { -shift } else { shift };
+        } else if !offset.is_empty() && !offset.eq_ignore_ascii_case("z") {
+            return Err(bad());
+        }
+    }
+    Ok(seconds)
 }
 
 #[derive(Debug, Default, Clone, Deserialize)]
@@ -119,6 +201,27 @@ impl FileConfig {
                 Some(existing) => existing.limits = limits,
                 None => config.token_paths.push(TokenPath { path: extra.path.clone(), limits }),
             }
+        }
+        for upstream in &self.upstream {
+            portero_server::upstream::check_token_url(&upstream.token_url).map_err(anyhow::Error::msg)?;
+            if upstream.paths.is_empty() || upstream.grants.is_empty() {
+                bail!("upstream {:?} needs paths and grants", upstream.token_url);
+            }
+            for path in &upstream.paths {
+                if !config.token_paths.iter().any(|p| &p.path == path) {
+                    bail!("upstream path {path:?} is not a token path (add it with [[token_path]])");
+                }
+            }
+            config.upstreams.push(portero_server::Upstream {
+                token_url: upstream.token_url.clone(),
+                paths: upstream.paths.clone(),
+                cutoff: parse_cutoff(&upstream.cutoff)?,
+                grants: upstream.grants.clone(),
+                scopes: upstream.scopes.split(' ').filter(|s| !s.is_empty()).map(str::to_owned).collect(),
+                tenant: upstream.tenant.clone(),
+                token_ttl: upstream.token_ttl,
+                audiences: upstream.audiences.clone(),
+            });
         }
         if let Some(days) = self.key_rotation_days {
             if !(0..=3650).contains(&days) {
@@ -223,6 +326,37 @@ mod tests {
         assert_eq!(default_master_key_file("postgres://h/d"), PathBuf::from("portero.key"));
     }
 
+    #[test]
+    fn cutoffs() {
+        let at = |text: &str| parse_cutoff(&toml::Value::String(text.into())).unwrap();
+        assert_eq!(at("1970-01-01"), 0);
+        assert_eq!(at("2026-12-02T16:40:03Z"), 1_796_229_603);
+        assert_eq!(at("2026-12-02T11:40:03-05:00"), 1_796_229_603);
+        assert_eq!(at("2026-12-02T16:40:03.5Z"), 1_796_229_603);
+        let date: toml::Value = toml::from_str::<toml::Table>("d = 2026-12-02").unwrap()["d"].clone();
+        assert_eq!(parse_cutoff(&date).unwrap(), 1_796_169_600);
+        for bad in ["2026-13-01", "tomorrow", "2026-12-02T25:00:00Z", "2026-12-02T10:00:00X"] {
+            assert!(parse_cutoff(&toml::Value::String(bad.into())).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn upstreams_are_checked_at_start() {
+        let file = |url: &str| {
+            let text = format!(
+                "[[upstream]]\ntoken_url = \"{url}\"\npaths = [\"/oauth-service/oauth/token\"]\n\
+                 cutoff = 2026-12-02T16:40:03Z\ngrants = [\"password\"]\nscopes = \"sale reprint\"\ntenant = \"netpay\"\n"
+            );
+            toml::from_str::<FileConfig>(&text).unwrap().server_config()
+        };
+        let config = file("https://old.example.com/oauth/token").unwrap();
+        assert_eq!(config.upstreams[0].cutoff, 1_796_229_603);
+        assert_eq!(config.upstreams[0].scopes, ["sale", "reprint"]);
+        assert!(file("http://127.0.0.1:9000/token").is_ok());
+        assert!(file("http://old.example.com/token").is_err(), "plain http only to loopback");
+        assert!(file("ftp://old.example.com/token").is_err());
+    }
+
     /// `key = value` with a plain (possibly dotted) key: a setting, not prose.
     fn setting_key(line: &str) -> Option<&str> {
         let (key, _) = line.split_once(" = ")?;
@@ -274,6 +408,7 @@ mod tests {
             metrics_token,
             limits,
             token_path,
+            upstream,
         } = all;
         let set = [
             ("listen", listen.is_some()),
@@ -304,6 +439,7 @@ mod tests {
             ("limits.default_max_chars", limits.default_max_chars.is_some()),
             ("limits.max_params", limits.max_params.is_some()),
             ("token_path", !token_path.is_empty()),
+            ("upstream", !upstream.is_empty()),
         ];
         let missing: Vec<&str> = set.iter().filter(|(_, set)| !set).map(|(key, _)| *key).collect();
         assert!(missing.is_empty(), "deploy/portero.toml lacks {missing:?}");

@@ -55,9 +55,11 @@ fn client(id: &str, secret_hash: String, grants: &[GrantType], scopes: &str, ttl
         auth_method: None,
         disabled_at: None,
         jwks: None,
+        jwks_uri: None,
         require_dpop: false,
         tls_subject_dn: None,
         tls_bound_tokens: false,
+        last_seen_at: None,
         previous_secret: None,
     }
 }
@@ -91,6 +93,7 @@ impl World {
             username: "commerce@email.com".into(),
             password_hash: hash_password("123456"),
             disabled_at: None,
+            last_seen_at: None,
             created_at: 0,
         };
         db.create_user(&user).await.unwrap();

@@ -1,6 +1,8 @@
 //! `client_secret_basic` and `client_secret_post`: the presented secret against the stored
 //! hash (or, during a rotation's overlap, the previous one). Every miss costs one argon2 check,
-//! real or dummy, whether the client is unknown, has a generated secret or a chosen one.
+//! real or dummy, whether the client is unknown, has a generated secret or a chosen one. A
+//! secret imported with another provider's hash is checked on the same workers, and the first
+//! match replaces that hash by argon2id (see `crate::rehash`).
 
 use std::net::IpAddr;
 
@@ -32,7 +34,16 @@ pub(super) async fn authenticate<S: Store>(
     {
         return Ok(client.clone());
     }
-    let check = check(ctx, client.as_ref().map(|c| c.id.as_str()), &presented, &stored);
+    let check = async {
+        let (verdict, matched) = check(ctx, client.as_ref().map(|c| c.id.as_str()), &presented, &stored).await;
+        if let (Some(client), Some((hash, upgrade))) = (&client, matched) {
+            // Only the current secret is rehashed: a rotation's previous one is on its way out.
+            let upgrade = upgrade.filter(|_| hash == client.secret_hash);
+            let owner = crate::store::TokenOwner::Client(&client.id);
+            crate::rehash::after_success(ctx, owner, &hash, upgrade, client.last_seen_at, now).await;
+        }
+        verdict
+    };
     let attempt = throttled(ctx, key, source, now, check);
     let parts: Vec<&str> = std::iter::once(key).chain(presented.iter().copied()).collect();
     match ctx.verifier.client_checks.run(flight_key(&parts), attempt).await? {
@@ -57,9 +68,17 @@ fn stored_hashes(client: &Client, now: i64) -> Vec<&str> {
     std::iter::once(client.secret_hash.as_str()).chain(previous).collect()
 }
 
+/// A stored hash that matched, and the argon2id hash to replace it with if it was a legacy one.
+type Matched = (String, Option<String>);
+
 /// Every presented secret against every stored hash, with a dummy argon2 check when no slow
 /// check ran, so that every miss costs the same.
-async fn check<S: Store>(ctx: &Context<S>, client_id: Option<&str>, presented: &[&str], stored: &[&str]) -> Verdict {
+async fn check<S: Store>(
+    ctx: &Context<S>,
+    client_id: Option<&str>,
+    presented: &[&str],
+    stored: &[&str],
+) -> (Verdict, Option<Matched>) {
     let mut verdict = Verdict::NoMatch;
     let mut slow = false;
     'check: for candidate in presented {
@@ -67,8 +86,11 @@ async fn check<S: Store>(ctx: &Context<S>, client_id: Option<&str>, presented: &
             let Some(client_id) = client_id else { break 'check };
             let (answer, was_slow) = ctx.verifier.check_client_secret(client_id, candidate, hash).await;
             slow |= was_slow;
-            verdict = answer;
-            if answer != Verdict::NoMatch {
+            verdict = answer.verdict;
+            if verdict == Verdict::Match {
+                return (verdict, Some(((*hash).to_owned(), answer.upgrade)));
+            }
+            if verdict != Verdict::NoMatch {
                 break 'check;
             }
         }
@@ -76,5 +98,5 @@ async fn check<S: Store>(ctx: &Context<S>, client_id: Option<&str>, presented: &
     if verdict == Verdict::NoMatch && !slow {
         verdict = ctx.verifier.slow_miss(presented[0]).await;
     }
-    verdict
+    (verdict, None)
 }

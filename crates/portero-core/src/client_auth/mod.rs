@@ -42,7 +42,7 @@ pub async fn authenticate<S: Store>(
     ctx.throttle.check(&ctx.store, &key, now).await?;
     let method = presented_method(credentials, client.as_ref(), certificate);
     let client = match method {
-        AuthMethod::PrivateKeyJwt => private_key_jwt::authenticate(ctx, &key, client, credentials, source, now).await?,
+        AuthMethod::PrivateKeyJwt => private_key_jwt::authenticate(ctx, client, credentials, source, now).await?,
         AuthMethod::ClientSecretBasic | AuthMethod::ClientSecretPost => {
             client_secret::authenticate(ctx, &key, client, credentials, source, now).await?
         }
@@ -112,6 +112,25 @@ async fn throttled<S: Store>(
     match verdict {
         Verdict::NoMatch => ctx.throttle.failed(slots),
         Verdict::Match | Verdict::Unavailable => ctx.throttle.release(&ctx.store, slots).await,
+    }
+    Ok(verdict)
+}
+
+/// Runs the check of a method whose proof cannot be guessed (a signature), outside the slots:
+/// none is taken before the check (a client's concurrent requests each carry their own
+/// assertion, and would run out of slots as if they were guesses), and a refusal counts against
+/// the caller's address only, so nobody can lock a client out by sending bad assertions in its
+/// name. A key already blocked (by failed secrets) is still refused before, by `authenticate`.
+async fn unguessable<S: Store>(
+    ctx: &Context<S>,
+    source: Option<IpAddr>,
+    now: i64,
+    check: impl Future<Output = Verdict>,
+) -> Result<Verdict, OAuthError> {
+    let verdict = check.await;
+    if matches!(verdict, Verdict::NoMatch) {
+        let slots = ctx.throttle.reserve_address(&ctx.store, source, now).await?;
+        ctx.throttle.failed(slots);
     }
     Ok(verdict)
 }

@@ -5,11 +5,12 @@
 //! in the future, and the `jti` was never accepted before (a record kept until `exp`).
 
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use portero_wire::jws::{CompactJws, Jwks};
 use serde_json::Value;
 
-use super::{ClientCredentials, throttled};
+use super::{ClientCredentials, unguessable};
 use crate::context::Context;
 use crate::error::OAuthError;
 use crate::secret::Verdict;
@@ -22,11 +23,11 @@ pub const MAX_LIFETIME: i64 = 300;
 /// The path of the standard token endpoint, whose URL is accepted as `aud`.
 const TOKEN_PATH: &str = "/oauth2/token";
 
-/// Checks the assertion of `credentials` for `client` (`None`: unknown id) inside the throttle
-/// under `key`. Every refusal is the same `invalid_client`; the reason is only logged.
+/// Checks the assertion of `credentials` for `client` (`None`: unknown id); a refusal counts
+/// against the caller's address (see `unguessable`). Every refusal is the same
+/// `invalid_client`; the reason is only logged.
 pub(super) async fn authenticate<S: Store>(
     ctx: &Context<S>,
-    key: &str,
     client: Option<Client>,
     credentials: &ClientCredentials,
     source: Option<IpAddr>,
@@ -37,7 +38,10 @@ pub(super) async fn authenticate<S: Store>(
     let mut store_error: Option<StoreError> = None;
     let check = async {
         let checked = match &client {
-            Some(client) => check(client, assertion, &ctx.policy.issuer, now),
+            Some(client) => match client_keys(ctx, client, assertion).await {
+                Ok(keys) => check(client, &keys, assertion, &ctx.policy.issuer, now),
+                Err(reason) => Err(reason),
+            },
             None => Err(format!("unknown client {:?}", credentials.client_id)),
         };
         match checked {
@@ -58,7 +62,7 @@ pub(super) async fn authenticate<S: Store>(
             },
         }
     };
-    let verdict = throttled(ctx, key, source, now, check).await?;
+    let verdict = unguessable(ctx, source, now, check).await?;
     match (verdict, client) {
         (Verdict::Match, Some(client)) => Ok(client),
         (Verdict::Unavailable, _) => Err(store_error.map_or_else(
@@ -75,12 +79,23 @@ struct Seen {
     expires_at: i64,
 }
 
+/// The client's keys: its registered JWK Set, or the one its `jwks_uri` publishes (cached; a
+/// `kid` the cached set lacks may fetch it again).
+async fn client_keys<S: Store>(ctx: &Context<S>, client: &Client, assertion: &str) -> Result<Arc<Jwks>, String> {
+    if let Some(text) = client.jwks.as_deref() {
+        let set: Value =
+            serde_json::from_str(text).map_err(|_| format!("client {:?} has an unreadable JWK Set", client.id))?;
+        return Jwks::from_json(&set).map(Arc::new).map_err(|e| format!("client {:?}: {e}", client.id));
+    }
+    let Some(uri) = client.jwks_uri.as_deref() else {
+        return Err(format!("client {:?} has no registered keys", client.id));
+    };
+    let kid = CompactJws::parse(assertion).ok().and_then(|jws| jws.header().kid.clone());
+    ctx.remote_keys.keys(uri, kid.as_deref()).await.map_err(|e| format!("client {:?}: its jwks_uri: {e}", client.id))
+}
+
 /// Everything but the replay check; the reason of a refusal.
-fn check(client: &Client, assertion: &str, issuer: &str, now: i64) -> Result<Seen, String> {
-    let text = client.jwks.as_deref().ok_or_else(|| format!("client {:?} has no registered keys", client.id))?;
-    let set: Value =
-        serde_json::from_str(text).map_err(|_| format!("client {:?} has an unreadable JWK Set", client.id))?;
-    let keys = Jwks::from_json(&set).map_err(|e| format!("client {:?}: {e}", client.id))?;
+fn check(client: &Client, keys: &Jwks, assertion: &str, issuer: &str, now: i64) -> Result<Seen, String> {
     let jws = CompactJws::parse(assertion).map_err(|e| format!("client assertion: {e}"))?;
     let header = jws.header();
     let candidates: Vec<_> = match &header.kid {

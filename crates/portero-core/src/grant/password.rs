@@ -1,11 +1,13 @@
 //! RFC 6749 §4.3: a user of one of the client's tenants, by username and password.
-//! Unknown user and wrong password give the same answer after the same argon2 work.
+//! Unknown user and wrong password give the same answer after the same argon2 work. A password
+//! imported with another provider's hash is checked on the same workers, and the first match
+//! replaces that hash by argon2id (see `crate::rehash`).
 
 use super::{Authorization, GrantType, Target, refresh_plan};
 use crate::context::Context;
 use crate::error::OAuthError;
 use crate::secret::Verdict;
-use crate::store::{Client, Store, User};
+use crate::store::{Client, Store, TokenOwner, User};
 
 pub(super) async fn handle<S: Store>(
     ctx: &Context<S>,
@@ -53,7 +55,7 @@ async fn throttled_check<S: Store>(
     now: i64,
 ) -> Result<Option<User>, OAuthError> {
     let slots = ctx.throttle.reserve(&ctx.store, key, source, now).await?;
-    match find_user(ctx, client, username, password).await {
+    match find_user(ctx, client, username, password, now).await {
         Ok(Some(user)) => {
             ctx.throttle.release(&ctx.store, slots).await;
             Ok(Some(user))
@@ -77,6 +79,7 @@ async fn find_user<S: Store>(
     client: &Client,
     username: &str,
     password: &str,
+    now: i64,
 ) -> Result<Option<User>, OAuthError> {
     let mut candidates =
         if client.tenants.is_empty() { Vec::new() } else { ctx.store.find_users(username, &client.tenants).await? };
@@ -84,15 +87,21 @@ async fn find_user<S: Store>(
     candidates.retain(|user| user.disabled_at.is_none());
     let unavailable = || OAuthError::temporarily_unavailable("password verification is at capacity");
     if candidates.is_empty() {
-        return match ctx.verifier.verify_password(password, None).await {
+        return match ctx.verifier.verify_password(password, None).await.verdict {
             Verdict::Unavailable => Err(unavailable()),
             _ => Ok(None),
         };
     }
     // The same username may exist in several of the client's tenants; the password decides.
     for candidate in candidates {
-        match ctx.verifier.verify_password(password, Some(&candidate.password_hash)).await {
-            Verdict::Match => return Ok(Some(candidate)),
+        let checked = ctx.verifier.verify_password(password, Some(&candidate.password_hash)).await;
+        match checked.verdict {
+            Verdict::Match => {
+                let owner = TokenOwner::User(&candidate.id);
+                let (hash, seen) = (&candidate.password_hash, candidate.last_seen_at);
+                crate::rehash::after_success(ctx, owner, hash, checked.upgrade, seen, now).await;
+                return Ok(Some(candidate));
+            }
             Verdict::Unavailable => return Err(unavailable()),
             Verdict::NoMatch => {}
         }

@@ -6,9 +6,9 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use super::{
-    AttemptRules, AuditStore, AuthFailures, Change, ChangeFeed, Client, ClientStore, KeyStore, RefreshTokenRecord,
-    RefreshTokenStore, ReplayStore, Reservation, RevocationStore, Rotation, StoreError, StoreResult, StoredKey, Tenant,
-    TenantStore, ThrottleStore, TokenOwner, User, UserStore,
+    AttemptRules, AuditStore, AuthFailures, Change, ChangeFeed, Client, ClientStore, KeyStore, Origin,
+    RefreshTokenRecord, RefreshTokenStore, ReplayStore, Reservation, RevocationStore, Rotation, StoreError,
+    StoreResult, StoredKey, Tenant, TenantStore, ThrottleStore, TokenOwner, User, UserStore,
 };
 use crate::audit_event::{AuditEvent, AuditQuery};
 
@@ -35,6 +35,17 @@ struct Tables {
     keys: Mutex<Vec<StoredKey>>,
     /// Seen jti key → expires_at.
     jtis: Mutex<HashMap<String, i64>>,
+    /// (owner kind, id) → how it came from another provider (the SQL backends' extra columns).
+    migration: Mutex<HashMap<(&'static str, String), Migrated>>,
+}
+
+mod migration;
+
+#[derive(Clone)]
+struct Migrated {
+    origin: Origin,
+    digest: String,
+    rehashed_at: Option<i64>,
 }
 
 /// Audit rows, and their ids (a retried batch skips rows already in, as `ON CONFLICT` does).
@@ -133,15 +144,18 @@ impl ClientStore for MemoryStore {
         let mut clients = lock(&self.tables.clients);
         let stored =
             clients.get_mut(&client.id).ok_or_else(|| StoreError::NotFound(format!("client {:?}", client.id)))?;
-        let (secret_hash, previous_secret, created_at) =
-            (stored.secret_hash.clone(), stored.previous_secret.clone(), stored.created_at);
-        *stored = Client { secret_hash, previous_secret, created_at, ..client.clone() };
+        let (secret_hash, previous_secret, created_at, last_seen_at) =
+            (stored.secret_hash.clone(), stored.previous_secret.clone(), stored.created_at, stored.last_seen_at);
+        *stored = Client { secret_hash, previous_secret, created_at, last_seen_at, ..client.clone() };
         Ok(())
     }
 
     async fn delete_client(&self, id: &str) -> StoreResult<()> {
         match lock(&self.tables.clients).remove(id) {
-            Some(_) => Ok(()),
+            Some(_) => {
+                lock(&self.tables.migration).remove(&("client", id.to_owned()));
+                Ok(())
+            }
             None => Err(StoreError::NotFound(format!("client {id:?}"))),
         }
     }
@@ -203,6 +217,7 @@ impl UserStore for MemoryStore {
         if users.len() == before {
             return Err(StoreError::NotFound(format!("user {id:?}")));
         }
+        lock(&self.tables.migration).remove(&("user", id.to_owned()));
         Ok(())
     }
 }

@@ -62,6 +62,8 @@ pub struct Client {
     pub disabled_at: Option<i64>,
     /// The public JWK Set (JSON text) a `private_key_jwt` client signs its assertions with.
     pub jwks: Option<String>,
+    /// Where a `private_key_jwt` client publishes its JWK Set instead (fetched and cached).
+    pub jwks_uri: Option<String>,
     /// Every token request must carry a DPoP proof (RFC 9449 §5, `dpop_bound_access_tokens`).
     pub require_dpop: bool,
     /// The subject DN (RFC 4514 string) a `tls_client_auth` client's certificate must have.
@@ -69,6 +71,8 @@ pub struct Client {
     /// Access tokens are bound to the client certificate of the request (RFC 8705 §3,
     /// `tls_client_certificate_bound_access_tokens`); a request without one is refused.
     pub tls_bound_tokens: bool,
+    /// The first successful authentication (see [`MigrationStore::mark_seen`]); `None` until then.
+    pub last_seen_at: Option<i64>,
     pub created_at: i64,
     /// The secret replaced by the last rotation, accepted until `expires_at` (the overlap).
     pub previous_secret: Option<PreviousSecret>,
@@ -89,6 +93,8 @@ pub struct User {
     pub password_hash: String,
     /// Set while the user is disabled: the password grant refuses it as an unknown user.
     pub disabled_at: Option<i64>,
+    /// The first successful login (see [`MigrationStore::mark_seen`]); `None` until then.
+    pub last_seen_at: Option<i64>,
     pub created_at: i64,
 }
 
@@ -215,6 +221,121 @@ pub enum Rotation {
     Rotated,
     /// Someone else used (or revoked) the old token first: nothing was written.
     AlreadyUsed,
+}
+
+/// How a client or user came to Portero from another provider (issue 14).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Origin {
+    /// `portero import` / `POST /admin/import`.
+    Import,
+    /// Lazily, through the old provider's token endpoint.
+    Upstream,
+}
+
+impl Origin {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Import => "import",
+            Self::Upstream => "upstream",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "import" => Some(Self::Import),
+            "upstream" => Some(Self::Upstream),
+            _ => None,
+        }
+    }
+}
+
+/// A client of an import: new, or replacing the stored one of the same id (`--update`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImportedClient {
+    pub client: Client,
+    /// What the next import of the same row compares with (see `crate::import`).
+    pub digest: String,
+    pub replaces: bool,
+}
+
+/// A user of an import: new, or replacing the stored one of the same id (`--update`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImportedUser {
+    pub user: User,
+    pub digest: String,
+    pub replaces: bool,
+}
+
+/// Everything one import writes, in one transaction.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ImportBatch {
+    pub tenants: Vec<Tenant>,
+    pub clients: Vec<ImportedClient>,
+    pub users: Vec<ImportedUser>,
+    pub at: i64,
+}
+
+/// A stored user as an import compares with it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExistingUser {
+    pub id: String,
+    pub tenant_id: String,
+    pub username: String,
+    pub password_hash: String,
+    pub created_at: i64,
+    /// The digest of the import row it came from, if it was imported.
+    pub digest: Option<String>,
+}
+
+/// One group of `portero import status`: clients or users of one tenant list, one origin, in
+/// one state, and how many.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MigrationCount {
+    /// `client` or `user`.
+    pub kind: &'static str,
+    /// A user's tenant, or a client's tenants.
+    pub tenants: Vec<String>,
+    pub origin: Origin,
+    /// Still on a hash that is not Portero's own.
+    pub legacy: bool,
+    /// Its legacy hash was replaced at a first success.
+    pub rehashed: bool,
+    /// Authenticated at least once since it came.
+    pub seen: bool,
+    pub count: i64,
+}
+
+/// Moving credentials in from another provider (issue 14): legacy hashes replaced at the first
+/// success, the bulk import written in one transaction, and what is left to migrate.
+pub trait MigrationStore: Send + Sync + 'static {
+    /// Replaces the secret (client) or password (user) hash `old` with `new`, only while it is
+    /// still `old`: of concurrent successes one write wins and the others change nothing (the
+    /// winner's hash verifies the same secret). Marks it rehashed and seen. `true` when this
+    /// call replaced it.
+    fn upgrade_hash(
+        &self,
+        owner: TokenOwner<'_>,
+        old: &str,
+        new: &str,
+        now: i64,
+    ) -> impl Future<Output = StoreResult<bool>> + Send;
+    /// Records the first successful authentication: only while none is recorded, so callers
+    /// write it once (when the `last_seen_at` they read is `None`), not on every login.
+    fn mark_seen(&self, owner: TokenOwner<'_>, now: i64) -> impl Future<Output = StoreResult<()>> + Send;
+    /// Import digests of the stored clients, by id (clients that were not imported have none).
+    fn client_import_digests(
+        &self,
+    ) -> impl Future<Output = StoreResult<std::collections::HashMap<String, String>>> + Send;
+    /// The users of these tenants, as an import compares with them.
+    fn users_for_import(&self, tenant_ids: &[String]) -> impl Future<Output = StoreResult<Vec<ExistingUser>>> + Send;
+    /// Writes a whole import in one transaction: every tenant, client and user, or nothing (a
+    /// conflict with a row written meanwhile is `Conflict`, and nothing is written).
+    fn write_import(&self, batch: &ImportBatch) -> impl Future<Output = StoreResult<()>> + Send;
+    /// Marks a client or user just created from an old provider's answer as lazily migrated
+    /// (origin `upstream`, seen now).
+    fn record_upstream(&self, owner: TokenOwner<'_>, now: i64) -> impl Future<Output = StoreResult<()>> + Send;
+    /// Counts of what came from another provider, grouped (see [`MigrationCount`]).
+    fn migration_counts(&self) -> impl Future<Output = StoreResult<Vec<MigrationCount>>> + Send;
 }
 
 /// Tenants.
@@ -372,6 +493,7 @@ pub trait Store:
     + AuditStore
     + KeyStore
     + ChangeFeed
+    + MigrationStore
 {
 }
 
@@ -386,6 +508,7 @@ impl<T> Store for T where
         + AuditStore
         + KeyStore
         + ChangeFeed
+        + MigrationStore
 {
 }
 
@@ -401,7 +524,7 @@ impl From<StoreError> for crate::error::OAuthError {
 /// Every capability trait, for code that holds a concrete store and calls its methods.
 pub mod prelude {
     pub use super::{
-        AuditStore, ChangeFeed, ClientStore, KeyStore, RefreshTokenStore, ReplayStore, RevocationStore, Store,
-        TenantStore, ThrottleStore, UserStore,
+        AuditStore, ChangeFeed, ClientStore, KeyStore, MigrationStore, RefreshTokenStore, ReplayStore, RevocationStore,
+        Store, TenantStore, ThrottleStore, UserStore,
     };
 }

@@ -29,7 +29,7 @@ use crate::state::AppState;
 /// Largest admin request body (a client with many audiences and tenants is a few KiB).
 const MAX_ADMIN_BODY: usize = 64 * 1024;
 
-fn problem(status: StatusCode, error: &str, description: impl Into<String>) -> Response {
+pub(super) fn problem(status: StatusCode, error: &str, description: impl Into<String>) -> Response {
     let mut response =
         (status, Json(json!({ "error": error, "error_description": description.into() }))).into_response();
     if status == StatusCode::UNAUTHORIZED {
@@ -41,7 +41,7 @@ fn problem(status: StatusCode, error: &str, description: impl Into<String>) -> R
 }
 
 /// The HTTP face of an admin operation's failure.
-fn failed(error: impl Into<AdminError>) -> Response {
+pub(super) fn failed(error: impl Into<AdminError>) -> Response {
     let error = error.into();
     match error {
         AdminError::Invalid(message) => problem(StatusCode::BAD_REQUEST, "invalid_request", message),
@@ -57,7 +57,7 @@ fn failed(error: impl Into<AdminError>) -> Response {
 }
 
 /// Why an admin request was refused before reaching the admin service.
-enum Refused {
+pub(super) enum Refused {
     Disabled,
     Unauthorized,
     Throttled(OAuthError),
@@ -98,7 +98,7 @@ impl IntoResponse for Refused {
 #[derive(Clone)]
 struct Target(String);
 
-fn with_target(mut response: Response, target: impl Into<String>) -> Response {
+pub(super) fn with_target(mut response: Response, target: impl Into<String>) -> Response {
     response.extensions_mut().insert(Target(target.into()));
     response
 }
@@ -128,6 +128,8 @@ fn action(method: &Method, route: &str) -> &'static str {
         ("POST", "/admin/revocations") => "revoke_tokens",
         ("DELETE", "/admin/keys/{kid}") => "revoke_key",
         ("GET", "/admin/openapi.json") => "openapi",
+        ("POST", "/admin/import") => "import",
+        ("GET", "/admin/import/status") => "import_status",
         _ => "other",
     }
 }
@@ -183,7 +185,11 @@ fn audit_event(action: &str, response: &Response, source: Option<IpAddr>, now: i
 
 /// The body, once the caller is known to be the operator, bounded by `MAX_ADMIN_BODY`.
 async fn read_body(body: Body) -> Result<Bytes, Refused> {
-    axum::body::to_bytes(body, MAX_ADMIN_BODY).await.map_err(|error| {
+    read_body_within(body, MAX_ADMIN_BODY).await
+}
+
+pub(super) async fn read_body_within(body: Body, limit: usize) -> Result<Bytes, Refused> {
+    axum::body::to_bytes(body, limit).await.map_err(|error| {
         let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(&error);
         while let Some(current) = cause {
             if current.is::<http_body_util::LengthLimitError>() {

@@ -23,6 +23,28 @@ pub use portero_core::clock::unix_now;
 pub async fn token(State(state): State<AppState>, limits: FieldLimits, request: Request<Body>) -> Response {
     let policy = &state.ctx.policy;
     let version_header = policy.api_version.as_ref().map(|rule| rule.header.as_str());
+    // Behind an old provider (lazy migration), the request is kept as it came, for forwarding.
+    let upstream = crate::upstream::for_path(&state.config.upstreams, request.uri().path(), unix_now());
+    let (request, received) = match upstream {
+        None => (request, None),
+        Some(_) => {
+            let (parts, body) = request.into_parts();
+            let bytes = match axum::body::to_bytes(body, state.config.max_body_bytes).await {
+                Ok(bytes) => bytes,
+                Err(_) => {
+                    let error = OAuthError::invalid_request("the request body is too large or could not be read");
+                    return respond::error(
+                        &error,
+                        &portero_core::dialect::Dialect::Standard,
+                        &policy.default_locale,
+                        Some(413),
+                    );
+                }
+            };
+            let received = crate::upstream::Received::new(&parts, version_header, bytes.clone());
+            (Request::from_parts(parts, Body::from(bytes)), Some(received))
+        }
+    };
     let input = match token_input(request, &limits, state.config.max_body_bytes, version_header, &state.config).await {
         Ok(input) => input,
         Err(Rejected { error, dialect, status_override }) => {
@@ -37,6 +59,9 @@ pub async fn token(State(state): State<AppState>, limits: FieldLimits, request: 
     // The audit slot comes first: a token is issued only with room for its record (the writer
     // pushes back when the database falls behind), never minted and then left unaudited.
     let work = async {
+        if let (Some(upstream), Some(received)) = (upstream, &received) {
+            crate::upstream::migrate(&state, upstream, received, &input, now).await;
+        }
         match state.ctx.audit.reserve(AUDIT_ROOM_WITHIN).await {
             Some(permit) => (Some(permit), issue(&state.ctx, input, now).await),
             None => {

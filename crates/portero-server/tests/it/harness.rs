@@ -67,9 +67,11 @@ pub fn base_client(id: &str, secret_hash: String, grants: &[GrantType]) -> Clien
         auth_method: None,
         disabled_at: None,
         jwks: None,
+        jwks_uri: None,
         require_dpop: false,
         tls_subject_dn: None,
         tls_bound_tokens: false,
+        last_seen_at: None,
         previous_secret: None,
     }
 }
@@ -115,6 +117,15 @@ impl Server {
     /// A server on a fresh PostgreSQL database, when `PORTERO_TEST_POSTGRES_URL` is set (says
     /// SKIPPED otherwise). The database is dropped by [`Server::finish`].
     pub async fn start_postgres(test: &str, throttle: ThrottleRules) -> Option<Self> {
+        Self::start_postgres_configured(test, throttle, |_| {}).await
+    }
+
+    /// As [`Server::start_postgres`], with the configuration changed by `tweak`.
+    pub async fn start_postgres_configured(
+        test: &str,
+        throttle: ThrottleRules,
+        tweak: impl FnOnce(&mut ServerConfig),
+    ) -> Option<Self> {
         let Ok(base) = std::env::var("PORTERO_TEST_POSTGRES_URL") else {
             use std::io::Write as _;
             let _ = writeln!(std::io::stderr(), "SKIPPED: {test} on PostgreSQL (set PORTERO_TEST_POSTGRES_URL)");
@@ -131,7 +142,7 @@ impl Server {
         admin.close().await;
         let (prefix, _) = base.rsplit_once('/').expect("PORTERO_TEST_POSTGRES_URL names a database");
         let url = format!("{prefix}/{name}");
-        let mut server = Self::start_on(Alg::Rs256, &url, tempfile::tempdir().unwrap(), throttle).await;
+        let mut server = Self::start_on_with(Alg::Rs256, &url, tempfile::tempdir().unwrap(), throttle, tweak).await;
         server.postgres = Some((base, name));
         Some(server)
     }
@@ -147,7 +158,24 @@ impl Server {
         }
     }
 
+    /// A server on SQLite whose configuration `tweak` changes (e.g. upstreams).
+    pub async fn start_configured(tweak: impl FnOnce(&mut ServerConfig)) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("portero.db").display());
+        Self::start_on_with(Alg::Rs256, &url, dir, short_blocks(), tweak).await
+    }
+
     async fn start_on(alg: Alg, url: &str, dir: tempfile::TempDir, throttle: ThrottleRules) -> Self {
+        Self::start_on_with(alg, url, dir, throttle, |_| {}).await
+    }
+
+    async fn start_on_with(
+        alg: Alg,
+        url: &str,
+        dir: tempfile::TempDir,
+        throttle: ThrottleRules,
+        tweak: impl FnOnce(&mut ServerConfig),
+    ) -> Self {
         let db = Database::connect(url).await.unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
@@ -175,6 +203,7 @@ impl Server {
         config.token_paths.retain(|p| p.path != "/oauth-service/oauth/token");
         config.token_paths.push(TokenPath { path: "/oauth-service/oauth/token".into(), limits: netpay });
         config.token_paths.push(TokenPath { path: "/custom/token".into(), limits: FieldLimits::default() });
+        tweak(&mut config);
         let state = AppState::build(db.clone(), MasterKey::generate(), policy, config, alg, now()).await.unwrap();
         let (zertiban_secret, nequi_secret) = provision(&db).await;
         tokio::spawn(async move {
@@ -273,6 +302,7 @@ async fn provision(db: &Database) -> (String, String) {
         username: username.into(),
         password_hash: hash_password(password),
         disabled_at: None,
+        last_seen_at: None,
         created_at: 0,
     };
     db.create_user(&user(TENANT_ID, NETPAY_USER, NETPAY_PASSWORD)).await.unwrap();

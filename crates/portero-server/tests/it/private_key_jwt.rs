@@ -209,3 +209,111 @@ async fn private_key_jwt_postgres() {
     private_key_jwt(&server).await;
     server.finish().await;
 }
+
+/// The prover (PyJWT) with keys it keeps across calls: `a`, `b` (P-256), `ed`, `rsa`.
+const PROVER: &str = include_str!("../../../../scripts/testing/dpop_prover.py");
+
+fn prove(requests: Value) -> Option<Value> {
+    let mut child = Command::new("python3")
+        .args(["-c", PROVER])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .ok()?;
+    child.stdin.take()?.write_all(json!({ "requests": requests }).to_string().as_bytes()).ok()?;
+    let output = child.wait_with_output().ok().filter(|o| o.status.success())?;
+    serde_json::from_slice(&output.stdout).ok()
+}
+
+/// A JWK Set served on loopback, counting its fetches.
+struct KeyServer {
+    url: String,
+    served: std::sync::Arc<std::sync::Mutex<Value>>,
+    fetches: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+async fn key_server(set: Value) -> KeyServer {
+    use std::sync::atomic::Ordering;
+    let served = std::sync::Arc::new(std::sync::Mutex::new(set));
+    let fetches = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let (state, count) = (served.clone(), fetches.clone());
+    let app = axum::Router::new().route(
+        "/jwks",
+        axum::routing::get(move || {
+            count.fetch_add(1, Ordering::SeqCst);
+            let body = state.lock().unwrap().to_string();
+            async move { ([("content-type", "application/json"), ("cache-control", "max-age=600")], body) }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/jwks", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    KeyServer { url, served, fetches }
+}
+
+/// A client registered with a `jwks_uri`: fifty assertions at once all pass on one fetch (no
+/// attempt slots are taken for signatures, so a busy client is never throttled), a key the
+/// cached set lacks is fetched again (at most every 10 s), and a key taken out stops working.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn private_key_jwt_with_a_jwks_uri() {
+    use std::sync::atomic::Ordering;
+    let server = Server::start_sqlite(portero_core::keys::Alg::Es256, short_blocks()).await;
+    let now = now();
+    let assertion = |key: &str, jti: String| {
+        json!({ "key": key, "assertion": true,
+                "claims": { "iss": "remote", "sub": "remote", "aud": server.base, "jti": jti, "iat": now, "exp": now + 120 } })
+    };
+    let mut requests: Vec<Value> = (0..50).map(|i| assertion("a", format!("a-{i}"))).collect();
+    requests.push(assertion("b", "b-1".into()));
+    requests.push(assertion("a", "a-late".into()));
+    let Some(out) = prove(Value::from(requests)) else {
+        eprintln!("SKIPPED: jwks_uri test needs python3 with pyjwt and cryptography");
+        return;
+    };
+    let proofs: Vec<String> =
+        out["proofs"].as_array().unwrap().iter().map(|p| p.as_str().unwrap().to_owned()).collect();
+    let key_of = |kid: &str| out["jwks"]["keys"].as_array().unwrap().iter().find(|k| k["kid"] == kid).unwrap().clone();
+    let keys = key_server(json!({ "keys": [key_of("a")] })).await;
+
+    let admin = |body: Value| server.http.post(server.url("/admin/clients")).bearer_auth(ADMIN_TOKEN).json(&body);
+    let client = |uri: &str| {
+        json!({ "id": "remote", "grants": ["client_credentials"], "tenants": [TENANT_ID],
+                "token_endpoint_auth_method": "private_key_jwt", "jwks_uri": uri })
+    };
+    for refused in ["http://keys.example/jwks", "ftp://127.0.0.1/jwks", "https://user:pw@keys.example/jwks"] {
+        assert_eq!(send(admin(client(refused))).await.0, 400, "{refused}");
+    }
+    let mut both = client(&keys.url);
+    both["jwks"] = json!({ "keys": [key_of("a")] });
+    assert_eq!(send(admin(both)).await.0, 400, "jwks and jwks_uri at once");
+    let (status, _, created) = send(admin(client(&keys.url))).await;
+    assert_eq!(status, 201, "{created}");
+
+    let grant = "grant_type=client_credentials";
+    let tasks: Vec<_> = proofs[..50]
+        .iter()
+        .map(|token| {
+            let (http, url) = (server.http.clone(), server.url("/oauth2/token"));
+            let body = format!("{grant}&client_assertion_type={ASSERTION_TYPE}&client_assertion={token}");
+            tokio::spawn(async move {
+                let request = http.post(url).header("Content-Type", "application/x-www-form-urlencoded").body(body);
+                send(request).await.0
+            })
+        })
+        .collect();
+    for task in tasks {
+        assert_eq!(task.await.unwrap(), 200, "every one of fifty concurrent assertions");
+    }
+    assert_eq!(keys.fetches.load(Ordering::SeqCst), 1, "one fetch for all of them");
+
+    // The client rotates to key b: within 10 s of the last fetch the unknown kid is refused
+    // without a fetch; after, it is fetched, and key a no longer works.
+    *keys.served.lock().unwrap() = json!({ "keys": [key_of("b")] });
+    tokio::time::sleep(std::time::Duration::from_millis(10_500)).await;
+    let (status, body) = with_assertion(&server, "/oauth2/token", grant, &proofs[50]).await;
+    assert_eq!(status, 200, "the new key after a refetch: {body}");
+    assert_eq!(keys.fetches.load(Ordering::SeqCst), 2);
+    let (status, body) = with_assertion(&server, "/oauth2/token", grant, &proofs[51]).await;
+    assert_eq!((status, body["error"].as_str()), (401, Some("invalid_client")), "the removed key: {body}");
+}

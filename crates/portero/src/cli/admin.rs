@@ -113,8 +113,11 @@ pub struct ClientUpdate {
     #[arg(long, value_name = "METHOD")]
     pub auth_method: Option<String>,
     /// A new JWK Set file (public keys) for a private_key_jwt client.
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", conflicts_with = "jwks_uri")]
     pub jwks: Option<std::path::PathBuf>,
+    /// A new URL where the private_key_jwt client publishes its JWK Set.
+    #[arg(long, value_name = "URL")]
+    pub jwks_uri: Option<String>,
     /// Whether every token request must carry a DPoP proof.
     #[arg(long, value_name = "true|false")]
     pub require_dpop: Option<bool>,
@@ -171,9 +174,12 @@ pub struct ClientCreate {
     pub auth_method: Option<String>,
     /// The client's JWK Set file (public keys only), for --auth-method private_key_jwt or
     /// self_signed_tls_client_auth.
-    /// (A jwks_uri the server fetches is not supported.)
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", conflicts_with = "jwks_uri")]
     pub jwks: Option<std::path::PathBuf>,
+    /// Or the URL where it publishes its JWK Set (https; http only to a loopback host): fetched
+    /// when first needed, cached per its Cache-Control, refetched for an unknown kid.
+    #[arg(long, value_name = "URL")]
+    pub jwks_uri: Option<String>,
     /// Every token request must carry a DPoP proof (RFC 9449): the client's tokens are always
     /// bound to its key, and a request without a proof is refused `invalid_dpop_proof`.
     #[arg(long)]
@@ -324,6 +330,7 @@ pub async fn client(global: &Global, command: ClientCommand) -> anyhow::Result<(
                 refresh_retry_window: args.refresh_retry_window,
                 token_endpoint_auth_method: args.auth_method,
                 jwks: args.jwks.as_deref().map(read_jwks).transpose()?,
+                jwks_uri: args.jwks_uri,
                 dpop_bound_access_tokens: args.require_dpop,
                 tls_client_auth_subject_dn: args.tls_subject_dn,
                 tls_client_certificate_bound_access_tokens: args.bind_tls_cert,
@@ -356,6 +363,7 @@ pub async fn client(global: &Global, command: ClientCommand) -> anyhow::Result<(
                 refresh_retry_window: args.refresh_retry_window,
                 token_endpoint_auth_method: args.auth_method,
                 jwks: args.jwks.as_deref().map(read_jwks).transpose()?,
+                jwks_uri: args.jwks_uri,
                 dpop_bound_access_tokens: args.require_dpop,
                 tls_client_auth_subject_dn: args.tls_subject_dn,
                 tls_client_certificate_bound_access_tokens: args.bind_tls_cert,

@@ -2,6 +2,7 @@
 
 mod admin;
 mod audit;
+mod import;
 mod serve;
 mod token;
 
@@ -88,6 +89,9 @@ pub enum Command {
     Tokens(admin::TokensCommand),
     /// Show the audit trail: tokens issued and refused, reuse, revocations, throttling.
     Audit(audit::AuditArgs),
+    /// Import tenants, clients and users from JSON Lines with their existing hashes
+    /// (`import FILE`), or show how far the move is (`import status`).
+    Import(import::ImportArgs),
     /// Get an access token from a token endpoint and print it.
     Token(token::TokenArgs),
 }
@@ -118,6 +122,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Keys(command) => admin::keys(global, command).await,
         Command::Tokens(command) => admin::tokens(global, command).await,
         Command::Audit(args) => audit::run(global, args).await,
+        Command::Import(args) => import::run(global, args).await,
         Command::Token(args) => return token::run(args).await,
     };
     // A database error says which database (the URL as the command resolved it).

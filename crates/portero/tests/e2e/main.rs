@@ -3,6 +3,7 @@
 mod cli;
 mod crash;
 mod hardening;
+mod import;
 mod install;
 mod mtls;
 mod nodes;
