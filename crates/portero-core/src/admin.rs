@@ -112,6 +112,12 @@ pub struct NewClient {
     /// Every token request must carry a DPoP proof (RFC 9449 §5.2's client metadata name).
     #[serde(default, alias = "require_dpop")]
     pub dpop_bound_access_tokens: bool,
+    /// The subject DN (RFC 4514) of a `tls_client_auth` client's certificate (required for it,
+    /// refused otherwise).
+    pub tls_client_auth_subject_dn: Option<String>,
+    /// Bind access tokens to the request's TLS client certificate (RFC 8705 §3).
+    #[serde(default)]
+    pub tls_client_certificate_bound_access_tokens: bool,
 }
 
 /// Creates a client; returns it and the generated secret, if one was generated.
@@ -124,12 +130,15 @@ pub async fn create_client<S: Store>(db: &S, new: NewClient, now: i64) -> Result
     let jwks = new.jwks.as_ref().map(jwks_text).transpose()?;
     let jwks_uri = new.jwks_uri.clone().map(jwks_uri).transpose()?;
     check_keys(method, jwks.as_deref(), jwks_uri.as_deref())?;
+    let tls_subject_dn = new.tls_client_auth_subject_dn.clone().map(subject_dn).transpose()?;
+    check_subject_dn(method, tls_subject_dn.as_deref())?;
+    let secretless = method.is_some_and(|m| !matches!(m, AuthMethod::ClientSecretBasic | AuthMethod::ClientSecretPost));
     let (secret_hash, generated) = match &new.secret {
-        Some(_) if method == Some(AuthMethod::PrivateKeyJwt) => {
-            return Err(invalid("a private_key_jwt client has no secret"));
+        Some(_) if secretless => {
+            return Err(invalid("a client that authenticates with a key or a certificate has no secret"));
         }
         // Never shown to anyone: the secret methods are refused for this client anyway.
-        None if method == Some(AuthMethod::PrivateKeyJwt) => (hash_generated_secret(&generate_client_secret()), None),
+        None if secretless => (hash_generated_secret(&generate_client_secret()), None),
         Some(secret) if secret.is_empty() || secret.len() > 512 => {
             return Err(invalid("the secret must be 1 to 512 characters"));
         }
@@ -139,7 +148,8 @@ pub async fn create_client<S: Store>(db: &S, new: NewClient, now: i64) -> Result
             (hash_generated_secret(&secret), Some(secret))
         }
     };
-    let client = build_client(db, new, secret_hash, method, (jwks, jwks_uri), now).await?;
+    let mut client = build_client(db, new, secret_hash, method, (jwks, jwks_uri), now).await?;
+    client.tls_subject_dn = tls_subject_dn;
     db.create_client(&client).await.map_err(conflict("a client with this id"))?;
     Ok((client, generated))
 }
@@ -189,6 +199,8 @@ async fn build_client<S: Store>(
         jwks,
         jwks_uri,
         require_dpop: new.dpop_bound_access_tokens,
+        tls_subject_dn: None,
+        tls_bound_tokens: new.tls_client_certificate_bound_access_tokens,
         disabled_at: None,
         created_at: now,
         last_seen_at: None,
@@ -218,6 +230,9 @@ pub struct ClientChanges {
     pub jwks_uri: Option<String>,
     #[serde(alias = "require_dpop")]
     pub dpop_bound_access_tokens: Option<bool>,
+    /// A new subject DN for a `tls_client_auth` client.
+    pub tls_client_auth_subject_dn: Option<String>,
+    pub tls_client_certificate_bound_access_tokens: Option<bool>,
 }
 
 /// Applies `changes` to client `id`, checked as create checks them; returns the client as stored.
@@ -252,10 +267,13 @@ pub async fn update_client<S: Store>(db: &S, id: &str, changes: ClientChanges) -
     }
     if let Some(method) = &changes.token_endpoint_auth_method {
         client.auth_method = Some(auth_method(method)?);
-        if client.auth_method != Some(AuthMethod::PrivateKeyJwt) {
+        if !matches!(client.auth_method, Some(AuthMethod::PrivateKeyJwt | AuthMethod::SelfSignedTlsClientAuth)) {
             // Its keys go with the method; it authenticates with a rotated secret from now on.
             client.jwks = None;
             client.jwks_uri = None;
+        }
+        if client.auth_method != Some(AuthMethod::TlsClientAuth) {
+            client.tls_subject_dn = None;
         }
     }
     if let Some(set) = &changes.jwks {
@@ -269,7 +287,14 @@ pub async fn update_client<S: Store>(db: &S, id: &str, changes: ClientChanges) -
     if let Some(required) = changes.dpop_bound_access_tokens {
         client.require_dpop = required;
     }
+    if let Some(dn) = changes.tls_client_auth_subject_dn {
+        client.tls_subject_dn = Some(subject_dn(dn)?);
+    }
+    if let Some(bound) = changes.tls_client_certificate_bound_access_tokens {
+        client.tls_bound_tokens = bound;
+    }
     check_keys(client.auth_method, client.jwks.as_deref(), client.jwks_uri.as_deref())?;
+    check_subject_dn(client.auth_method, client.tls_subject_dn.as_deref())?;
     db.update_client(&client).await?;
     db.announce(&Change::Client(client.id.clone())).await;
     Ok(client)
@@ -319,6 +344,8 @@ pub fn client_view(c: &Client) -> serde_json::Value {
         "jwks_uri": c.jwks_uri,
         "refresh_retry_window": c.refresh_retry_window,
         "dpop_bound_access_tokens": c.require_dpop,
+        "tls_client_auth_subject_dn": c.tls_subject_dn,
+        "tls_client_certificate_bound_access_tokens": c.tls_bound_tokens,
         "disabled": c.disabled_at.is_some(),
         "created_at": c.created_at,
     })
@@ -410,12 +437,31 @@ fn jwks_text(set: &serde_json::Value) -> Result<String, AdminError> {
 
 /// Keys belong to `private_key_jwt` clients, and those need them.
 fn check_keys(method: Option<AuthMethod>, jwks: Option<&str>, jwks_uri: Option<&str>) -> Result<(), AdminError> {
-    match (method == Some(AuthMethod::PrivateKeyJwt), jwks.is_some(), jwks_uri.is_some()) {
-        (true, false, false) => Err(invalid("a private_key_jwt client needs a JWK Set (jwks or jwks_uri)")),
-        (true, true, true) => Err(invalid("give jwks or jwks_uri, not both")),
-        (false, true, _) | (false, _, true) => Err(invalid("a JWK Set is only for private_key_jwt clients")),
+    let keyed = matches!(method, Some(AuthMethod::PrivateKeyJwt | AuthMethod::SelfSignedTlsClientAuth));
+    if jwks_uri.is_some() && method != Some(AuthMethod::PrivateKeyJwt) {
+        return Err(invalid("a jwks_uri is only for private_key_jwt clients"));
+    }
+    match (keyed, jwks.is_some(), jwks_uri.is_some()) {
+        (true, false, false) => Err(invalid("a private_key_jwt or self_signed_tls_client_auth client needs a JWK Set (jwks, or jwks_uri)")),
+        (_, true, true) => Err(invalid("give jwks or jwks_uri, not both")),
+        (false, true, _) => Err(invalid("a JWK Set is only for private_key_jwt and self_signed_tls_client_auth clients")),
         _ => Ok(()),
     }
+}
+
+/// A `tls_client_auth` client has a subject DN, and no other client has one.
+fn check_subject_dn(method: Option<AuthMethod>, dn: Option<&str>) -> Result<(), AdminError> {
+    match (method == Some(AuthMethod::TlsClientAuth), dn.is_some()) {
+        (true, false) => Err(invalid("a tls_client_auth client needs a subject DN (tls_client_auth_subject_dn)")),
+        (false, true) => Err(invalid("a subject DN is only for tls_client_auth clients")),
+        _ => Ok(()),
+    }
+}
+
+/// A subject DN as given (trimmed), once it parses as RFC 4514 (it is compared normalized).
+fn subject_dn(text: String) -> Result<String, AdminError> {
+    crate::mtls::parse_dn(&text).map_err(|e| invalid(format!("tls_client_auth_subject_dn: {e}")))?;
+    Ok(text.trim().to_owned())
 }
 
 fn jwks_uri(uri: String) -> Result<String, AdminError> {

@@ -14,7 +14,15 @@ use crate::token_endpoint::TokenInput;
 /// The introspection answer for `token` (RFC 7662 §2.2); `{"active": false}` for anything not
 /// currently valid, whatever the reason.
 pub async fn introspect<S: Store>(ctx: &Context<S>, input: &TokenInput, now: i64) -> Result<Value, OAuthError> {
-    let client = authenticate_request(ctx, &input.params, input.authorization.as_deref(), input.source, now).await?;
+    let client = authenticate_request(
+        ctx,
+        &input.params,
+        input.authorization.as_deref(),
+        input.client_cert.as_ref(),
+        input.source,
+        now,
+    )
+    .await?;
     let params = &input.params;
     let token = params.get("token").ok_or_else(|| OAuthError::invalid_request("token is missing"))?;
     if let Some(claims) = active_access_token(ctx, token, now).await? {

@@ -26,6 +26,7 @@ pub mod keys;
 pub mod legacy_hash;
 pub mod metadata;
 pub mod mint;
+pub mod mtls;
 pub mod params;
 pub mod pending;
 pub mod registration;

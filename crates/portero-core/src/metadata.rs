@@ -37,5 +37,7 @@ pub fn document(issuer: &str, paths: &EndpointPaths<'_>, signing_algs: &[&str]) 
         "scopes_supported": [],
         "access_token_signing_alg_values_supported": signing_algs,
         "dpop_signing_alg_values_supported": crate::dpop::SIGNING_ALGS,
+        // RFC 8705 §3.3: access tokens can be bound to the client certificate.
+        "tls_client_certificate_bound_access_tokens": true,
     })
 }

@@ -40,10 +40,22 @@ pub enum AuthMethod {
     ClientSecretPost,
     /// A JWT signed with one of the client's registered keys (RFC 7523 §2.2).
     PrivateKeyJwt,
+    /// A TLS client certificate that chains to the client CA, with the registered subject DN
+    /// (RFC 8705 §2.1).
+    TlsClientAuth,
+    /// A TLS client certificate whose public key is one of the client's registered JWKs
+    /// (RFC 8705 §2.2), self-signed or not.
+    SelfSignedTlsClientAuth,
 }
 
 impl AuthMethod {
-    pub const ALL: [AuthMethod; 3] = [Self::ClientSecretBasic, Self::ClientSecretPost, Self::PrivateKeyJwt];
+    pub const ALL: [AuthMethod; 5] = [
+        Self::ClientSecretBasic,
+        Self::ClientSecretPost,
+        Self::PrivateKeyJwt,
+        Self::TlsClientAuth,
+        Self::SelfSignedTlsClientAuth,
+    ];
 
     /// The RFC 7591 / RFC 8414 name.
     pub fn as_str(self) -> &'static str {
@@ -51,6 +63,8 @@ impl AuthMethod {
             Self::ClientSecretBasic => "client_secret_basic",
             Self::ClientSecretPost => "client_secret_post",
             Self::PrivateKeyJwt => "private_key_jwt",
+            Self::TlsClientAuth => "tls_client_auth",
+            Self::SelfSignedTlsClientAuth => "self_signed_tls_client_auth",
         }
     }
 
@@ -60,7 +74,7 @@ impl AuthMethod {
 
     /// Whether a client registered for `registered` may authenticate with this method. A client
     /// registered for no particular method (every client made before methods were recorded, and
-    /// any made without one) accepts both secret methods, never `private_key_jwt`.
+    /// any made without one) accepts both secret methods, never a key or certificate method.
     pub fn allowed_for(self, registered: Option<AuthMethod>) -> bool {
         match registered {
             Some(registered) => registered == self,
@@ -76,7 +90,8 @@ mod tests {
     #[test]
     fn unregistered_clients_accept_both_secret_methods() {
         for method in AuthMethod::ALL {
-            assert_eq!(method.allowed_for(None), method != AuthMethod::PrivateKeyJwt);
+            let secret = matches!(method, AuthMethod::ClientSecretBasic | AuthMethod::ClientSecretPost);
+            assert_eq!(method.allowed_for(None), secret);
             assert!(method.allowed_for(Some(method)));
             assert_eq!(AuthMethod::parse(method.as_str()), Some(method));
         }

@@ -15,7 +15,15 @@ use crate::token_endpoint::TokenInput;
 /// Revokes `token` if the authenticated client owns it. Unknown or invalid tokens are not an
 /// error (RFC 7009 §2.2); another client's token is refused (§2.1).
 pub async fn revoke<S: Store>(ctx: &Context<S>, input: &TokenInput, now: i64) -> Result<(), OAuthError> {
-    let client = authenticate_request(ctx, &input.params, input.authorization.as_deref(), input.source, now).await?;
+    let client = authenticate_request(
+        ctx,
+        &input.params,
+        input.authorization.as_deref(),
+        input.client_cert.as_ref(),
+        input.source,
+        now,
+    )
+    .await?;
     let params = &input.params;
     let token = params.get("token").ok_or_else(|| OAuthError::invalid_request("token is missing"))?;
     let not_yours = || {

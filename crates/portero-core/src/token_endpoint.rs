@@ -1,5 +1,6 @@
 //! The token endpoint as one pipeline (RFC 6749 §3.2, §5):
-//! parse → authenticate client → proof of possession (DPoP) → grant → mint → store → respond.
+//! parse → authenticate client → proof of possession (DPoP, certificate) → grant → mint → store
+//! → respond.
 
 use serde_json::{Map, Value};
 
@@ -11,6 +12,7 @@ pub use crate::dpop::ProofInput;
 use crate::error::{ErrorCode, OAuthError};
 use crate::grant::{self, Authorization, GrantType, RefreshPlan};
 use crate::mint::{Lifetimes, Minted, mint};
+pub use crate::mtls::ClientCertificate;
 use crate::params::Params;
 use crate::request::TokenRequest;
 use crate::store::{Client, Rotation, Store};
@@ -28,6 +30,9 @@ pub struct TokenInput {
     pub source: Option<std::net::IpAddr>,
     /// The request's DPoP proof and the path it came to (RFC 9449).
     pub dpop: ProofInput,
+    /// The TLS client certificate of the connection, or the one a trusted proxy passed on
+    /// (RFC 8705, RFC 9440).
+    pub client_cert: Option<ClientCertificate>,
 }
 
 /// A successful token response (RFC 6749 §5.1).
@@ -110,12 +115,14 @@ async fn run<S: Store>(
     outcome.grant_type = Some(request.grant.grant_type());
     outcome.presented_client_id = Some(request.client.client_id.clone());
     let proof = dpop::read(ctx, &input.dpop, now)?;
-    let client = client_auth::authenticate(ctx, &request.client, input.source, now).await?;
+    let certificate = input.client_cert.as_ref();
+    let client = client_auth::authenticate(ctx, &request.client, certificate, input.source, now).await?;
     outcome.client_id = Some(client.id.clone());
     if let Some(locale) = &client.locale {
         outcome.locale = locale.clone();
     }
-    request.confirmation = dpop::bind(ctx, &client, proof, now).await?;
+    let proof = dpop::bind(ctx, &client, proof, now).await?;
+    request.confirmation = crate::mtls::confirm(&client, certificate, proof)?;
     let authz = grant::handle(ctx, &client, request, input.source, now).await?;
     let lifetimes =
         Lifetimes { access_token: ctx.policy.access_token_ttl, refresh_token: ctx.policy.refresh_token_ttl };

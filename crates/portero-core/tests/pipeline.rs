@@ -79,6 +79,8 @@ fn client(secret_hash: String) -> Client {
         jwks: None,
         jwks_uri: None,
         require_dpop: false,
+        tls_subject_dn: None,
+        tls_bound_tokens: false,
         last_seen_at: None,
         previous_secret: None,
     }
@@ -94,6 +96,7 @@ impl Pipeline {
             api_version: None,
             source: None,
             dpop: Default::default(),
+            client_cert: None,
         };
         issue(&self.ctx, input, now).await
     }

@@ -38,6 +38,13 @@ pub struct ServerConfig {
     /// Days a signing key signs before the next one takes over (made ahead of time, published
     /// longer than the JWKS cache lifetime first); 0 turns scheduled rotation off.
     pub key_rotation_days: i64,
+    /// The CA bundle TLS client certificates are checked against for `tls_client_auth`
+    /// (`tls_client_ca`; RFC 8705 §2.1); set when this server terminates TLS with it.
+    pub client_ca: Option<crate::tls::ClientCa>,
+    /// Header a trusted TLS-terminating proxy passes the client certificate in (RFC 9440
+    /// `Client-Cert`); when set, it is the only source of client certificates, and the proxy
+    /// must remove it from what clients send.
+    pub client_cert_header: Option<String>,
     /// Old providers that clients and users unknown to Portero are checked against until a
     /// cutoff (lazy migration, see `upstream`).
     pub upstreams: Vec<Upstream>,
@@ -81,6 +88,8 @@ impl Default for ServerConfig {
             metrics_on_main: false,
             metrics_token: None,
             key_rotation_days: 90,
+            client_ca: None,
+            client_cert_header: None,
             upstreams: Vec::new(),
         }
     }

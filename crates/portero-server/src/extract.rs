@@ -9,7 +9,9 @@ use axum::http::{HeaderMap, Request, header};
 use portero_core::dialect::Dialect;
 use portero_core::error::{ErrorCode, OAuthError};
 use portero_core::params::{FORBIDDEN_IN_QUERY, FieldLimits, Params};
-use portero_core::token_endpoint::{ProofInput, TokenInput};
+use portero_core::token_endpoint::{ClientCertificate, ProofInput, TokenInput};
+
+use crate::config::ServerConfig;
 
 /// A rejected request, with the dialect it was spoken in if that was learnt before the failure.
 pub struct Rejected {
@@ -94,10 +96,11 @@ pub async fn token_input(
     limits: &FieldLimits,
     max_body_bytes: usize,
     api_version_header: Option<&str>,
-    address_header: Option<&str>,
+    config: &ServerConfig,
 ) -> Result<TokenInput, Rejected> {
     let (parts, body) = request.into_parts();
-    let source = source_address(&parts, address_header);
+    let source = source_address(&parts, config.client_address_header.as_deref());
+    let client_cert = client_certificate(&parts, config)?;
     let query = match parts.uri.query() {
         Some(query) => Params::from_query(query, limits)?,
         None => Params::default(),
@@ -141,7 +144,48 @@ pub async fn token_input(
         rejected
     })?;
     let dpop = ProofInput { proof, path: parts.uri.path().to_owned() };
-    Ok(TokenInput { params, authorization, dialect, api_version, source, dpop })
+    Ok(TokenInput { params, authorization, dialect, api_version, source, dpop, client_cert })
+}
+
+/// The longest `Client-Cert` header value read: the base64 of the largest certificate accepted.
+const MAX_CERT_HEADER_CHARS: usize = portero_core::mtls::MAX_CERT_BYTES / 3 * 4 + 8;
+
+/// The request's client certificate (RFC 8705). With `client_cert_header` configured, only the
+/// header a trusted TLS-terminating proxy sets counts (RFC 9440: `Client-Cert: :BASE64-DER:`,
+/// verified by the proxy, so taken as chained); otherwise the leaf the client presented on this
+/// connection's TLS handshake, chained or not as `client_ca` says.
+pub fn client_certificate(
+    parts: &axum::http::request::Parts,
+    config: &ServerConfig,
+) -> Result<Option<ClientCertificate>, OAuthError> {
+    use base64::Engine;
+    let (der, chained) = match &config.client_cert_header {
+        Some(name) => {
+            let bad = || OAuthError::invalid_request(format!("the {name} header is not one RFC 9440 certificate"));
+            let value = match parts.headers.get_all(name).iter().collect::<Vec<_>>().as_slice() {
+                [] => return Ok(None),
+                [value] => *value,
+                _ => return Err(bad()),
+            };
+            let text = value.to_str().map_err(|_| bad())?.trim();
+            if text.len() > MAX_CERT_HEADER_CHARS {
+                return Err(bad());
+            }
+            let encoded = text.strip_prefix(':').and_then(|t| t.strip_suffix(':')).ok_or_else(bad)?;
+            (base64::engine::general_purpose::STANDARD.decode(encoded).map_err(|_| bad())?, true)
+        }
+        None => {
+            let Some(info) = parts.extensions.get::<std::sync::Arc<crate::tls::TlsInfo>>() else {
+                return Ok(None);
+            };
+            let Some(leaf) = info.peer_certificates.first() else {
+                return Ok(None);
+            };
+            let chained = config.client_ca.as_ref().is_some_and(|ca| ca.chained(&info.peer_certificates));
+            (leaf.clone(), chained)
+        }
+    };
+    ClientCertificate::from_der(&der, chained).map(Some).map_err(|e| OAuthError::invalid_request(e.to_string()))
 }
 
 /// Whether the request's `Authorization: Bearer` token is `expected`: compared as SHA-256

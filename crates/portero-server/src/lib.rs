@@ -12,6 +12,7 @@ pub mod remote_keys;
 pub mod respond;
 pub mod routes;
 pub mod state;
+pub mod tls;
 pub mod upstream;
 pub mod waiting;
 
@@ -184,8 +185,7 @@ fn answer_panic(_payload: Box<dyn std::any::Any + Send + 'static>) -> axum::resp
     respond::error(&error, &portero_core::dialect::Dialect::Standard, "en", None)
 }
 
-/// TLS for `run`: a certificate chain and key loaded from PEM files.
-pub use axum_server::tls_rustls::RustlsConfig as TlsConfig;
+pub use tls::TlsConfig;
 
 /// Largest request head (request line and headers) a connection may send: larger gets 431.
 const MAX_HEAD_BYTES: usize = 64 * 1024;

@@ -346,7 +346,8 @@ macro_rules! client_columns {
     () => {
         "id, secret_hash, grants, scopes, audiences, tenants, token_ttl, refresh_policy, \
          ignore_unknown_scopes, locale, created_at, previous_secret_hash, previous_secret_expires_at, \
-         refresh_retry_window, token_endpoint_auth_method, disabled_at, jwks, require_dpop, jwks_uri, last_seen_at"
+         refresh_retry_window, token_endpoint_auth_method, disabled_at, jwks, require_dpop, jwks_uri, last_seen_at, \
+         tls_client_auth_subject_dn, tls_client_certificate_bound_access_tokens"
     };
 }
 
@@ -390,7 +391,8 @@ impl ClientStore for Database {
         let sql = concat!(
             "INSERT INTO clients (",
             client_columns!(),
-            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20)"
+            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, \
+             $21, $22)"
         );
         let grants: Vec<&str> = client.grants.iter().map(|g| g.as_str()).collect();
         with_writer!(self, |pool| sqlx::query(sql)
@@ -414,6 +416,8 @@ impl ClientStore for Database {
             .bind(client.require_dpop)
             .bind(&client.jwks_uri)
             .bind(client.last_seen_at)
+            .bind(&client.tls_subject_dn)
+            .bind(client.tls_bound_tokens)
             .execute(pool)
             .await
             .map(|_| ()))
@@ -462,7 +466,8 @@ impl ClientStore for Database {
         let sql = "UPDATE clients SET grants = $2, scopes = $3, audiences = $4, tenants = $5, token_ttl = $6, \
                    refresh_policy = $7, ignore_unknown_scopes = $8, locale = $9, refresh_retry_window = $10, \
                    token_endpoint_auth_method = $11, disabled_at = $12, jwks = $13, require_dpop = $14, \
-                   jwks_uri = $15 WHERE id = $1";
+                   jwks_uri = $15, tls_client_auth_subject_dn = $16, tls_client_certificate_bound_access_tokens = $17 \
+                   WHERE id = $1";
         let grants: Vec<&str> = client.grants.iter().map(|g| g.as_str()).collect();
         let updated = with_writer!(self, |pool| sqlx::query(sql)
             .bind(&client.id)
@@ -480,6 +485,8 @@ impl ClientStore for Database {
             .bind(&client.jwks)
             .bind(client.require_dpop)
             .bind(&client.jwks_uri)
+            .bind(&client.tls_subject_dn)
+            .bind(client.tls_bound_tokens)
             .execute(pool)
             .await
             .map(|d| d.rows_affected()))

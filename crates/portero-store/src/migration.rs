@@ -41,7 +41,7 @@ const INSERT_CLIENT: &str = concat!(
     "INSERT INTO clients (",
     client_columns!(),
     ", origin, import_digest, imported_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, \
-     $15, $16, $17, $18, 'import', $19, $20)"
+     $15, $16, $17, $18, $19, $20, $21, $22, 'import', $23, $24)"
 );
 
 /// An imported client replacing the stored one (`--update`): its settings and secret hash; a
@@ -155,7 +155,11 @@ macro_rules! write_batch {
                     .bind(client.auth_method.map(|m| m.as_str()))
                     .bind(client.disabled_at)
                     .bind(&client.jwks)
+                    .bind(client.require_dpop)
+                    .bind(&client.jwks_uri)
                     .bind(None::<i64>)
+                    .bind(&client.tls_subject_dn)
+                    .bind(client.tls_bound_tokens)
                     .bind(digest)
                     .bind(batch.at)
                     .execute(&mut *$tx)

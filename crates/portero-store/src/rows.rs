@@ -49,6 +49,8 @@ pub(crate) struct ClientRow {
     disabled_at: Option<i64>,
     jwks: Option<String>,
     require_dpop: bool,
+    tls_client_auth_subject_dn: Option<String>,
+    tls_client_certificate_bound_access_tokens: bool,
     jwks_uri: Option<String>,
     last_seen_at: Option<i64>,
 }
@@ -82,6 +84,8 @@ impl TryFrom<ClientRow> for Client {
             disabled_at: row.disabled_at,
             jwks: row.jwks,
             require_dpop: row.require_dpop,
+            tls_subject_dn: row.tls_client_auth_subject_dn,
+            tls_bound_tokens: row.tls_client_certificate_bound_access_tokens,
             jwks_uri: row.jwks_uri,
             last_seen_at: row.last_seen_at,
             auth_method,

@@ -106,6 +106,8 @@ fn client(id: &str, tenants: Vec<String>) -> Client {
         jwks: None,
         jwks_uri: None,
         require_dpop: false,
+        tls_subject_dn: None,
+        tls_bound_tokens: false,
         last_seen_at: None,
         previous_secret: None,
     }
@@ -192,6 +194,24 @@ async fn dpop_bindings_round_trip<S: Store + Clone>(db: &S) {
     assert_eq!(db.find_refresh_token("d2").await.unwrap().unwrap().jkt.as_deref(), Some("thumb-1"));
 }
 conformance!(dpop_bindings, dpop_bindings_round_trip);
+
+/// mTLS (RFC 8705): a client's subject DN and certificate binding survive storing and updating.
+async fn mtls_settings_round_trip<S: Store + Clone>(db: &S) {
+    let mut c = client("cert-client", vec![]);
+    c.auth_method = Some(portero_core::client_auth::AuthMethod::TlsClientAuth);
+    c.tls_subject_dn = Some("CN=merchant-1,O=Acme\\, Inc.".into());
+    c.tls_bound_tokens = true;
+    db.create_client(&c).await.unwrap();
+    assert_eq!(db.find_client("cert-client").await.unwrap(), Some(c.clone()));
+    c.auth_method = Some(portero_core::client_auth::AuthMethod::SelfSignedTlsClientAuth);
+    c.tls_subject_dn = None;
+    c.jwks = Some(r#"{"keys":[{"kid":"a"}]}"#.into());
+    c.tls_bound_tokens = false;
+    db.update_client(&c).await.unwrap();
+    assert_eq!(db.find_client("cert-client").await.unwrap(), Some(c.clone()));
+    assert!(db.list_clients().await.unwrap().contains(&c));
+}
+conformance!(mtls_settings, mtls_settings_round_trip);
 
 /// A jti is accepted once, by exactly one of concurrent callers, until it is purged after its
 /// expiry.

@@ -5,6 +5,7 @@ use http::header;
 
 use crate::claims::Claims;
 use crate::error::VerifyError;
+use crate::mtls::{PeerCertificate, check_certificate_binding};
 use crate::verifier::Verifier;
 
 /// The header that names the tenant a call acts on (the Zertiban document's `x-tenant-id`).
@@ -41,12 +42,15 @@ fn authorization(headers: &http::HeaderMap) -> Result<(&str, &str), VerifyError>
 
 /// Verifies the request's bearer token, and `x-tenant-id` against the token's tenants when
 /// the header is present; returns what handlers may use. A DPoP-bound token is refused here:
-/// use [`authenticate_request`], which also reads DPoP requests.
+/// use [`authenticate_request`], which also reads DPoP requests. So is a token bound to a TLS
+/// client certificate (RFC 8705 §3): no certificate is known here (see
+/// [`authenticate_request_with_certificate`]).
 pub async fn authenticate(
     verifier: &Verifier,
     headers: &http::HeaderMap,
 ) -> Result<(Claims, Option<Tenant>), VerifyError> {
     let claims = verifier.verify(bearer_token(headers)?).await?;
+    check_certificate_binding(&claims, None)?;
     let tenant = tenant(&claims, headers)?;
     Ok((claims, tenant))
 }
@@ -93,12 +97,26 @@ pub fn presented_token(headers: &http::HeaderMap) -> Result<Presented<'_>, Verif
 
 /// Verifies the request's access token however it came: a Bearer token (refused if it is bound
 /// to a DPoP key), or a DPoP-bound token with a proof made for this `method` and `uri`; then
-/// `x-tenant-id` as [`authenticate`] does.
+/// `x-tenant-id` as [`authenticate`] does. A token bound to a TLS client certificate is refused
+/// here (no certificate is known): use [`authenticate_request_with_certificate`].
 pub async fn authenticate_request(
     verifier: &Verifier,
     method: &http::Method,
     uri: &http::Uri,
     headers: &http::HeaderMap,
+) -> Result<(Claims, Option<Tenant>), VerifyError> {
+    authenticate_request_with_certificate(verifier, method, uri, headers, None).await
+}
+
+/// [`authenticate_request`] for a request that came over a TLS connection whose client
+/// certificate is `peer` (`None`: none): a token bound to a certificate (`cnf["x5t#S256"]`,
+/// RFC 8705 §3) is accepted only with that certificate.
+pub async fn authenticate_request_with_certificate(
+    verifier: &Verifier,
+    method: &http::Method,
+    uri: &http::Uri,
+    headers: &http::HeaderMap,
+    peer: Option<&PeerCertificate>,
 ) -> Result<(Claims, Option<Tenant>), VerifyError> {
     let claims = match presented_token(headers)? {
         Presented::Bearer(token) => verifier.verify(token).await?,
@@ -107,6 +125,7 @@ pub async fn authenticate_request(
             verifier.verify_dpop(token, proof, method.as_str(), &url).await?
         }
     };
+    check_certificate_binding(&claims, peer)?;
     let tenant = tenant(&claims, headers)?;
     Ok((claims, tenant))
 }

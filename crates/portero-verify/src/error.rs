@@ -87,6 +87,13 @@ pub enum Rejection {
     /// `Authorization: DPoP` with a token that is not bound to any key.
     #[error("not a DPoP-bound token")]
     NotDpopBound,
+    /// The token is bound to a TLS client certificate (`cnf["x5t#S256"]`, RFC 8705 §3) and the
+    /// connection presented none.
+    #[error("certificate-bound token without a client certificate")]
+    NoCertificate,
+    /// The token is bound to another TLS client certificate than the connection's.
+    #[error("certificate-bound token over another client certificate")]
+    WrongCertificate,
 }
 
 impl From<JwsError> for VerifyError {

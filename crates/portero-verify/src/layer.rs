@@ -15,9 +15,10 @@ use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
 use tower::{Layer, Service};
 
-use crate::bearer::{Tenant, authenticate_request};
+use crate::bearer::{Tenant, authenticate_request_with_certificate};
 use crate::claims::Claims;
 use crate::error::VerifyError;
+use crate::mtls::PeerCertificate;
 use crate::verifier::Verifier;
 
 /// A tower layer that refuses requests without a valid bearer token (with the RFC 6750
@@ -68,7 +69,18 @@ where
         let mut inner = std::mem::replace(&mut self.inner, clone);
         let verifier = self.verifier.clone();
         Box::pin(async move {
-            match authenticate_request(&verifier, request.method(), request.uri(), request.headers()).await {
+            // RFC 8705 §3: a certificate-bound token only over its certificate, which the
+            // integration put in the extensions (see `PeerCertificate`).
+            let peer = request.extensions().get::<PeerCertificate>();
+            let verified = authenticate_request_with_certificate(
+                &verifier,
+                request.method(),
+                request.uri(),
+                request.headers(),
+                peer,
+            )
+            .await;
+            match verified {
                 Ok((claims, tenant)) => {
                     request.extensions_mut().insert(claims);
                     if let Some(tenant) = tenant {

@@ -10,13 +10,18 @@ mod error;
 mod jwks;
 #[cfg(feature = "axum")]
 mod layer;
+mod mtls;
 mod verifier;
 
-pub use bearer::{Presented, TENANT_HEADER, Tenant, authenticate, authenticate_request, bearer_token, presented_token};
+pub use bearer::{
+    Presented, TENANT_HEADER, Tenant, authenticate, authenticate_request, authenticate_request_with_certificate,
+    bearer_token, presented_token,
+};
 pub use claims::Claims;
 pub use error::{BuildError, Rejection, VerifyError};
 #[cfg(feature = "axum")]
 pub use layer::{BearerLayer, BearerService};
+pub use mtls::{PeerCertificate, check_certificate_binding};
 pub use portero_wire::jws::{Jwks, JwsError, KeyError};
 pub use portero_wire::{AccessTokenClaims, Audience};
 pub use verifier::{Verifier, VerifierBuilder};

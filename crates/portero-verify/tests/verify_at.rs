@@ -130,3 +130,45 @@ fn a_verifier_needs_a_key_source() {
     let error = Verifier::builder(ISSUER, AUDIENCE).build().unwrap_err();
     assert_eq!(error, portero_verify::BuildError::NoKeySource);
 }
+
+/// RFC 8705 §3: a token with `cnf["x5t#S256"]` passes `BearerLayer` only when the integration
+/// put the connection's certificate with that thumbprint in the request (`PeerCertificate`);
+/// without one, or with another, it is 401 `invalid_token`. Unbound tokens need no certificate.
+#[tokio::test]
+async fn certificate_bound_tokens_need_their_certificate() {
+    use axum::body::Body;
+    use axum::http::{Request, StatusCode, header};
+    use portero_verify::{BearerLayer, PeerCertificate};
+    use tower::ServiceExt;
+
+    let key = Key::new();
+    let verifier = std::sync::Arc::new(key.verifier());
+    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs();
+    let leaf = b"the DER of the client's certificate".to_vec();
+    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, &leaf);
+    let thumbprint = URL_SAFE_NO_PAD.encode(digest.as_ref());
+    let bound = key.token(json!({ "iat": now, "exp": now + 300, "cnf": { "x5t#S256": thumbprint } }));
+    let unbound = key.token(json!({ "iat": now, "exp": now + 300 }));
+    let app = axum::Router::new()
+        .route("/v1/charges", axum::routing::get(|| async { "ok" }))
+        .layer(BearerLayer::new(verifier.clone()));
+    let call = |token: &str, peer: Option<Vec<u8>>| {
+        let mut request = Request::get("/v1/charges").header(header::AUTHORIZATION, format!("Bearer {token}"));
+        if let Some(der) = peer {
+            request = request.extension(PeerCertificate(der));
+        }
+        app.clone().oneshot(request.body(Body::empty()).unwrap())
+    };
+    let answer = call(&bound, None).await.unwrap();
+    assert_eq!(answer.status(), StatusCode::UNAUTHORIZED);
+    let challenge = answer.headers()[header::WWW_AUTHENTICATE].to_str().unwrap().to_owned();
+    assert!(challenge.contains("invalid_token"), "{challenge}");
+    assert_eq!(call(&bound, Some(b"another certificate".to_vec())).await.unwrap().status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(call(&bound, Some(leaf.clone())).await.unwrap().status(), StatusCode::OK);
+    assert_eq!(call(&unbound, None).await.unwrap().status(), StatusCode::OK);
+    // The header-only helpers know no certificate: a bound token is refused there.
+    let mut headers = axum::http::HeaderMap::new();
+    headers.insert(header::AUTHORIZATION, format!("Bearer {bound}").parse().unwrap());
+    let refused = portero_verify::authenticate(&verifier, &headers).await.unwrap_err();
+    assert_eq!(refused, VerifyError::InvalidToken(Rejection::NoCertificate));
+}

@@ -43,6 +43,12 @@ pub struct FileConfig {
     /// PEM certificate chain and private key: serve HTTPS instead of HTTP.
     pub tls_cert: Option<std::path::PathBuf>,
     pub tls_key: Option<std::path::PathBuf>,
+    /// PEM CA bundle: ask TLS clients for a certificate (optional) and accept `tls_client_auth`
+    /// for those that chain to it (RFC 8705).
+    pub tls_client_ca: Option<std::path::PathBuf>,
+    /// Header a trusted TLS-terminating proxy passes the client certificate in (RFC 9440,
+    /// e.g. "Client-Cert"); off by default. The proxy must remove it from client requests.
+    pub tls_client_cert_header: Option<String>,
     /// Seconds a connection may take to send its headers, and then its body (default 10).
     pub read_timeout_seconds: Option<u64>,
     /// Seconds a request may take once read before it is answered 503 (default 5).
@@ -392,6 +398,8 @@ mod tests {
             admin_token,
             tls_cert,
             tls_key,
+            tls_client_ca,
+            tls_client_cert_header,
             read_timeout_seconds,
             request_timeout_seconds,
             client_address_header,
@@ -420,6 +428,8 @@ mod tests {
             ("admin_token", admin_token.is_some()),
             ("tls_cert", tls_cert.is_some()),
             ("tls_key", tls_key.is_some()),
+            ("tls_client_ca", tls_client_ca.is_some()),
+            ("tls_client_cert_header", tls_client_cert_header.is_some()),
             ("read_timeout_seconds", read_timeout_seconds.is_some()),
             ("request_timeout_seconds", request_timeout_seconds.is_some()),
             ("client_address_header", client_address_header.is_some()),

@@ -57,6 +57,8 @@ fn client(id: &str, secret_hash: String, grants: &[GrantType], scopes: &str, ttl
         jwks: None,
         jwks_uri: None,
         require_dpop: false,
+        tls_subject_dn: None,
+        tls_bound_tokens: false,
         last_seen_at: None,
         previous_secret: None,
     }

@@ -5,12 +5,12 @@
 //! checked against the failure throttle, an attempt slot is taken before any slow check, given
 //! back on success and kept on failure, and identical attempts in flight share one check. A
 //! method only says whether the presented proof matches ([`client_secret`] for shared secrets,
-//! [`private_key_jwt`] for signed assertions; a certificate method is one more module and one
-//! more [`AuthMethod`] variant).
+//! [`private_key_jwt`] for signed assertions, [`tls_certificate`] for the two RFC 8705 methods).
 
 mod client_secret;
 mod credentials;
 mod private_key_jwt;
+mod tls_certificate;
 
 use std::net::IpAddr;
 
@@ -19,6 +19,7 @@ pub use credentials::{BasicCredentials, ClientCredentials, JWT_BEARER_ASSERTION,
 
 use crate::context::Context;
 use crate::error::OAuthError;
+use crate::mtls::ClientCertificate;
 use crate::params::Params;
 use crate::secret::Verdict;
 use crate::store::{Client, Store};
@@ -26,9 +27,12 @@ use crate::store::{Client, Store};
 /// Authenticates the client of a request. Every failure is the same `invalid_client` after the
 /// same work; a client that used another method than its registered one is refused too, after
 /// the same check, so the refusal says nothing about whether the secret was right.
+///
+/// `certificate` is the TLS client certificate of the request, if it had one.
 pub async fn authenticate<S: Store>(
     ctx: &Context<S>,
     credentials: &ClientCredentials,
+    certificate: Option<&ClientCertificate>,
     source: Option<IpAddr>,
     now: i64,
 ) -> Result<Client, OAuthError> {
@@ -36,21 +40,44 @@ pub async fn authenticate<S: Store>(
     let client = find_client(ctx, credentials).await?;
     let key = crate::throttle::client_key(client.as_ref().map_or(&credentials.client_id, |c| &c.id));
     ctx.throttle.check(&ctx.store, &key, now).await?;
-    let client = match credentials.method {
+    let method = presented_method(credentials, client.as_ref(), certificate);
+    let client = match method {
         AuthMethod::PrivateKeyJwt => private_key_jwt::authenticate(ctx, client, credentials, source, now).await?,
         AuthMethod::ClientSecretBasic | AuthMethod::ClientSecretPost => {
             client_secret::authenticate(ctx, &key, client, credentials, source, now).await?
         }
+        AuthMethod::TlsClientAuth | AuthMethod::SelfSignedTlsClientAuth => {
+            tls_certificate::authenticate(ctx, &key, client, credentials, certificate, method, source, now).await?
+        }
     };
-    if !credentials.method.allowed_for(client.auth_method) {
+    if !method.allowed_for(client.auth_method) {
         return Err(OAuthError::invalid_client().with_detail(format!(
             "client {:?} is registered for {}, not {}",
             client.id,
             client.auth_method.map_or("client_secret_basic or client_secret_post", AuthMethod::as_str),
-            credentials.method.as_str()
+            method.as_str()
         )));
     }
     Ok(client)
+}
+
+/// The method a request used. RFC 8705 §2: a certificate method sends `client_id` alone (no
+/// secret, no assertion) and the TLS client certificate proves it; the two certificate methods
+/// look the same on the wire, so the client's registration says which check applies.
+fn presented_method(
+    credentials: &ClientCredentials,
+    client: Option<&Client>,
+    certificate: Option<&ClientCertificate>,
+) -> AuthMethod {
+    let certificate_only =
+        credentials.method == AuthMethod::ClientSecretPost && credentials.secret.is_none() && certificate.is_some();
+    if !certificate_only {
+        return credentials.method;
+    }
+    match client.and_then(|c| c.auth_method) {
+        Some(AuthMethod::SelfSignedTlsClientAuth) => AuthMethod::SelfSignedTlsClientAuth,
+        _ => AuthMethod::TlsClientAuth,
+    }
 }
 
 /// The client the credentials name: by the id as decoded, then as sent (see [`decode_basic`]).
@@ -114,9 +141,10 @@ pub async fn authenticate_request<S: Store>(
     ctx: &Context<S>,
     params: &Params,
     authorization: Option<&str>,
+    certificate: Option<&ClientCertificate>,
     source: Option<IpAddr>,
     now: i64,
 ) -> Result<Client, OAuthError> {
     let credentials = ClientCredentials::from_request(authorization, params)?;
-    authenticate(ctx, &credentials, source, now).await
+    authenticate(ctx, &credentials, certificate, source, now).await
 }

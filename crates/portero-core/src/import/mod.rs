@@ -531,6 +531,8 @@ fn check_client(
         jwks: None,
         jwks_uri: None,
         require_dpop: false,
+        tls_subject_dn: None,
+        tls_bound_tokens: false,
         last_seen_at: None,
         created_at: now,
         previous_secret: None,

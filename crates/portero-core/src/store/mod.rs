@@ -66,6 +66,11 @@ pub struct Client {
     pub jwks_uri: Option<String>,
     /// Every token request must carry a DPoP proof (RFC 9449 §5, `dpop_bound_access_tokens`).
     pub require_dpop: bool,
+    /// The subject DN (RFC 4514 string) a `tls_client_auth` client's certificate must have.
+    pub tls_subject_dn: Option<String>,
+    /// Access tokens are bound to the client certificate of the request (RFC 8705 §3,
+    /// `tls_client_certificate_bound_access_tokens`); a request without one is refused.
+    pub tls_bound_tokens: bool,
     /// The first successful authentication (see [`MigrationStore::mark_seen`]); `None` until then.
     pub last_seen_at: Option<i64>,
     pub created_at: i64,

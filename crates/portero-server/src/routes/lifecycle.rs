@@ -19,7 +19,7 @@ async fn read(state: &AppState, request: Request<Body>) -> Result<TokenInput, Re
     let limits = portero_core::params::FieldLimits::token_lifecycle();
     // Whatever the configured body limit, room for the longest token Portero issues.
     let max_body = state.config.max_body_bytes.max(2 * portero_core::params::MAX_TOKEN_CHARS);
-    token_input(request, &limits, max_body, None, state.config.client_address_header.as_deref()).await.map_err(
+    token_input(request, &limits, max_body, None, &state.config).await.map_err(
         |Rejected { error, status_override, .. }| {
             respond::error(&error, &Dialect::Standard, &state.ctx.policy.default_locale, status_override)
         },

@@ -23,7 +23,6 @@ pub use portero_core::clock::unix_now;
 pub async fn token(State(state): State<AppState>, limits: FieldLimits, request: Request<Body>) -> Response {
     let policy = &state.ctx.policy;
     let version_header = policy.api_version.as_ref().map(|rule| rule.header.as_str());
-    let address_header = state.config.client_address_header.as_deref();
     // Behind an old provider (lazy migration), the request is kept as it came, for forwarding.
     let upstream = crate::upstream::for_path(&state.config.upstreams, request.uri().path(), unix_now());
     let (request, received) = match upstream {
@@ -46,7 +45,7 @@ pub async fn token(State(state): State<AppState>, limits: FieldLimits, request: 
             (Request::from_parts(parts, Body::from(bytes)), Some(received))
         }
     };
-    let input = match token_input(request, &limits, state.config.max_body_bytes, version_header, address_header).await {
+    let input = match token_input(request, &limits, state.config.max_body_bytes, version_header, &state.config).await {
         Ok(input) => input,
         Err(Rejected { error, dialect, status_override }) => {
             tracing::info!(error = %error, "token request rejected");

@@ -82,7 +82,14 @@ async fn metadata_lists_the_methods() {
         .json()
         .await
         .unwrap();
-    let expected = serde_json::json!(["client_secret_basic", "client_secret_post", "private_key_jwt"]);
+    let expected = serde_json::json!([
+        "client_secret_basic",
+        "client_secret_post",
+        "private_key_jwt",
+        "tls_client_auth",
+        "self_signed_tls_client_auth"
+    ]);
     assert_eq!(metadata["token_endpoint_auth_methods_supported"], expected);
     assert_eq!(metadata["introspection_endpoint_auth_methods_supported"], expected);
+    assert_eq!(metadata["tls_client_certificate_bound_access_tokens"], true);
 }

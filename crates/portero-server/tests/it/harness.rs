@@ -69,6 +69,8 @@ pub fn base_client(id: &str, secret_hash: String, grants: &[GrantType]) -> Clien
         jwks: None,
         jwks_uri: None,
         require_dpop: false,
+        tls_subject_dn: None,
+        tls_bound_tokens: false,
         last_seen_at: None,
         previous_secret: None,
     }

@@ -121,6 +121,12 @@ pub struct ClientUpdate {
     /// Whether every token request must carry a DPoP proof.
     #[arg(long, value_name = "true|false")]
     pub require_dpop: Option<bool>,
+    /// A new subject DN (RFC 4514) for a tls_client_auth client.
+    #[arg(long, value_name = "DN")]
+    pub tls_subject_dn: Option<String>,
+    /// Whether access tokens are bound to the request's TLS client certificate.
+    #[arg(long, value_name = "true|false")]
+    pub bind_tls_cert: Option<bool>,
 }
 
 #[derive(Debug, Args)]
@@ -160,11 +166,14 @@ pub struct ClientCreate {
     #[arg(long, value_name = "SECONDS")]
     pub refresh_retry_window: Option<i64>,
     /// The one way the client authenticates: client_secret_basic (HTTP Basic) or
-    /// client_secret_post (in the body), or private_key_jwt (a JWT signed with a key of
-    /// --jwks; the client gets no secret); default: either secret method.
+    /// client_secret_post (in the body), private_key_jwt (a JWT signed with a key of
+    /// --jwks), tls_client_auth (a TLS client certificate from the client CA with
+    /// --tls-subject-dn) or self_signed_tls_client_auth (a TLS client certificate whose key is
+    /// in --jwks); the last three get no secret. Default: either secret method.
     #[arg(long, value_name = "METHOD")]
     pub auth_method: Option<String>,
-    /// The client's JWK Set file (public keys only), for --auth-method private_key_jwt.
+    /// The client's JWK Set file (public keys only), for --auth-method private_key_jwt or
+    /// self_signed_tls_client_auth.
     #[arg(long, value_name = "FILE", conflicts_with = "jwks_uri")]
     pub jwks: Option<std::path::PathBuf>,
     /// Or the URL where it publishes its JWK Set (https; http only to a loopback host): fetched
@@ -175,6 +184,14 @@ pub struct ClientCreate {
     /// bound to its key, and a request without a proof is refused `invalid_dpop_proof`.
     #[arg(long)]
     pub require_dpop: bool,
+    /// The subject DN (RFC 4514 string form, e.g. "CN=merchant-1,O=Acme") the certificate of a
+    /// tls_client_auth client must carry; compared case- and space-insensitively.
+    #[arg(long, value_name = "DN")]
+    pub tls_subject_dn: Option<String>,
+    /// Bind the client's access tokens to its TLS client certificate (RFC 8705 §3, cnf
+    /// x5t#S256); a token request without a certificate is then refused.
+    #[arg(long)]
+    pub bind_tls_cert: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -315,6 +332,8 @@ pub async fn client(global: &Global, command: ClientCommand) -> anyhow::Result<(
                 jwks: args.jwks.as_deref().map(read_jwks).transpose()?,
                 jwks_uri: args.jwks_uri,
                 dpop_bound_access_tokens: args.require_dpop,
+                tls_client_auth_subject_dn: args.tls_subject_dn,
+                tls_client_certificate_bound_access_tokens: args.bind_tls_cert,
             };
             match admin::create_client(&db, new, unix_now()).await? {
                 (client, Some(secret)) => {
@@ -346,6 +365,8 @@ pub async fn client(global: &Global, command: ClientCommand) -> anyhow::Result<(
                 jwks: args.jwks.as_deref().map(read_jwks).transpose()?,
                 jwks_uri: args.jwks_uri,
                 dpop_bound_access_tokens: args.require_dpop,
+                tls_client_auth_subject_dn: args.tls_subject_dn,
+                tls_client_certificate_bound_access_tokens: args.bind_tls_cert,
             };
             print_json(&admin::client_view(&admin::update_client(&db, &args.id, changes).await?));
         }

@@ -45,6 +45,14 @@ pub struct ServeArgs {
     /// PEM private key of --tls-cert.
     #[arg(long, env = "PORTERO_TLS_KEY", requires = "tls_cert")]
     pub tls_key: Option<std::path::PathBuf>,
+    /// PEM CA bundle for TLS client certificates (RFC 8705): connections are asked for one
+    /// (optional), and tls_client_auth clients need one that chains to this CA.
+    #[arg(long, env = "PORTERO_TLS_CLIENT_CA", requires = "tls_cert")]
+    pub tls_client_ca: Option<std::path::PathBuf>,
+    /// Read client certificates from this header, set by a trusted TLS-terminating proxy
+    /// (RFC 9440 `Client-Cert`). The proxy must strip it from client requests.
+    #[arg(long, env = "PORTERO_TLS_CLIENT_CERT_HEADER")]
+    pub tls_client_cert_header: Option<String>,
     /// Serve /metrics on this address (plain HTTP) instead of the main one.
     #[arg(long, env = "PORTERO_METRICS_LISTEN")]
     pub metrics_listen: Option<String>,
@@ -100,7 +108,22 @@ pub async fn run(global: &Global, args: ServeArgs) -> anyhow::Result<()> {
     }
     server_config.metrics_on_main = metrics_listen.is_none() && server_config.metrics_token.is_some();
 
-    let tls = tls_config(args.tls_cert.or(file.tls_cert.clone()), args.tls_key.or(file.tls_key.clone())).await?;
+    let client_ca = args.tls_client_ca.or(file.tls_client_ca.clone());
+    let tls_files = (args.tls_cert.or(file.tls_cert.clone()), args.tls_key.or(file.tls_key.clone()));
+    let (tls, ca) = tls_config(tls_files, client_ca)?;
+    server_config.client_ca = ca;
+    server_config.client_cert_header = args
+        .tls_client_cert_header
+        .or(file.tls_client_cert_header.clone())
+        .filter(|h| !h.is_empty())
+        .map(|name| {
+            portero_server::tls::header_name(&name)
+                .ok_or_else(|| anyhow::anyhow!("tls_client_cert_header: {name:?} is not a header name"))
+        })
+        .transpose()?;
+    if let Some(name) = &server_config.client_cert_header {
+        tracing::info!(header = %name, "client certificates are read from a header: the proxy must strip it from clients");
+    }
     let master_key = super::admin::master_key(global, &database_url)?;
     let bind = || async { TcpListener::bind(&listen).await.with_context(|| format!("listening on {listen}")) };
     let start = Start { database_url: &database_url, master_key, policy, server_config, alg };
@@ -268,17 +291,22 @@ async fn serve_metrics(address: &str, state: &AppState) -> anyhow::Result<tokio:
     }))
 }
 
-/// Loads the certificate and key up front, so a bad file stops `serve` with a clear error.
-async fn tls_config(
-    cert: Option<std::path::PathBuf>,
-    key: Option<std::path::PathBuf>,
-) -> anyhow::Result<Option<portero_server::TlsConfig>> {
-    match (cert, key) {
-        (None, None) => Ok(None),
-        (Some(cert), Some(key)) => portero_server::TlsConfig::from_pem_file(&cert, &key)
-            .await
-            .map(Some)
-            .with_context(|| format!("loading TLS certificate {} and key {}", cert.display(), key.display())),
+/// Loads the certificate, key and client CA up front, so a bad file stops `serve` with a clear
+/// error.
+fn tls_config(
+    files: (Option<std::path::PathBuf>, Option<std::path::PathBuf>),
+    client_ca: Option<std::path::PathBuf>,
+) -> anyhow::Result<(Option<portero_server::TlsConfig>, Option<portero_server::tls::ClientCa>)> {
+    match files {
+        (None, None) if client_ca.is_some() => anyhow::bail!("tls_client_ca needs tls_cert and tls_key"),
+        (None, None) => Ok((None, None)),
+        (Some(cert), Some(key)) => {
+            let (tls, ca) = portero_server::tls::load(&cert, &key, client_ca.as_deref()).with_context(|| {
+                let ca = client_ca.as_ref().map(|p| format!(" and client CA {}", p.display())).unwrap_or_default();
+                format!("loading TLS certificate {} and key {}{ca}", cert.display(), key.display())
+            })?;
+            Ok((Some(tls), ca))
+        }
         _ => anyhow::bail!("TLS needs both tls_cert and tls_key"),
     }
 }

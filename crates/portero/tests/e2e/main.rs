@@ -5,6 +5,7 @@ mod crash;
 mod hardening;
 mod import;
 mod install;
+mod mtls;
 mod nodes;
 mod operator;
 mod outage;
