@@ -442,9 +442,13 @@ fn check_keys(method: Option<AuthMethod>, jwks: Option<&str>, jwks_uri: Option<&
         return Err(invalid("a jwks_uri is only for private_key_jwt clients"));
     }
     match (keyed, jwks.is_some(), jwks_uri.is_some()) {
-        (true, false, false) => Err(invalid("a private_key_jwt or self_signed_tls_client_auth client needs a JWK Set (jwks, or jwks_uri)")),
+        (true, false, false) => {
+            Err(invalid("a private_key_jwt or self_signed_tls_client_auth client needs a JWK Set (jwks, or jwks_uri)"))
+        }
         (_, true, true) => Err(invalid("give jwks or jwks_uri, not both")),
-        (false, true, _) => Err(invalid("a JWK Set is only for private_key_jwt and self_signed_tls_client_auth clients")),
+        (false, true, _) => {
+            Err(invalid("a JWK Set is only for private_key_jwt and self_signed_tls_client_auth clients"))
+        }
         _ => Ok(()),
     }
 }
