@@ -42,22 +42,42 @@ struct Entry {
     fetched_at: Instant,
 }
 
-/// The cache of remote JWK Sets, by URL.
+/// The cache of remote JWK Sets, by URL, and of registered ones, parsed, by their text.
 pub struct RemoteKeys {
     fetch: Option<Arc<dyn KeyFetch>>,
     cache: Mutex<HashMap<String, Entry>>,
     in_flight: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    registered: Mutex<HashMap<String, Arc<Jwks>>>,
 }
 
 impl RemoteKeys {
     pub fn new(fetch: Arc<dyn KeyFetch>) -> Self {
-        Self { fetch: Some(fetch), cache: Mutex::default(), in_flight: Mutex::default() }
+        Self { fetch: Some(fetch), ..Self::offline() }
     }
 
     /// No fetching: clients with a `jwks_uri` cannot authenticate (for tools and tests without
     /// a network).
     pub fn offline() -> Self {
-        Self { fetch: None, cache: Mutex::default(), in_flight: Mutex::default() }
+        Self { fetch: None, cache: Mutex::default(), in_flight: Mutex::default(), registered: Mutex::default() }
+    }
+
+    /// A registered JWK Set (its JSON text), parsed once: parsing validates every key's point,
+    /// which costs as much as the signature check it is for. Keyed by the text itself, so an
+    /// updated set is a new entry; at most [`MAX_URLS`] are kept (beyond, one goes for each new).
+    pub fn registered(&self, text: &str) -> Result<Arc<Jwks>, String> {
+        if let Some(keys) = self.registered.lock().unwrap_or_else(|p| p.into_inner()).get(text) {
+            return Ok(keys.clone());
+        }
+        let set: Value = serde_json::from_str(text).map_err(|_| "an unreadable JWK Set".to_owned())?;
+        let keys = Arc::new(Jwks::from_json(&set).map_err(|e| e.to_string())?);
+        let mut registered = self.registered.lock().unwrap_or_else(|p| p.into_inner());
+        if registered.len() >= MAX_URLS
+            && let Some(any) = registered.keys().next().cloned()
+        {
+            registered.remove(&any);
+        }
+        registered.insert(text.to_owned(), keys.clone());
+        Ok(keys)
     }
 
     /// The keys at `url`, fetched if not cached, stale, or lacking `kid`.

@@ -83,9 +83,7 @@ struct Seen {
 /// `kid` the cached set lacks may fetch it again).
 async fn client_keys<S: Store>(ctx: &Context<S>, client: &Client, assertion: &str) -> Result<Arc<Jwks>, String> {
     if let Some(text) = client.jwks.as_deref() {
-        let set: Value =
-            serde_json::from_str(text).map_err(|_| format!("client {:?} has an unreadable JWK Set", client.id))?;
-        return Jwks::from_json(&set).map(Arc::new).map_err(|e| format!("client {:?}: {e}", client.id));
+        return ctx.remote_keys.registered(text).map_err(|e| format!("client {:?}: {e}", client.id));
     }
     let Some(uri) = client.jwks_uri.as_deref() else {
         return Err(format!("client {:?} has no registered keys", client.id));
