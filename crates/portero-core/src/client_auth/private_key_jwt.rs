@@ -42,7 +42,10 @@ pub(super) async fn authenticate<S: Store>(
                 Ok(keys) => check(client, &keys, assertion, &ctx.policy.issuer, now),
                 Err(reason) => Err(reason),
             },
-            None => Err(format!("unknown client {:?}", credentials.client_id)),
+            None => {
+                dummy_verification(assertion);
+                Err(format!("unknown client {:?}", credentials.client_id))
+            }
         };
         match checked {
             Err(reason) => {
@@ -77,6 +80,27 @@ pub(super) async fn authenticate<S: Store>(
 struct Seen {
     key: String,
     expires_at: i64,
+}
+
+/// The work of one signature check, for an unknown client: its refusal then takes as long as a
+/// known client's bad signature, and the time does not tell which ids exist. An ECDSA P-256
+/// verification of the assertion's bytes under a key made once, whose result is ignored.
+fn dummy_verification(assertion: &str) {
+    use aws_lc_rs::rand::SystemRandom;
+    use aws_lc_rs::signature::{
+        ECDSA_P256_SHA256_FIXED, ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPair, UnparsedPublicKey,
+    };
+    static DUMMY_KEY: std::sync::OnceLock<Option<Vec<u8>>> = std::sync::OnceLock::new();
+    let key = DUMMY_KEY.get_or_init(|| {
+        let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &SystemRandom::new()).ok()?;
+        let pair = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8.as_ref()).ok()?;
+        Some(pair.public_key().as_ref().to_vec())
+    });
+    if let Some(key) = key {
+        // A well-formed (r, s), so the whole verification runs; it cannot match.
+        let signature = [0x5a_u8; 64];
+        let _ = UnparsedPublicKey::new(&ECDSA_P256_SHA256_FIXED, key).verify(assertion.as_bytes(), &signature);
+    }
 }
 
 /// The client's keys: its registered JWK Set, or the one its `jwks_uri` publishes (cached; a
