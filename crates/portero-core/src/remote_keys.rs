@@ -94,7 +94,11 @@ impl RemoteKeys {
             return Ok(keys);
         }
         let result = self.refetch(url).await;
-        self.in_flight.lock().unwrap_or_else(|p| p.into_inner()).remove(url);
+        let mut in_flight = self.in_flight.lock().unwrap_or_else(|p| p.into_inner());
+        // Only this flight's lock: a newer one may already stand there for later callers.
+        if in_flight.get(url).is_some_and(|current| Arc::ptr_eq(current, &flight)) {
+            in_flight.remove(url);
+        }
         result
     }
 
@@ -130,15 +134,27 @@ impl RemoteKeys {
                 cache.insert(url.to_owned(), Entry { keys: keys.clone(), fresh_until: now + ttl, fetched_at: now });
                 Ok(keys)
             }
-            // The last keys fetched keep working while the client's server is away.
-            Err(error) => match cache.get_mut(url) {
-                Some(entry) => {
-                    tracing::warn!(%url, %error, "refetching a client's JWK Set failed; using the cached one");
-                    entry.fetched_at = Instant::now();
-                    Ok(entry.keys.clone())
+            // The last keys fetched keep working while the client's server is away, and a failure
+            // is not retried for UNKNOWN_KID_INTERVAL: requests do not queue behind one
+            // timed-out fetch after another. A URL never fetched is remembered as having no keys.
+            Err(error) => {
+                let now = Instant::now();
+                let host = url.split("://").nth(1).and_then(|rest| rest.split(['/', '?']).next()).unwrap_or("?");
+                tracing::warn!(%host, %error, "fetching a client's JWK Set failed");
+                let retry_at = now + UNKNOWN_KID_INTERVAL;
+                match cache.get_mut(url) {
+                    Some(entry) => {
+                        entry.fetched_at = now;
+                        entry.fresh_until = entry.fresh_until.max(retry_at);
+                        Ok(entry.keys.clone())
+                    }
+                    None => {
+                        let empty = Entry { keys: Arc::new(Jwks::default()), fresh_until: retry_at, fetched_at: now };
+                        cache.insert(url.to_owned(), empty);
+                        Err(error)
+                    }
                 }
-                None => Err(error),
-            },
+            }
         }
     }
 }

@@ -130,14 +130,16 @@ pub async fn authenticate_request_with_certificate(
     Ok((claims, tenant))
 }
 
-/// The URL the client addressed: the absolute request URI, or the configured public URL, or
-/// the `Host` header (over `https`, or `http` for a loopback host), with the request's path.
+/// The URL the client addressed: the configured public URL with the request's path; without
+/// one, what the request itself says (an absolute URI, or the `Host` header over `https`, or
+/// `http` for a loopback host). The request's own words are the client's choice, so a proof
+/// made for another API behind the same token could pass: configure the public URL.
 fn request_url(public_url: Option<&str>, uri: &http::Uri, headers: &http::HeaderMap) -> Result<String, VerifyError> {
-    if let (Some(scheme), Some(authority)) = (uri.scheme_str(), uri.authority()) {
-        return Ok(format!("{scheme}://{authority}{}", uri.path()));
-    }
     if let Some(base) = public_url {
         return Ok(format!("{base}{}", uri.path()));
+    }
+    if let (Some(scheme), Some(authority)) = (uri.scheme_str(), uri.authority()) {
+        return Ok(format!("{scheme}://{authority}{}", uri.path()));
     }
     let host =
         headers.get(http::header::HOST).and_then(|h| h.to_str().ok()).filter(|h| !h.is_empty()).ok_or_else(|| {

@@ -198,7 +198,8 @@ impl VerifierBuilder {
             leeway_seconds: i64::try_from(self.leeway.as_secs()).unwrap_or(i64::MAX),
             public_url: self.public_url,
             dpop: crate::dpop::Settings {
-                max_age: i64::try_from(self.dpop_max_age.as_secs()).unwrap_or(i64::MAX),
+                // At most an hour: a proof is for one request, and the sum with `iat` stays small.
+                max_age: i64::try_from(self.dpop_max_age.as_secs()).unwrap_or(i64::MAX).clamp(1, 3600),
                 replay: crate::dpop::ReplayCache::new(self.dpop_replay_capacity),
             },
         })

@@ -137,7 +137,7 @@ fn check(client: &Client, keys: &Jwks, assertion: &str, issuer: &str, now: i64) 
     }
     let time = |name: &str| claims.get(name).and_then(|v| v.as_i64().or_else(|| v.as_f64().map(|f| f as i64)));
     let exp = time("exp").ok_or("client assertion: no exp")?;
-    if exp + LEEWAY <= now {
+    if exp.saturating_add(LEEWAY) <= now {
         return Err("client assertion: expired".to_owned());
     }
     if exp > now + MAX_LIFETIME + LEEWAY {
@@ -150,7 +150,7 @@ fn check(client: &Client, keys: &Jwks, assertion: &str, issuer: &str, now: i64) 
     }
     let jti = text_claim("jti").filter(|j| !j.is_empty() && j.len() <= 256).ok_or("client assertion: no jti")?;
     // Client ids cannot contain ':' (see `admin::create_client`), so the key is unambiguous.
-    Ok(Seen { key: format!("{}:{jti}", client.id), expires_at: exp + LEEWAY })
+    Ok(Seen { key: format!("{}:{jti}", client.id), expires_at: exp.saturating_add(LEEWAY) })
 }
 
 /// Whether `aud` (a string or an array of them) names the issuer or the token endpoint's URL.
