@@ -76,15 +76,18 @@ pub fn check_token_url(url: &str) -> Result<(), String> {
     }
 }
 
-fn http() -> &'static reqwest::Client {
-    static CLIENT: OnceLock<reqwest::Client> = OnceLock::new();
-    CLIENT.get_or_init(|| {
-        reqwest::Client::builder()
-            .timeout(TIMEOUT)
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .unwrap_or_default()
-    })
+/// The client requests to old providers go out with: a timeout and no redirects, or none at
+/// all (never reqwest's default client, which has neither).
+fn http() -> Option<&'static reqwest::Client> {
+    static CLIENT: OnceLock<Option<reqwest::Client>> = OnceLock::new();
+    CLIENT
+        .get_or_init(|| {
+            let built = reqwest::Client::builder().timeout(TIMEOUT).redirect(reqwest::redirect::Policy::none()).build();
+            built
+                .map_err(|error| tracing::error!(%error, "no HTTP client for the old provider: nothing is forwarded"))
+                .ok()
+        })
+        .as_ref()
 }
 
 /// Who the old provider is asked about.
@@ -173,7 +176,7 @@ async fn forward(upstream: &Upstream, received: &Received) -> Option<Answer> {
         url.push(if url.contains('?') { '&' } else { '?' });
         url.push_str(query);
     }
-    let mut request = http().post(url).body(received.body.clone());
+    let mut request = http()?.post(url).body(received.body.clone());
     for (name, value) in &received.headers {
         request = request.header(name, value);
     }
