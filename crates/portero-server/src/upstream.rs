@@ -126,6 +126,15 @@ pub async fn migrate(state: &AppState, upstream: &Upstream, received: &Received,
     if grant == "password" && (username.is_none() || password.is_none() || upstream.tenant.is_none()) {
         return;
     }
+    // A known client's user is asked about only once the client has proven itself here: nobody
+    // makes Portero send the old provider credentials in the name of a client they do not hold.
+    if unknown == Unknown::User
+        && portero_core::client_auth::authenticate(ctx, &credentials, input.client_cert.as_ref(), input.source, now)
+            .await
+            .is_err()
+    {
+        return;
+    }
     // A blocked caller or key is not forwarded: the pipeline answers it 429.
     let key = match (unknown, &username) {
         (Unknown::User, Some(username)) => portero_core::throttle::user_key(&credentials.client_id, username),
