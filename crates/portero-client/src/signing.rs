@@ -247,23 +247,8 @@ fn pem(text: &str) -> Result<(String, Vec<u8>), ClientError> {
 /// DER of PKCS#1 `RSAPrivateKey` (version 0) from the JWK's integers, in order n, e, d, p, q,
 /// dp, dq, qi.
 fn pkcs1_der(parts: &[Vec<u8>]) -> Vec<u8> {
-    fn length(len: usize) -> Vec<u8> {
-        match len {
-            0..=0x7f => vec![len as u8],
-            0x80..=0xff => vec![0x81, len as u8],
-            _ => vec![0x82, (len >> 8) as u8, len as u8],
-        }
-    }
-    fn integer(bytes: &[u8]) -> Vec<u8> {
-        let trimmed: Vec<u8> = bytes.iter().copied().skip_while(|b| *b == 0).collect();
-        let mut value = if trimmed.is_empty() { vec![0] } else { trimmed };
-        if value[0] & 0x80 != 0 {
-            value.insert(0, 0);
-        }
-        [vec![0x02], length(value.len()), value].concat()
-    }
-    let body: Vec<u8> = std::iter::once(integer(&[0])).chain(parts.iter().map(|p| integer(p))).flatten().collect();
-    [vec![0x30], length(body.len()), body].concat()
+    let integers: Vec<&[u8]> = std::iter::once(&[0u8][..]).chain(parts.iter().map(Vec::as_slice)).collect();
+    portero_wire::jws::der_sequence_of_integers(&integers)
 }
 
 fn unix_now() -> u64 {

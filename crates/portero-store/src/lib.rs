@@ -351,6 +351,38 @@ macro_rules! client_columns {
     };
 }
 
+/// Binds a `Client` to `client_columns!()` as `$1`..`$22`, in that order: one list for every
+/// INSERT of a whole client (create, import), so a new column cannot be forgotten in one of them.
+macro_rules! bind_client_columns {
+    ($query:expr, $client:expr) => {{
+        let client: &portero_core::store::Client = $client;
+        let grants: Vec<&str> = client.grants.iter().map(|g| g.as_str()).collect();
+        $query
+            .bind(&client.id)
+            .bind(&client.secret_hash)
+            .bind(grants.join(" "))
+            .bind(join(&client.scopes))
+            .bind(join(&client.audiences))
+            .bind(join(&client.tenants))
+            .bind(client.token_ttl)
+            .bind(client.refresh_policy.as_str())
+            .bind(client.ignore_unknown_scopes)
+            .bind(&client.locale)
+            .bind(client.created_at)
+            .bind(client.previous_secret.as_ref().map(|p| &p.hash))
+            .bind(client.previous_secret.as_ref().map(|p| p.expires_at))
+            .bind(client.refresh_retry_window)
+            .bind(client.auth_method.map(|m| m.as_str()))
+            .bind(client.disabled_at)
+            .bind(&client.jwks)
+            .bind(client.require_dpop)
+            .bind(&client.jwks_uri)
+            .bind(client.last_seen_at)
+            .bind(&client.tls_subject_dn)
+            .bind(client.tls_bound_tokens)
+    }};
+}
+
 mod migration;
 
 impl TenantStore for Database {
@@ -394,34 +426,8 @@ impl ClientStore for Database {
             ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, \
              $21, $22)"
         );
-        let grants: Vec<&str> = client.grants.iter().map(|g| g.as_str()).collect();
-        with_writer!(self, |pool| sqlx::query(sql)
-            .bind(&client.id)
-            .bind(&client.secret_hash)
-            .bind(grants.join(" "))
-            .bind(join(&client.scopes))
-            .bind(join(&client.audiences))
-            .bind(join(&client.tenants))
-            .bind(client.token_ttl)
-            .bind(client.refresh_policy.as_str())
-            .bind(client.ignore_unknown_scopes)
-            .bind(&client.locale)
-            .bind(client.created_at)
-            .bind(client.previous_secret.as_ref().map(|p| &p.hash))
-            .bind(client.previous_secret.as_ref().map(|p| p.expires_at))
-            .bind(client.refresh_retry_window)
-            .bind(client.auth_method.map(|m| m.as_str()))
-            .bind(client.disabled_at)
-            .bind(&client.jwks)
-            .bind(client.require_dpop)
-            .bind(&client.jwks_uri)
-            .bind(client.last_seen_at)
-            .bind(&client.tls_subject_dn)
-            .bind(client.tls_bound_tokens)
-            .execute(pool)
-            .await
-            .map(|_| ()))
-        .map_err(map_err)
+        with_writer!(self, |pool| bind_client_columns!(sqlx::query(sql), client).execute(pool).await.map(|_| ()))
+            .map_err(map_err)
     }
 
     async fn find_client(&self, id: &str) -> StoreResult<Option<Client>> {

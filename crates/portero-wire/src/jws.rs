@@ -361,6 +361,13 @@ impl<'a> CompactJws<'a> {
 
 /// DER of PKCS#1 `RSAPublicKey ::= SEQUENCE { n INTEGER, e INTEGER }`.
 fn rsa_public_key_der(n: &[u8], e: &[u8]) -> Vec<u8> {
+    der_sequence_of_integers(&[n, e])
+}
+
+/// DER of `SEQUENCE { INTEGER, ... }` from unsigned big-endian integers (leading zeros dropped,
+/// a zero byte added where the top bit is set), lengths up to 64 KiB: the shape of PKCS#1's RSA
+/// public and private keys.
+pub fn der_sequence_of_integers(integers: &[&[u8]]) -> Vec<u8> {
     fn length(len: usize) -> Vec<u8> {
         match len {
             0..=0x7f => vec![len as u8],
@@ -376,7 +383,7 @@ fn rsa_public_key_der(n: &[u8], e: &[u8]) -> Vec<u8> {
         }
         [vec![0x02], length(value.len()), value].concat()
     }
-    let body = [integer(n), integer(e)].concat();
+    let body: Vec<u8> = integers.iter().flat_map(|i| integer(i)).collect();
     [vec![0x30], length(body.len()), body].concat()
 }
 
