@@ -20,12 +20,7 @@ ASSERTION_TYPE = "urn%3Aietf%3Aparams%3Aoauth%3Aclient-assertion-type%3Ajwt-bear
 # Enough signed requests for the run at 25k/s; any beyond would be replays (counted as non-2xx).
 PER_SECOND = 25_000
 
-LUA_SIGNED = """
-local counter = 0
-function setup(thread)
-  thread:set("id", counter)
-  counter = counter + 1
-end
+LUA_SIGNED = run.LUA_THREAD_ID + """
 function init(args)
   lines = {{}}
   for line in io.lines(args[1] .. "." .. id) do lines[#lines + 1] = line end

@@ -88,13 +88,17 @@ wrk.headers["Content-Type"] = "application/x-www-form-urlencoded"
 wrk.headers["Authorization"] = "{auth}"
 """
 
-# Each refresh token redeems once: every thread walks its own slice of a pre-issued list.
-LUA_REFRESH = """
+# Gives each wrk thread its number, `id` (0, 1, ...), for the scripts that split work by thread.
+LUA_THREAD_ID = """
 local counter = 0
 function setup(thread)
   thread:set("id", counter)
   counter = counter + 1
 end
+"""
+
+# Each refresh token redeems once: every thread walks its own slice of a pre-issued list.
+LUA_REFRESH = LUA_THREAD_ID + """
 function init(args)
   tokens = {{}}
   for line in io.lines("{tokens}") do tokens[#tokens + 1] = line end
@@ -224,9 +228,13 @@ def refresh_rows(portero, count):
     return values, rows
 
 
+REFRESH_COLUMNS = ("hash, family_id, client_id, subject, user_id, tenants, scopes, audiences, auth_time, created_at, "
+                   "expires_at")
+
+
 def load_refresh_tokens(portero, count):
     values, rows = refresh_rows(portero, count)
-    columns = "hash, family_id, client_id, subject, user_id, tenants, scopes, audiences, auth_time, created_at, expires_at"
+    columns = REFRESH_COLUMNS
     if portero.url_db.startswith("sqlite"):
         db = sqlite3.connect(portero.url_db.removeprefix("sqlite://"))
         db.executemany(f"INSERT INTO refresh_tokens ({columns}) VALUES (?,?,?,?,?,?,?,?,?,?,?)", rows)
@@ -306,6 +314,10 @@ def main():
     import proofs  # bench/proofs.py; imported here, as it imports this module
     results["client_authentication"] = proofs.measure()
 
+    log("curves: hello peer, clients, live refresh tokens, audit rows, RSS over time, two nodes ...")
+    import scale  # bench/scale.py; imported here, as it imports this module
+    results["scale"] = scale.measure()
+
     log("oidc-provider (reference peer) ...")
     port = free_port()
     node = subprocess.Popen(["node", "server.mjs", str(port)], cwd=os.path.join(ROOT, "bench", "oidc-provider"),
@@ -330,6 +342,7 @@ def main():
     with open(os.path.join(OUT, "latest.md"), "w") as f:
         f.write(report)
     plot(results, os.path.join(ROOT, "bench", "throughput.png"))
+    scale.plot(results["scale"], os.path.join(ROOT, "bench", "scale.png"))
     print(report)
 
 
@@ -382,6 +395,9 @@ def render(r):
     if "client_authentication" in r:
         import proofs
         lines += ["", proofs.render(r["client_authentication"])]
+    if "scale" in r:
+        import scale
+        lines += ["", scale.render(r["scale"], r["portero"])]
     lines += ["", f"Signing limits (`openssl speed -multi {r['cores']}`): " +
               ", ".join(f"{k} {v:.0f}/s" for k, v in limits.items()) + "."]
     return "\n".join(lines) + "\n"

@@ -4,7 +4,7 @@
 use crate::client_auth::AuthMethod;
 use crate::grant::GrantType;
 use crate::keys::{Alg, KeyError, MasterKey, SigningKey, next_activation};
-use crate::secret::{generate_client_secret, hash_generated_secret, hash_password};
+use crate::secret::{generate_client_secret, hash_generated_secret, hash_password_async};
 use crate::store::{Change, Client, RefreshPolicy, Store, StoreError, StoredKey, Tenant, TokenOwner, User};
 use serde::Deserialize;
 
@@ -142,7 +142,7 @@ pub async fn create_client<S: Store>(db: &S, new: NewClient, now: i64) -> Result
         Some(secret) if secret.is_empty() || secret.len() > 512 => {
             return Err(invalid("the secret must be 1 to 512 characters"));
         }
-        Some(secret) => (hash_password(secret), None),
+        Some(secret) => (hash_password_async(secret).await, None),
         None => {
             let secret = generate_client_secret();
             (hash_generated_secret(&secret), Some(secret))
@@ -515,7 +515,7 @@ pub async fn create_user<S: Store>(
     now: i64,
 ) -> Result<User, AdminError> {
     check_password(password)?;
-    create_user_with_hash(db, tenant, username, hash_password(password), now).await
+    create_user_with_hash(db, tenant, username, hash_password_async(password).await, now).await
 }
 
 /// Creates a user whose password is already hashed (see [`create_client_with_hash`]).
@@ -563,7 +563,7 @@ pub async fn list_users<S: Store>(db: &S, tenant: &str) -> Result<Vec<User>, Adm
 pub async fn set_password<S: Store>(db: &S, id: &str, password: &str, now: i64) -> Result<User, AdminError> {
     check_password(password)?;
     let mut user = user_by_id(db, id).await?;
-    user.password_hash = hash_password(password);
+    user.password_hash = hash_password_async(password).await;
     db.update_user(&user).await?;
     db.revoke_refresh_tokens_of(TokenOwner::User(id), now).await?;
     Ok(user)

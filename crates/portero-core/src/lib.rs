@@ -7,9 +7,11 @@
 #![warn(clippy::unwrap_used)]
 
 pub mod admin;
+mod argon2_pool;
 pub mod audience;
 pub mod audit;
 pub mod audit_event;
+pub mod bounded_map;
 pub mod claims;
 pub mod client_auth;
 pub mod client_cache;
@@ -28,6 +30,7 @@ pub mod metadata;
 pub mod mint;
 pub mod mtls;
 pub mod params;
+mod password_hash;
 pub mod pending;
 pub mod registration;
 mod rehash;

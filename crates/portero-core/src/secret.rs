@@ -13,20 +13,18 @@
 //!   legacy hash runs one dummy argon2 check besides, as the match runs the rehash, so every
 //!   miss costs at least what a miss on a native hash costs.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use argon2::{Algorithm, Argon2, Block, Params, PasswordHasher, Version};
 use aws_lc_rs::digest;
 use base64::Engine;
-use base64::engine::general_purpose::{STANDARD_NO_PAD, URL_SAFE_NO_PAD};
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use subtle::ConstantTimeEq;
-use tokio::sync::oneshot;
 
-const S256_PREFIX: &str = "$s256$";
+use crate::argon2_pool::{self, Done, Work};
+use crate::bounded_map::BoundedMap;
+use crate::password_hash::{S256_PREFIX, hash_with_memory, legacy_form, s256, verify_with_memory};
 const CACHE_TTL: Duration = Duration::from_secs(300);
-const CACHE_MAX_ENTRIES: usize = 10_000;
 
 /// `n` random bytes from the system CSPRNG, base64url without padding.
 pub fn random_token(n: usize) -> String {
@@ -57,102 +55,43 @@ pub fn hash_generated_secret(secret: &str) -> String {
     format!("{S256_PREFIX}{}${}", URL_SAFE_NO_PAD.encode(salt), s256(&salt, secret))
 }
 
-fn s256(salt: &[u8], secret: &str) -> String {
-    let mut ctx = digest::Context::new(&digest::SHA256);
-    ctx.update(salt);
-    ctx.update(secret.as_bytes());
-    URL_SAFE_NO_PAD.encode(ctx.finish())
-}
-
-fn argon2() -> Argon2<'static> {
-    // OWASP's minimum for argon2id: 19 MiB, 2 passes, 1 lane (~30 ms here).
-    let params = Params::new(19 * 1024, 2, 1, None).expect("constant argon2 parameters are valid"); // ok: constants
-    Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
-}
-
-/// argon2id hash of a low-entropy secret (a user password or an operator-chosen client secret).
+/// argon2id hash of a low-entropy secret (a user password or an operator-chosen client secret),
+/// computed on the argon2 workers; blocks the calling thread until it is done.
 pub fn hash_password(password: &str) -> String {
-    let mut salt = [0u8; 16];
-    fill_random(&mut salt);
-    argon2()
-        .hash_password_with_salt(password.as_bytes(), &salt)
-        .expect("argon2 hashing with valid parameters cannot fail") // ok: fixed params, 16-byte salt
-        .to_string()
+    match argon2_pool::run_blocking(Work::Hash { password: password.to_owned() }) {
+        Some(Done::Hashed(hash)) => hash,
+        // The workers are gone (they never exit while the process runs): hash here instead.
+        _ => hash_with_memory(password, &mut Vec::new()),
+    }
 }
 
-/// Checks a secret against a stored hash of either scheme, in constant time for the digest.
-/// Slow (argon2) for `$argon2id$` hashes: call it off the async threads.
+/// [`hash_password`] for async callers: waits on a blocking thread, not on an async one.
+pub async fn hash_password_async(password: &str) -> String {
+    let password = password.to_owned();
+    match tokio::task::spawn_blocking(move || hash_password(&password)).await {
+        Ok(hash) => hash,
+        Err(_) => hash_with_memory(&random_token(24), &mut Vec::new()),
+    }
+}
+
+/// Checks a secret against a stored hash of either native scheme (`$s256$`, argon2id), in
+/// constant time for the digest; any other form does not match. argon2 runs on the argon2
+/// workers; this blocks the calling thread until they answer.
 pub fn verify_blocking(presented: &str, stored: &str) -> bool {
-    verify_with_memory(presented, stored, &mut Vec::new())
-}
-
-/// As [`verify_blocking`], computing argon2 in `memory`, which is grown as needed and kept by the
-/// caller: a worker that reuses it allocates 19 MiB once instead of on every login.
-fn verify_with_memory(presented: &str, stored: &str, memory: &mut Vec<Block>) -> bool {
-    if let Some(rest) = stored.strip_prefix(S256_PREFIX) {
-        let Some((salt, expected)) = rest.split_once('$') else { return false };
-        let Ok(salt) = URL_SAFE_NO_PAD.decode(salt) else { return false };
-        let actual = s256(&salt, presented);
-        return actual.as_bytes().ct_eq(expected.as_bytes()).into();
+    if stored.starts_with(S256_PREFIX) {
+        return verify_with_memory(presented, stored, &mut Vec::new());
     }
-    let Some(phc) = Argon2idHash::parse(stored) else { return false };
-    let Ok(params) = Params::new(phc.m_cost, phc.t_cost, phc.p_cost, Some(phc.hash.len())) else { return false };
-    let blocks = params.block_count();
-    if memory.len() < blocks {
-        memory.resize(blocks, Block::default());
-    }
-    let mut actual = vec![0u8; phc.hash.len()];
-    let hasher = Argon2::new(Algorithm::Argon2id, Version::V0x13, params);
-    if hasher
-        .hash_password_into_with_memory(presented.as_bytes(), &phc.salt, &mut actual, &mut memory[..blocks])
-        .is_err()
-    {
+    if legacy_form(stored).is_some() {
         return false;
     }
-    actual.ct_eq(&phc.hash).into()
-}
-
-/// `$argon2id$v=19$m=M,t=T,p=P$<salt>$<hash>` (PHC string format, base64 without padding).
-struct Argon2idHash {
-    m_cost: u32,
-    t_cost: u32,
-    p_cost: u32,
-    salt: Vec<u8>,
-    hash: Vec<u8>,
-}
-
-impl Argon2idHash {
-    fn parse(stored: &str) -> Option<Self> {
-        let mut parts = stored.strip_prefix("$argon2id$v=19$")?.split('$');
-        let (params, salt, hash) = (parts.next()?, parts.next()?, parts.next()?);
-        let (mut m_cost, mut t_cost, mut p_cost) = (None, None, None);
-        for param in params.split(',') {
-            let (name, value) = param.split_once('=')?;
-            let value: u32 = value.parse().ok()?;
-            match name {
-                "m" => m_cost = Some(value),
-                "t" => t_cost = Some(value),
-                "p" => p_cost = Some(value),
-                _ => return None,
-            }
-        }
-        // Stored hashes are ours, but a tampered row must not make a worker allocate gigabytes.
-        let m_cost = m_cost.filter(|m| *m <= 256 * 1024)?;
-        Some(Self {
-            m_cost,
-            t_cost: t_cost?,
-            p_cost: p_cost?,
-            salt: STANDARD_NO_PAD.decode(salt).ok()?,
-            hash: STANDARD_NO_PAD.decode(hash).ok()?,
-        })
-    }
+    let work = Work::Check { presented: presented.to_owned(), stored: stored.to_owned() };
+    matches!(argon2_pool::run_blocking(work), Some(Done::Checked(true, _)))
 }
 
 /// A hash nobody's password matches, verified for unknown users so that "no such user" and
 /// "wrong password" cost the same time.
 fn dummy_password_hash() -> &'static str {
-    static DUMMY: OnceLock<String> = OnceLock::new();
-    DUMMY.get_or_init(|| hash_password(&random_token(24)))
+    argon2_pool::dummy_hash()
 }
 
 /// The answer of a secret or password check.
@@ -186,84 +125,17 @@ impl std::fmt::Debug for Checked {
     }
 }
 
-/// What a worker answers: whether the secret matched, and a replacement for a legacy hash.
-type WorkerAnswer = (bool, Option<String>);
-
-/// One slow check for a worker: the presented secret, the stored hash, where to answer.
-struct Job {
-    presented: String,
-    stored: String,
-    answer: oneshot::Sender<WorkerAnswer>,
-}
-
-/// A stored hash that is not Portero's own (`$s256$`, native argon2id) but one `legacy_hash`
-/// reads back. The prefix test comes first, so native hashes are not parsed twice.
-fn legacy_form(stored: &str) -> Option<crate::legacy_hash::LegacyHash> {
-    if stored.starts_with(S256_PREFIX) || stored.starts_with("$argon2id$v=19$") {
-        return None;
-    }
-    crate::legacy_hash::LegacyHash::parse_stored(stored).ok().filter(|hash| !hash.is_portero_native())
-}
-
-/// A worker's check: native hashes as before; a legacy hash with its own scheme, then one
-/// argon2 computation either way (the replacing hash on a match, a dummy check on a miss).
-fn check_with_memory(presented: &str, stored: &str, memory: &mut Vec<Block>) -> WorkerAnswer {
-    let Some(legacy) = legacy_form(stored) else {
-        return (verify_with_memory(presented, stored, memory), None);
-    };
-    if legacy.verify(presented) {
-        (true, Some(hash_password(presented)))
-    } else {
-        let _ = verify_with_memory(presented, dummy_password_hash(), memory);
-        (false, None)
-    }
-}
-
-/// Checks waiting per worker: 64 at ~25 ms a check is about 1.6 s of queue, well within the
-/// request deadline (5 s). A longer queue would only hold requests that miss their deadline
-/// anyway; past it, a check is refused at once (503, Retry-After) and counts as no failure.
-const QUEUE_PER_WORKER: usize = 64;
-
-/// Runs argon2 checks on a fixed set of worker threads, one per core, each reusing its own
-/// memory: a burst of password logins cannot starve the async threads, and memory stays at
-/// workers × 19 MiB however many logins arrive.
+/// Secret and password checks for the token endpoint: slow ones on the argon2 workers
+/// (`argon2_pool`), successful client-secret checks remembered for a few minutes.
 #[derive(Clone)]
 pub struct Verifier {
-    jobs: std::sync::mpsc::SyncSender<Job>,
-    client_cache: Arc<Mutex<HashMap<String, CachedSecret>>>,
+    client_cache: Arc<Mutex<BoundedMap<String, CachedSecret>>>,
     /// Identical client authentications in flight at once, checked once (see `client_auth`).
     pub(crate) client_checks: Arc<crate::single_flight::SingleFlight<Result<Verdict, crate::OAuthError>>>,
     /// Identical password-grant attempts in flight (same client, username and password) share
     /// one check and one throttle slot: a burst of correct logins is not mistaken for guessing.
     pub(crate) password_checks:
         Arc<crate::single_flight::SingleFlight<Result<Option<crate::store::User>, crate::OAuthError>>>,
-}
-
-fn spawn_workers(count: usize) -> std::sync::mpsc::SyncSender<Job> {
-    let (sender, receiver) = std::sync::mpsc::sync_channel::<Job>(QUEUE_PER_WORKER * count);
-    let receiver = Arc::new(Mutex::new(receiver));
-    for index in 0..count {
-        let receiver = receiver.clone();
-        let spawned = std::thread::Builder::new().name(format!("argon2-{index}")).spawn(move || {
-            let mut memory = Vec::new();
-            loop {
-                let job = match receiver.lock() {
-                    Ok(queue) => queue.recv(),
-                    Err(_) => return,
-                };
-                let Ok(job) = job else { return };
-                // A request that gave up (deadline) no longer waits: skip its work.
-                if job.answer.is_closed() {
-                    continue;
-                }
-                let _ = job.answer.send(check_with_memory(&job.presented, &job.stored, &mut memory));
-            }
-        });
-        if let Err(error) = spawned {
-            tracing::error!(%error, "could not start an argon2 worker");
-        }
-    }
-    sender
 }
 
 struct CachedSecret {
@@ -273,12 +145,14 @@ struct CachedSecret {
 }
 
 impl Verifier {
-    pub fn new(parallelism: usize) -> Self {
-        // Warm the dummy hash now so the first unknown-user login is not faster than the rest.
+    /// `cache_capacity`: how many clients' verified secrets are remembered (as many as the
+    /// client cache holds, so a cached client is never cold on its secret alone).
+    pub fn new(cache_capacity: usize) -> Self {
+        // Start the workers and make the dummy hash now, so the first unknown-user login is not
+        // faster than the rest.
         let _ = dummy_password_hash();
         Self {
-            jobs: spawn_workers(parallelism.max(1)),
-            client_cache: Arc::default(),
+            client_cache: Arc::new(Mutex::new(BoundedMap::new(cache_capacity))),
             client_checks: Arc::default(),
             password_checks: Arc::default(),
         }
@@ -306,9 +180,16 @@ impl Verifier {
         }
     }
 
-    /// Whether this exact secret was verified against this exact stored hash within the last
-    /// few minutes (no check needed, no throttle slot taken).
+    /// Whether `presented` is known to match `stored` without a slow check, so without a
+    /// throttle slot: a generated (`$s256$`) secret that matches its hash, or a secret verified
+    /// against this exact hash within the last few minutes. Both answer only a right secret
+    /// early; a wrong or unknown one still takes its slot and its argon2 check, and a blocked
+    /// client is refused before this is asked. (Salted SHA-256 of a 256-bit random secret costs
+    /// what the cache lookup costs, and keeps no entry: a million clients need no million entries.)
     pub fn known_client_secret(&self, client_id: &str, presented: &str, stored: &str) -> bool {
+        if stored.starts_with(S256_PREFIX) {
+            return verify_blocking(presented, stored);
+        }
         self.cached(client_id, stored, &digest_of(presented))
     }
 
@@ -345,27 +226,19 @@ impl Verifier {
         let Ok(mut cache) = self.client_cache.lock() else {
             return;
         };
-        if cache.len() >= CACHE_MAX_ENTRIES {
-            cache.retain(|_, entry| entry.verified_at.elapsed() < CACHE_TTL);
-            if cache.len() >= CACHE_MAX_ENTRIES {
-                cache.clear();
-            }
-        }
         let entry = CachedSecret { stored_hash: stored.to_owned(), presented_digest, verified_at: Instant::now() };
         cache.insert(client_id.to_owned(), entry);
     }
 
     /// Queues a check for the workers; `Unavailable` if they are gone or the queue is full.
     async fn run_argon2(&self, presented: String, stored: String) -> Checked {
-        let (answer, answered) = oneshot::channel();
-        if self.jobs.try_send(Job { presented, stored, answer }).is_err() {
-            tracing::warn!("password verification queue full: refusing");
-            return Checked::plain(Verdict::Unavailable);
-        }
-        match answered.await {
-            Ok((true, upgrade)) => Checked { verdict: Verdict::Match, upgrade },
-            Ok((false, _)) => Checked::plain(Verdict::NoMatch),
-            Err(_) => Checked::plain(Verdict::Unavailable),
+        match argon2_pool::run(Work::Check { presented, stored }).await {
+            Some(Done::Checked(true, upgrade)) => Checked { verdict: Verdict::Match, upgrade },
+            Some(_) => Checked::plain(Verdict::NoMatch),
+            None => {
+                tracing::warn!("password verification queue full: refusing");
+                Checked::plain(Verdict::Unavailable)
+            }
         }
     }
 }
@@ -401,13 +274,13 @@ mod tests {
 
     #[tokio::test]
     async fn unknown_user_never_matches() {
-        let verifier = Verifier::new(1);
+        let verifier = Verifier::new(16);
         assert_eq!(verifier.verify_password("anything", None).await.verdict, Verdict::NoMatch);
     }
 
     #[tokio::test]
     async fn cache_is_keyed_by_stored_hash_and_secret() {
-        let verifier = Verifier::new(1);
+        let verifier = Verifier::new(16);
         let stored = hash_password("s3cret");
         assert!(!verifier.known_client_secret("c", "s3cret", &stored));
         assert_eq!(verifier.check_client_secret("c", "s3cret", &stored).await, (Checked::plain(Verdict::Match), true));
@@ -427,7 +300,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_legacy_match_comes_with_its_argon2id_replacement() {
-        let verifier = Verifier::new(1);
+        let verifier = Verifier::new(16);
         let checked = verifier.verify_password("s3cret", Some(LEGACY)).await;
         assert_eq!(checked.verdict, Verdict::Match);
         let upgrade = checked.upgrade.clone().expect("a legacy match is rehashed");

@@ -47,9 +47,9 @@ async fn pipeline() -> Pipeline {
     let ctx = Context {
         keys,
         policy,
-        verifier: Verifier::new(1),
-        clients: ClientCache::new(Duration::ZERO),
-        throttle: Throttle::new(ThrottleRules::default()),
+        verifier: Verifier::new(16),
+        clients: ClientCache::new(Duration::ZERO, 0),
+        throttle: Throttle::new(ThrottleRules::default(), 0),
         pending: Default::default(),
         successors: portero_core::successor::SuccessorKey::new(&master),
         dpop_nonces: portero_core::dpop_nonce::Nonces::new(&master),

@@ -19,6 +19,8 @@ pub struct ServerConfig {
     pub admin_token: Option<String>,
     /// How long a client read from the database is trusted before it is read again.
     pub client_cache_ttl: std::time::Duration,
+    /// Clients (and their verified secrets) kept in memory; past it the oldest makes room.
+    pub client_cache_entries: usize,
     /// Brute-force throttling of failed client and password authentications.
     pub throttle: portero_core::throttle::ThrottleRules,
     /// How long a connection may take to send its request headers, and then its body.
@@ -80,7 +82,8 @@ impl Default for ServerConfig {
                 .collect(),
             max_body_bytes: 16 * 1024,
             admin_token: None,
-            client_cache_ttl: std::time::Duration::from_secs(5),
+            client_cache_ttl: std::time::Duration::from_secs(60),
+            client_cache_entries: portero_core::client_cache::DEFAULT_CAPACITY,
             throttle: portero_core::throttle::ThrottleRules::default(),
             read_timeout: std::time::Duration::from_secs(10),
             client_address_header: None,

@@ -53,10 +53,9 @@ impl AppState {
         now: i64,
     ) -> Result<Self, StartError> {
         let keys = KeyRing::new(load_or_create_keys(&db, &master_key, first_alg, now).await?);
-        let parallelism = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
-        let clients = ClientCache::new(config.client_cache_ttl);
-        let throttle = Throttle::new(config.throttle);
-        let verifier = Verifier::new(parallelism);
+        let clients = ClientCache::new(config.client_cache_ttl, config.client_cache_entries);
+        let throttle = Throttle::new(config.throttle, config.client_cache_entries);
+        let verifier = Verifier::new(config.client_cache_entries);
         let pending = Default::default();
         let audit = portero_core::audit::AuditLog::start(db.clone());
         let successors = portero_core::successor::SuccessorKey::new(&master_key);
@@ -121,10 +120,22 @@ impl AppState {
         match change {
             Change::Client(id) => self.ctx.clients.invalidate(id),
             Change::Keys => self.reload_keys_logged().await,
+            Change::Blocked { key, until } => self.ctx.throttle.blocked_elsewhere(key, *until),
             Change::Everything => {
+                self.ctx.throttle.feed_followed_from_now();
+                self.learn_failing_keys().await;
                 self.ctx.clients.invalidate_all();
                 self.reload_keys_logged().await;
             }
+        }
+    }
+
+    /// See `Throttle::learn_failing_keys`; on failure keys are read per request, as without a feed.
+    async fn learn_failing_keys(&self) {
+        let now = portero_core::clock::unix_now();
+        match self.ctx.throttle.learn_failing_keys(&self.ctx.store, now).await {
+            Ok(failing) => tracing::info!(failing, "throttle: keys failing at the feed's start read"),
+            Err(error) => tracing::warn!(%error, "throttle: could not read the failing keys; reading per key"),
         }
     }
 
@@ -134,14 +145,42 @@ impl AppState {
         }
     }
 
-    /// Applies the changes other nodes announce (PostgreSQL), for as long as the server runs.
+    /// Applies the changes other nodes and processes announce, for as long as the server runs.
+    /// The client cache is warmed once the feed is live (see [`Self::warm_client_cache`]).
     pub fn follow_changes(&self) {
-        let Some(mut changes) = self.ctx.store.changes() else { return };
+        let Some(mut changes) = self.ctx.store.changes() else {
+            self.warm_client_cache();
+            return;
+        };
+        let state = self.clone();
+        // The feed's first `Change::Everything` (once it is live) starts the throttle's trust in
+        // it and drops what was cached before: a change announced before the LISTEN was in place
+        // is not lost, and the warm-up that follows is not thrown away.
+        tokio::spawn(async move {
+            let mut live = false;
+            while let Some(change) = changes.recv().await {
+                tracing::debug!(change = %loggable_change(&change), "change announced");
+                state.apply_change(&change).await;
+                if !std::mem::replace(&mut live, true) {
+                    state.warm_client_cache();
+                }
+            }
+            state.ctx.throttle.feed_stopped();
+            tracing::warn!("the change feed stopped: caches and the throttle fall back to their timeouts");
+        });
+    }
+
+    /// Fills the client cache from the client table beside serving (see `ClientCache::warm`),
+    /// once changes made meanwhile are seen.
+    fn warm_client_cache(&self) {
         let state = self.clone();
         tokio::spawn(async move {
-            while let Some(change) = changes.recv().await {
-                tracing::debug!(?change, "change announced");
-                state.apply_change(&change).await;
+            let started = std::time::Instant::now();
+            match state.ctx.clients.warm(&state.ctx.store).await {
+                Ok(clients) => {
+                    tracing::info!(clients, ms = started.elapsed().as_millis() as u64, "client cache warmed")
+                }
+                Err(error) => tracing::warn!(%error, "warming the client cache stopped; clients are read on demand"),
             }
         });
     }
@@ -233,4 +272,15 @@ fn write_private_file(path: &Path, contents: &str) -> std::io::Result<()> {
     let mut file = options.open(path)?;
     file.write_all(contents.as_bytes())?;
     file.sync_all()
+}
+
+/// A change as a log line may carry it: a blocked key's username replaced by its digest (see
+/// `throttle::loggable`).
+fn loggable_change(change: &portero_core::store::Change) -> String {
+    match change {
+        portero_core::store::Change::Blocked { key, until } => {
+            format!("blocked:{until}:{}", portero_core::throttle::loggable(key))
+        }
+        other => other.encode(),
+    }
 }

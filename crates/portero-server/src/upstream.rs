@@ -215,9 +215,9 @@ async fn forward(upstream: &Upstream, received: &Received) -> Option<Answer> {
     })
 }
 
-/// Hashes a secret with argon2id on a blocking thread.
+/// Hashes a secret with argon2id on the argon2 workers.
 async fn hash(secret: String) -> Result<String, String> {
-    tokio::task::spawn_blocking(move || portero_core::secret::hash_password(&secret)).await.map_err(|e| e.to_string())
+    Ok(portero_core::secret::hash_password_async(&secret).await)
 }
 
 async fn store_client(

@@ -444,6 +444,17 @@ impl ClientStore for Database {
         rows.into_iter().map(TryInto::try_into).collect()
     }
 
+    async fn clients_after(&self, after: &str, limit: u32) -> StoreResult<Vec<Client>> {
+        let sql = concat!("SELECT ", client_columns!(), " FROM clients WHERE id > $1 ORDER BY id LIMIT $2");
+        let rows = with_pool!(self, |pool| sqlx::query_as::<_, ClientRow>(sql)
+            .bind(after)
+            .bind(i64::from(limit))
+            .fetch_all(pool)
+            .await)
+        .map_err(map_err)?;
+        rows.into_iter().map(TryInto::try_into).collect()
+    }
+
     async fn rotate_client_secret(
         &self,
         id: &str,
@@ -695,6 +706,24 @@ impl ThrottleStore for Database {
         Ok(row.map(|(failures, window_start, blocked_until)| AuthFailures { failures, window_start, blocked_until }))
     }
 
+    async fn failing_keys(&self, window_since: i64, now: i64, limit: u32) -> StoreResult<Vec<(String, AuthFailures)>> {
+        let sql = "SELECT key, failures, window_start, blocked_until FROM auth_failures \
+                   WHERE (failures > 0 AND window_start >= $1) OR blocked_until > $2 ORDER BY key LIMIT $3";
+        let rows = with_pool!(self, |pool| sqlx::query_as::<_, (String, i64, i64, i64)>(sql)
+            .bind(window_since)
+            .bind(now)
+            .bind(i64::from(limit))
+            .fetch_all(pool)
+            .await)
+        .map_err(map_err)?;
+        Ok(rows
+            .into_iter()
+            .map(|(key, failures, window_start, blocked_until)| {
+                (key, AuthFailures { failures, window_start, blocked_until })
+            })
+            .collect())
+    }
+
     async fn reserve_attempt(&self, key: &str, now: i64, rules: &AttemptRules) -> StoreResult<Reservation> {
         let (until, window_start) = with_writer!(self, |pool| sqlx::query_as::<_, (i64, i64)>(RESERVE_ATTEMPT)
             .bind(key)
@@ -806,13 +835,23 @@ impl KeyStore for Database {
 /// The channel nodes on one PostgreSQL database tell each other what changed on.
 const CHANGES_CHANNEL: &str = "portero_changes";
 
+/// How often a SQLite server reads the change log, and how long rows stay in it.
+const CHANGE_POLL: Duration = Duration::from_secs(1);
+const CHANGE_LOG_KEEP_SECONDS: i64 = 3600;
+
 impl ChangeFeed for Database {
-    /// PostgreSQL: a NOTIFY every node's listener hears. SQLite: one process serves a file, and
-    /// it applies its own changes (a CLI change reaches it within `client_cache_seconds`).
+    /// PostgreSQL: a NOTIFY every node's listener hears. SQLite: a row in `change_log`, which
+    /// the server reads within a second (the CLI is another process on the same file).
     async fn announce(&self, change: &Change) {
-        let Backend::Postgres(pool) = &self.backend else { return };
-        let sent =
-            sqlx::query("SELECT pg_notify($1, $2)").bind(CHANGES_CHANNEL).bind(change.encode()).execute(pool).await;
+        let sent = match &self.backend {
+            Backend::Postgres(pool) => sqlx::query("SELECT pg_notify($1, $2)")
+                .bind(CHANGES_CHANNEL)
+                .bind(change.encode())
+                .execute(pool)
+                .await
+                .map(|_| ()),
+            Backend::Sqlite(sqlite) => log_change(&sqlite.writer, change).await,
+        };
         if let Err(error) = sent {
             // The change is made; other nodes see it when their caches expire.
             tracing::warn!(%error, "could not tell the other nodes of a change");
@@ -820,37 +859,84 @@ impl ChangeFeed for Database {
     }
 }
 
+async fn log_change(writer: &SqlitePool, change: &Change) -> Result<(), sqlx::Error> {
+    let now = unix_now();
+    let mut tx = writer.begin().await?;
+    sqlx::query("DELETE FROM change_log WHERE at < $1").bind(now - CHANGE_LOG_KEEP_SECONDS).execute(&mut *tx).await?;
+    let insert = "INSERT INTO change_log (seq, change, at) SELECT COALESCE(MAX(seq), 0) + 1, $1, $2 FROM change_log";
+    sqlx::query(insert).bind(change.encode()).bind(now).execute(&mut *tx).await?;
+    tx.commit().await
+}
+
+fn unix_now() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64)
+}
+
 impl Database {
-    /// On PostgreSQL, the changes other nodes (and this one) announce, as they arrive. After the
-    /// listening connection was lost, `Change::Everything` comes first: what was announced in
-    /// between is unknown. `None` on SQLite.
+    /// The changes other nodes and processes (and this one) announce, as they arrive.
+    /// `Change::Everything` comes first once the feed is live (the LISTEN is in place, or the
+    /// newest `change_log` row is read), and again after the PostgreSQL listener lost its
+    /// connection or a SQLite read failed: what was announced before is unknown, so whatever a
+    /// node read before that moment must be read again.
     pub fn changes(&self) -> Option<tokio::sync::mpsc::Receiver<Change>> {
-        let Backend::Postgres(pool) = &self.backend else { return None };
         let (sender, receiver) = tokio::sync::mpsc::channel(1024);
-        tokio::spawn(listen(pool.clone(), sender));
+        match &self.backend {
+            Backend::Postgres(pool) => drop(tokio::spawn(listen(pool.clone(), sender))),
+            Backend::Sqlite(sqlite) => drop(tokio::spawn(poll_change_log(sqlite.reader.clone(), sender))),
+        }
         Some(receiver)
     }
 }
 
+/// Reads `change_log` every [`CHANGE_POLL`], from the newest row at start on.
+async fn poll_change_log(reader: SqlitePool, changes: tokio::sync::mpsc::Sender<Change>) {
+    let newest = "SELECT COALESCE(MAX(seq), 0) FROM change_log";
+    let read = "SELECT seq, change FROM change_log WHERE seq > $1 ORDER BY seq LIMIT 1000";
+    let mut seen: Option<i64> = None;
+    loop {
+        let Some(after) = seen else {
+            seen = sqlx::query_scalar(newest).fetch_one(&reader).await.ok();
+            if seen.is_some() && changes.send(Change::Everything).await.is_err() {
+                return;
+            }
+            tokio::time::sleep(CHANGE_POLL).await;
+            continue;
+        };
+        tokio::time::sleep(CHANGE_POLL).await;
+        match sqlx::query_as::<_, (i64, String)>(read).bind(after).fetch_all(&reader).await {
+            Ok(rows) => {
+                for (seq, change) in rows {
+                    seen = Some(seq);
+                    if changes.send(Change::decode(&change)).await.is_err() {
+                        return;
+                    }
+                }
+            }
+            Err(error) => {
+                tracing::warn!(%error, "cannot read the change log; dropping every cached client");
+                seen = None;
+            }
+        }
+    }
+}
+
 async fn listen(pool: PgPool, changes: tokio::sync::mpsc::Sender<Change>) {
-    let mut missed = false;
     loop {
         let mut listener = match sqlx::postgres::PgListener::connect_with(&pool).await {
             Ok(listener) => listener,
             Err(error) => {
                 tracing::warn!(%error, "cannot listen for changes; retrying");
                 tokio::time::sleep(Duration::from_secs(1)).await;
-                missed = true;
                 continue;
             }
         };
         if let Err(error) = listener.listen(CHANGES_CHANNEL).await {
             tracing::warn!(%error, "cannot listen for changes; retrying");
             tokio::time::sleep(Duration::from_secs(1)).await;
-            missed = true;
             continue;
         }
-        if std::mem::take(&mut missed) && changes.send(Change::Everything).await.is_err() {
+        // Live from here on: what anyone read before may already be stale.
+        if changes.send(Change::Everything).await.is_err() {
             return;
         }
         loop {
@@ -868,7 +954,6 @@ async fn listen(pool: PgPool, changes: tokio::sync::mpsc::Sender<Change>) {
                 }
                 Err(error) => {
                     tracing::warn!(%error, "listening for changes failed; reconnecting");
-                    missed = true;
                     break;
                 }
             }

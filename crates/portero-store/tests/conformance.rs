@@ -163,6 +163,27 @@ async fn clients_round_trip<S: Store + Clone>(db: &S) {
 }
 conformance!(clients, clients_round_trip);
 
+/// Paging through the client table: every client once, in id order, whatever the page size.
+async fn clients_are_read_page_by_page<S: Store + Clone>(db: &S) {
+    let ids: Vec<String> = (0..25).map(|i| format!("page-{i:02}")).collect();
+    for id in ids.iter().rev() {
+        db.create_client(&client(id, vec![])).await.unwrap();
+    }
+    let mut seen = Vec::new();
+    let mut after = String::new();
+    loop {
+        let page = db.clients_after(&after, 10).await.unwrap();
+        assert!(page.len() <= 10);
+        let Some(last) = page.last() else { break };
+        after = last.id.clone();
+        seen.extend(page.into_iter().map(|c| c.id));
+    }
+    assert_eq!(seen, ids);
+    assert_eq!(db.clients_after("page-24", 10).await.unwrap(), vec![]);
+    assert_eq!(db.clients_after("", 0).await.unwrap(), vec![]);
+}
+conformance!(clients_paged, clients_are_read_page_by_page);
+
 /// A private_key_jwt client's JWK Set survives the round trip and an update.
 async fn client_keys_round_trip<S: Store + Clone>(db: &S) {
     let mut c = client("keyed", vec![]);
@@ -423,6 +444,26 @@ async fn keys_retire<S: Store + Clone>(db: &S) {
 conformance!(key_retirement, keys_retire);
 
 const RULES: AttemptRules = AttemptRules { threshold: 3, window: 900, base_block: 30, max_block: 100 };
+
+async fn failing_keys_are_those_with_recent_failures_or_a_block<S: Store + Clone>(db: &S) {
+    assert!(db.failing_keys(0, 100, 10).await.unwrap().is_empty());
+    for key in ["client:old", "client:a", "client:b", "client:blocked"] {
+        let at = if key == "client:old" { 10 } else { 100 };
+        assert!(matches!(db.reserve_attempt(key, at, &RULES).await.unwrap(), Reservation::Granted { .. }));
+    }
+    db.release_attempt("client:b", 100).await.unwrap(); // a success: no failure left
+    for at in 101..104 {
+        let _ = db.reserve_attempt("client:blocked", at, &RULES).await.unwrap();
+    }
+    let failing = db.failing_keys(50, 104, 10).await.unwrap();
+    let keys: Vec<&str> = failing.iter().map(|(k, _)| k.as_str()).collect();
+    assert_eq!(keys, ["client:a", "client:blocked"], "in key order; client:old's window is over, client:b released");
+    assert_eq!(failing[1].1.blocked_until, 133);
+    assert_eq!(db.failing_keys(50, 104, 1).await.unwrap().len(), 1, "at most limit");
+    let later = db.failing_keys(1_000, 120, 10).await.unwrap();
+    assert_eq!(later.iter().map(|(k, _)| k.as_str()).collect::<Vec<_>>(), ["client:blocked"], "blocked past now");
+}
+conformance!(failing_keys, failing_keys_are_those_with_recent_failures_or_a_block);
 
 async fn attempt_slots_run_out_block_double_and_come_back<S: Store + Clone>(db: &S) {
     let key = "user:c:u";
@@ -822,3 +863,49 @@ async fn imports_are_written_whole_or_not_at_all<S: Store + Clone>(db: &S) {
     assert_eq!((u2.password_hash.as_str(), u2.last_seen_at, u2.created_at), ("$2b$new", None, 5));
 }
 conformance!(import_batches, imports_are_written_whole_or_not_at_all);
+
+/// The CLI and the server are two processes on one SQLite file: a change one announces reaches
+/// the other's feed through `change_log`, within the poll interval.
+#[tokio::test]
+async fn sqlite_changes_reach_another_process_within_a_second() {
+    use portero_core::store::{Change, ChangeFeed};
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("portero.db").display());
+    let server = Database::connect(&url).await.unwrap();
+    let cli = Database::connect(&url).await.unwrap();
+    cli.announce(&Change::Client("before".into())).await; // older than the feed: not replayed
+    let mut changes = server.changes().expect("SQLite has a change feed");
+    let within = std::time::Duration::from_secs(3);
+    let live = tokio::time::timeout(within, changes.recv()).await.expect("in time").expect("a change");
+    assert_eq!(live, Change::Everything, "the feed says when it is live: what was read before is stale");
+    cli.announce(&Change::Client("merchant-1".into())).await;
+    cli.announce(&Change::Keys).await;
+    let first = tokio::time::timeout(within, changes.recv()).await.expect("in time").expect("a change");
+    let second = tokio::time::timeout(within, changes.recv()).await.expect("in time").expect("a change");
+    assert_eq!((first, second), (Change::Client("merchant-1".into()), Change::Keys));
+}
+
+/// Two nodes on one PostgreSQL database: the feed says when its LISTEN is in place (a change
+/// made before that could have been missed), and a change announced after it arrives.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn postgres_changes_reach_another_node_once_the_feed_is_live() {
+    use portero_core::store::{Change, ChangeFeed};
+    let Some(t) = TestDb::postgres().await else { return };
+    let (base, name) = t.pg_admin.clone().expect("a PostgreSQL test database");
+    let url = format!("{}/{name}", base.rsplit_once('/').expect("a database in the URL").0);
+    let other = Database::connect(&url).await.unwrap();
+    let mut changes = t.db.changes().expect("PostgreSQL has a change feed");
+    let within = std::time::Duration::from_secs(5);
+    let live = tokio::time::timeout(within, changes.recv()).await.expect("in time").expect("a change");
+    assert_eq!(live, Change::Everything, "the feed says when it is live: what was read before is stale");
+    other.announce(&Change::Client("merchant-1".into())).await;
+    other.announce(&Change::Blocked { key: "client:merchant-1".into(), until: 99 }).await;
+    let first = tokio::time::timeout(within, changes.recv()).await.expect("in time").expect("a change");
+    let second = tokio::time::timeout(within, changes.recv()).await.expect("in time").expect("a change");
+    assert_eq!(
+        (first, second),
+        (Change::Client("merchant-1".into()), Change::Blocked { key: "client:merchant-1".into(), until: 99 })
+    );
+    other.close().await;
+    t.cleanup().await;
+}

@@ -38,6 +38,8 @@ pub struct FileConfig {
     pub key_rotation_days: Option<i64>,
     /// Seconds a client read from the database is reused (0: read on every request).
     pub client_cache_seconds: Option<u64>,
+    /// Clients kept in memory at most (default 100000, ~1 KiB each); past it the oldest goes.
+    pub client_cache_entries: Option<usize>,
     /// Bearer token of the admin HTTP API (prefer `PORTERO_ADMIN_TOKEN`); unset keeps it off.
     pub admin_token: Option<String>,
     /// PEM certificate chain and private key: serve HTTPS instead of HTTP.
@@ -232,6 +234,9 @@ impl FileConfig {
         if let Some(seconds) = self.client_cache_seconds {
             config.client_cache_ttl = std::time::Duration::from_secs(seconds.min(300));
         }
+        if let Some(entries) = self.client_cache_entries {
+            config.client_cache_entries = entries;
+        }
         config.client_address_header = self.client_address_header.clone().filter(|h| !h.is_empty());
         if let Some(threshold) = self.address_failure_threshold {
             config.throttle.address_threshold = threshold.max(0);
@@ -395,6 +400,7 @@ mod tests {
             key_reload_seconds,
             key_rotation_days,
             client_cache_seconds,
+            client_cache_entries,
             admin_token,
             tls_cert,
             tls_key,
@@ -425,6 +431,7 @@ mod tests {
             ("key_reload_seconds", key_reload_seconds.is_some()),
             ("key_rotation_days", key_rotation_days.is_some()),
             ("client_cache_seconds", client_cache_seconds.is_some()),
+            ("client_cache_entries", client_cache_entries.is_some()),
             ("admin_token", admin_token.is_some()),
             ("tls_cert", tls_cert.is_some()),
             ("tls_key", tls_key.is_some()),

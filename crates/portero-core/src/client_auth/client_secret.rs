@@ -13,8 +13,9 @@ use crate::secret::Verdict;
 use crate::single_flight::flight_key;
 use crate::store::{Client, Store};
 
-/// Checks the secret of `credentials` for `client` (`None`: unknown id). A secret verified
-/// recently is accepted without a check or a slot; any other check runs throttled under `key`,
+/// Checks the secret of `credentials` for `client` (`None`: unknown id). A right secret known
+/// without a slow check (see `Verifier::known_client_secret`) is accepted without a slot while
+/// `key` has no recent failures; any other check runs throttled under `key`,
 /// and identical attempts in flight at once share one check.
 pub(super) async fn authenticate<S: Store>(
     ctx: &Context<S>,
@@ -30,6 +31,7 @@ pub(super) async fn authenticate<S: Store>(
     let presented = presented_secrets(secret, credentials);
     let stored = client.as_ref().map(|c| stored_hashes(c, now)).unwrap_or_default();
     if let Some(client) = &client
+        && ctx.throttle.is_clean(key)
         && presented.iter().any(|p| stored.iter().any(|h| ctx.verifier.known_client_secret(&client.id, p, h)))
     {
         return Ok(client.clone());

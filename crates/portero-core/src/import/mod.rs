@@ -32,6 +32,7 @@ pub use status::{TenantStatus, status};
 use crate::admin::{self, AdminError};
 use crate::client_auth::AuthMethod;
 use crate::legacy_hash::LegacyHash;
+use crate::password_hash::{S256_PREFIX, is_s256};
 use crate::secret::{hash_password, sha256_b64, verify_blocking};
 use crate::store::{Change, Client, ExistingUser, ImportBatch, ImportedClient, ImportedUser, Store, Tenant, User};
 
@@ -162,6 +163,20 @@ enum Secret {
     Plain(crate::legacy_hash::PlainSecret),
 }
 
+/// A client's `secret_hash`: what a user's password may be, or Portero's own `$s256$` (a
+/// client moved from another Portero, or whose random secret its provider hashed that way).
+/// Only clients: a fast hash suits a random secret, not a password someone chose.
+fn client_secret(value: &Value) -> Result<Secret, String> {
+    match value.as_str().filter(|text| text.starts_with(S256_PREFIX)) {
+        Some(text) if is_s256(text) => Ok(Secret::Stored(text.to_owned())),
+        Some(_) => {
+            Err("malformed $s256$ hash: expected $s256$<base64url salt of 16-64 bytes>$<base64url SHA-256>".into())
+        }
+        None => secret(value),
+    }
+}
+
+/// A legacy hash in the form it is kept in, or a plaintext to hash.
 fn secret(value: &Value) -> Result<Secret, String> {
     let hash = LegacyHash::from_json(value).map_err(|e| e.to_string())?;
     match (hash.to_stored(), hash) {
@@ -511,7 +526,7 @@ fn check_client(
     if auth_method == Some(AuthMethod::PrivateKeyJwt) {
         return Err("private_key_jwt clients are not imported: create them with their JWK Set".to_owned());
     }
-    let secret = secret(&row.secret_hash).map_err(|e| format!("secret_hash: {e}"))?;
+    let secret = client_secret(&row.secret_hash).map_err(|e| format!("secret_hash: {e}"))?;
     let tenants = row.tenants.iter().map(|t| resolve(t)).collect::<Result<Vec<_>, _>>()?;
     let client = Client {
         id: row.id.clone(),

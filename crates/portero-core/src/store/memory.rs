@@ -126,6 +126,13 @@ impl ClientStore for MemoryStore {
         Ok(lock(&self.tables.clients).values().cloned().collect())
     }
 
+    async fn clients_after(&self, after: &str, limit: u32) -> StoreResult<Vec<Client>> {
+        use std::ops::Bound::{Excluded, Unbounded};
+        let clients = lock(&self.tables.clients);
+        let page = clients.range::<str, _>((Excluded(after), Unbounded)).take(limit as usize);
+        Ok(page.map(|(_, client)| client.clone()).collect())
+    }
+
     async fn rotate_client_secret(
         &self,
         id: &str,
@@ -368,6 +375,22 @@ impl ThrottleStore for MemoryStore {
         } else {
             Reservation::Granted { window_start: next.window_start }
         })
+    }
+
+    async fn failing_keys(&self, window_since: i64, now: i64, limit: u32) -> StoreResult<Vec<(String, AuthFailures)>> {
+        let failures = lock(&self.tables.failures);
+        let mut failing: Vec<(String, AuthFailures)> = failures
+            .iter()
+            .filter(|(_, f)| (f.failures > 0 && f.window_start >= window_since) || f.blocked_until > now)
+            .map(|(key, f)| {
+                let record =
+                    AuthFailures { failures: f.failures, window_start: f.window_start, blocked_until: f.blocked_until };
+                (key.clone(), record)
+            })
+            .collect();
+        failing.sort_by(|a, b| a.0.cmp(&b.0));
+        failing.truncate(limit as usize);
+        Ok(failing)
     }
 
     async fn release_attempt(&self, key: &str, window_start: i64) -> StoreResult<()> {

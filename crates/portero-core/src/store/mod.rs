@@ -105,6 +105,8 @@ pub enum Change {
     Client(String),
     /// A signing key was added or revoked.
     Keys,
+    /// A throttling key (see `crate::throttle`) was blocked until this unix time.
+    Blocked { key: String, until: i64 },
     /// Changes may have been missed (a listener reconnected): drop everything cached.
     Everything,
 }
@@ -115,6 +117,7 @@ impl Change {
         match self {
             Self::Client(id) => format!("client:{id}"),
             Self::Keys => "keys".to_owned(),
+            Self::Blocked { key, until } => format!("blocked:{until}:{key}"),
             Self::Everything => "everything".to_owned(),
         }
     }
@@ -123,6 +126,10 @@ impl Change {
     pub fn decode(text: &str) -> Self {
         match text.split_once(':') {
             Some(("client", id)) => Self::Client(id.to_owned()),
+            Some(("blocked", rest)) => match rest.split_once(':').map(|(until, key)| (until.parse(), key)) {
+                Some((Ok(until), key)) => Self::Blocked { key: key.to_owned(), until },
+                _ => Self::Everything,
+            },
             _ if text == "keys" => Self::Keys,
             _ => Self::Everything,
         }
@@ -353,6 +360,9 @@ pub trait ClientStore: Send + Sync + 'static {
     fn create_client(&self, client: &Client) -> impl Future<Output = StoreResult<()>> + Send;
     fn find_client(&self, id: &str) -> impl Future<Output = StoreResult<Option<Client>>> + Send;
     fn list_clients(&self) -> impl Future<Output = StoreResult<Vec<Client>>> + Send;
+    /// Up to `limit` clients whose id sorts after `after` (`""` for the first page), in id order:
+    /// the table read a page at a time, never whole.
+    fn clients_after(&self, after: &str, limit: u32) -> impl Future<Output = StoreResult<Vec<Client>>> + Send;
     /// Replaces the secret hash, keeping the old one valid until `previous_expires_at`
     /// (or not at all when `None`). `NotFound` for an unknown client.
     fn rotate_client_secret(
@@ -446,6 +456,15 @@ pub trait ThrottleStore: Send + Sync + 'static {
     /// Gives back a slot taken by [`ThrottleStore::reserve_attempt`] (the attempt succeeded, or was
     /// never checked): only within the window it was taken in.
     fn release_attempt(&self, key: &str, window_start: i64) -> impl Future<Output = StoreResult<()>> + Send;
+    /// At most `limit` keys, in key order, that had failures in a window starting at or after
+    /// `window_since`, or are blocked past `now`: what a node that starts following the change
+    /// feed must know, every other key being clean.
+    fn failing_keys(
+        &self,
+        window_since: i64,
+        now: i64,
+        limit: u32,
+    ) -> impl Future<Output = StoreResult<Vec<(String, AuthFailures)>>> + Send;
 }
 
 /// Identifiers that may be used once: the `jti` of client assertions (RFC 7523 §3) and of DPoP
@@ -527,4 +546,25 @@ pub mod prelude {
         AuditStore, ChangeFeed, ClientStore, KeyStore, MigrationStore, RefreshTokenStore, ReplayStore, RevocationStore,
         Store, TenantStore, ThrottleStore, UserStore,
     };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Change;
+
+    #[test]
+    fn changes_travel_as_text_and_unknown_text_means_everything() {
+        let changes = [
+            Change::Client("a:b".into()),
+            Change::Keys,
+            Change::Blocked { key: "user:app:ana".into(), until: 1_764_000_000 },
+            Change::Everything,
+        ];
+        for change in changes {
+            assert_eq!(Change::decode(&change.encode()), change);
+        }
+        for unknown in ["blocked:soon:client:x", "blocked:12", "rotated:x", ""] {
+            assert_eq!(Change::decode(unknown), Change::Everything, "{unknown}");
+        }
+    }
 }

@@ -262,11 +262,64 @@ pub async fn create_client(State(state): State<AppState>, request: Body) -> Resp
     with_target(response, target)
 }
 
-pub async fn list_clients(State(state): State<AppState>) -> Response {
-    match state.ctx.store.list_clients().await {
-        Ok(clients) => Json(clients.iter().map(admin::client_view).collect::<Vec<_>>()).into_response(),
-        Err(error) => failed(error),
+/// Most clients in one page of `GET /admin/clients?limit=`.
+const MAX_CLIENT_PAGE: u32 = 1_000;
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct ClientPage {
+    after: Option<String>,
+    limit: Option<u32>,
+}
+
+/// Every client, or with `limit` (at most 1,000) one page in id order after `after`; a full page
+/// carries a `Link: <...>; rel="next"` to the next one (RFC 8288).
+pub async fn list_clients(
+    State(state): State<AppState>,
+    query: Result<axum::extract::Query<ClientPage>, axum::extract::rejection::QueryRejection>,
+) -> Response {
+    let page = match query {
+        Ok(axum::extract::Query(page)) => page,
+        Err(_) => return problem(StatusCode::BAD_REQUEST, "invalid_request", CLIENT_PAGE_USAGE),
+    };
+    let Some(limit) = page.limit else {
+        if page.after.is_some() {
+            return problem(StatusCode::BAD_REQUEST, "invalid_request", CLIENT_PAGE_USAGE);
+        }
+        return match state.ctx.store.list_clients().await {
+            Ok(clients) => Json(clients.iter().map(admin::client_view).collect::<Vec<_>>()).into_response(),
+            Err(error) => failed(error),
+        };
+    };
+    if !(1..=MAX_CLIENT_PAGE).contains(&limit) {
+        return problem(StatusCode::BAD_REQUEST, "invalid_request", CLIENT_PAGE_USAGE);
     }
+    let after = page.after.unwrap_or_default();
+    let clients = match state.ctx.store.clients_after(&after, limit).await {
+        Ok(clients) => clients,
+        Err(error) => return failed(error),
+    };
+    let next = clients.last().filter(|_| clients.len() == limit as usize).map(|last| {
+        let after: String = url_encoded(&last.id);
+        format!("</admin/clients?after={after}&limit={limit}>; rel=\"next\"")
+    });
+    let mut response = Json(clients.iter().map(admin::client_view).collect::<Vec<_>>()).into_response();
+    if let Some(next) = next.and_then(|next| HeaderValue::from_str(&next).ok()) {
+        response.headers_mut().insert(header::LINK, next);
+    }
+    response
+}
+
+const CLIENT_PAGE_USAGE: &str = "list every client, or a page: /admin/clients?limit=1..1000[&after=CLIENT_ID]";
+
+/// `text` percent-encoded for a query value (unreserved characters kept, RFC 3986 §2.3).
+fn url_encoded(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
 }
 
 #[derive(Deserialize, Default)]

@@ -156,3 +156,47 @@ async fn import_verify_and_rehash_postgres() {
     import_verify_rehash(&server, test).await;
     server.finish().await;
 }
+
+/// `$s256$<salt>$<SHA-256(salt‖secret)>`, made here from the definition rather than by Portero.
+fn s256(salt: &[u8], secret: &str) -> String {
+    use base64::Engine;
+    let b64 = |bytes: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes);
+    let mut ctx = aws_lc_rs::digest::Context::new(&aws_lc_rs::digest::SHA256);
+    ctx.update(salt);
+    ctx.update(secret.as_bytes());
+    format!("$s256${}${}", b64(salt), b64(ctx.finish().as_ref()))
+}
+
+/// A client moved from another Portero keeps its `$s256$` hash as it is (no rehash: it is the
+/// native form of a random secret); a malformed one is refused by line, and a user's password
+/// cannot come as `$s256$` (a fast hash is only for random secrets).
+#[tokio::test]
+async fn s256_client_hashes_import_as_they_are() {
+    let server = Server::start().await;
+    let hash = s256(b"sixteen byte salt", "moved client secret 0123456789");
+    let tenant = json!({"kind": "tenant", "name": "moved"});
+    let client = json!({"kind": "client", "id": "moved-app", "grants": ["client_credentials"], "scopes": "api",
+        "tenants": ["moved"], "secret_hash": hash});
+    let bad = jsonl(&[
+        tenant.clone(),
+        json!({"kind": "client", "id": "short-salt", "grants": ["client_credentials"],
+            "secret_hash": s256(b"short", "x")}),
+        json!({"kind": "client", "id": "no-digest", "grants": ["client_credentials"], "secret_hash": "$s256$c2FsdA"}),
+        json!({"kind": "user", "tenant": "moved", "username": "u", "password_hash": s256(b"sixteen byte salt", "p")}),
+    ]);
+    let (status, report) = import(&server, "", &bad).await;
+    assert_eq!(status, 400, "{report}");
+    let lines: Vec<u64> = report["errors"].as_array().unwrap().iter().map(|e| e["line"].as_u64().unwrap()).collect();
+    assert_eq!(lines, [2, 3, 4], "{report}");
+
+    let (status, report) = import(&server, "", &jsonl(&[tenant, client])).await;
+    assert_eq!((status, counts(&report, "created")), (200, (1, 1, 0)), "{report}");
+    assert_eq!(server.db.find_client("moved-app").await.unwrap().unwrap().secret_hash, hash);
+    let good = Some(("moved-app", "moved client secret 0123456789"));
+    let (status, _, body) = server.post_form("/oauth2/token", good, "grant_type=client_credentials").await;
+    assert_eq!(status, 200, "{body}");
+    let wrong = Some(("moved-app", "moved client secret 012345678"));
+    let (status, _, body) = server.post_form("/oauth2/token", wrong, "grant_type=client_credentials").await;
+    assert_eq!((status, body["error"].as_str()), (401, Some("invalid_client")), "{body}");
+    assert_eq!(server.db.find_client("moved-app").await.unwrap().unwrap().secret_hash, hash, "not rehashed");
+}

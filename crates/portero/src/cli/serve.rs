@@ -139,7 +139,8 @@ pub async fn run(global: &Global, args: ServeArgs) -> anyhow::Result<()> {
         }
         Err(error) => return Err(error),
     };
-    // Nodes on one PostgreSQL database drop what they cached of a change as soon as it is made.
+    // Nodes on one database drop what they cached of a change as soon as it is made; the client
+    // cache warms once that feed is live.
     state.follow_changes();
     let local = listener.local_addr()?;
     let scheme = if tls.is_some() { "https" } else { "http" };

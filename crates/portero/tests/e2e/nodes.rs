@@ -323,3 +323,63 @@ async fn a_disable_on_one_node_is_refused_on_the_other_at_once() {
     drop((a, b));
     db.drop_it().await;
 }
+
+/// A client blocked on one node is refused on the other within the change feed's delay, though
+/// the other had seen it clean and, following the feed, no longer reads its failures per request.
+async fn block_on_one_node_refused_on_the_other(database_url: &str, dir: &std::path::Path) {
+    let master_key = "YmxvY2stdGVzdC1tYXN0ZXIta2V5LTMyLWJ5dGVzISE=";
+    let a = start_node(dir, database_url, master_key);
+    let b = start_node(dir, database_url, master_key);
+    let http = reqwest::Client::new();
+    let create = http
+        .post(format!("{}/admin/clients", a.base))
+        .bearer_auth(ADMIN)
+        .json(&json!({ "id": "svc", "grants": ["client_credentials"] }));
+    let (status, svc) = json_of(create).await;
+    assert_eq!(status, 201, "{svc}");
+    let secret = svc["client_secret"].as_str().unwrap().to_owned();
+    let cc = [("grant_type", "client_credentials")];
+    for _ in 0..3 {
+        assert_eq!(token(&http, &b, ("svc", &secret), &cc).await.0, 200, "B has seen the client clean");
+    }
+    // The default threshold: ten wrong secrets on A, then A refuses even the right one (its
+    // check is the attempt that finds the slots spent, and blocks the client).
+    let wrong = 10;
+    for _ in 0..wrong {
+        assert_eq!(token(&http, &a, ("svc", "guess"), &cc).await.0, 401);
+    }
+    assert_eq!(token(&http, &a, ("svc", &secret), &cc).await.0, 429, "A refuses the right secret after the failures");
+    let started = Instant::now();
+    loop {
+        let (status, body) = token(&http, &b, ("svc", &secret), &cc).await;
+        if status == 429 {
+            break;
+        }
+        assert_eq!(status, 200, "{body}");
+        assert!(started.elapsed() < Duration::from_secs(3), "B still serves a client A blocked");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    eprintln!("blocked on A after {wrong} wrong secrets, refused on B after {:?}", started.elapsed());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_block_on_one_node_is_refused_on_the_other_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("portero.toml"), "").unwrap();
+    let url = format!("sqlite://{}", dir.path().join("portero.db").display());
+    block_on_one_node_refused_on_the_other(&url, dir.path()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_block_on_one_node_is_refused_on_the_other_postgres() {
+    let Ok(admin_url) = std::env::var("PORTERO_TEST_POSTGRES_URL") else {
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr(), "SKIPPED: two-node block test (set PORTERO_TEST_POSTGRES_URL to run it)");
+        return;
+    };
+    let db = Database::create(&admin_url, "block").await;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("portero.toml"), "").unwrap();
+    block_on_one_node_refused_on_the_other(&db.url, dir.path()).await;
+    db.drop_it().await;
+}
