@@ -235,17 +235,19 @@ def rss_timeline():
                        "rss_at_end_mib": rss_mib(p.process.pid)})
 
     token_url = f"{p.base}/oauth2/token"
-    phase("idle", lambda: time.sleep(3))
-    phase("client_credentials c16", lambda: run.wrk(token_url, cc_script(p.auth), 16))
-    phase("client_credentials c64", lambda: run.wrk(token_url, cc_script(p.auth), 64))
-    phase("idle", lambda: time.sleep(3))
-    phase("4 password grants", lambda: [p.token("grant_type=password&username=merchant&password=bench-password")
-                                        for _ in range(4)])
-    phase("idle", lambda: time.sleep(7))
-    phase("1,000 admin clients with chosen secrets", lambda: admin_clients(p, 1000))
-    phase("idle", lambda: time.sleep(8))
-    done.set()
-    sampler.join()
+    try:
+        phase("idle", lambda: time.sleep(3))
+        phase("client_credentials c16", lambda: run.wrk(token_url, cc_script(p.auth), 16))
+        phase("client_credentials c64", lambda: run.wrk(token_url, cc_script(p.auth), 64))
+        phase("idle", lambda: time.sleep(3))
+        phase("4 password grants", lambda: [p.token("grant_type=password&username=merchant&password=bench-password")
+                                            for _ in range(4)])
+        phase("idle", lambda: time.sleep(7))
+        phase("1,000 admin clients with chosen secrets", lambda: admin_clients(p, 1000))
+        phase("idle", lambda: time.sleep(8))
+    finally:
+        done.set()
+        sampler.join()
     peak = p.stop()
     return {"samples": samples, "phases": phases, "peak_rss_mib": peak}
 

@@ -5,7 +5,8 @@
 //!
 //! Each computation needs 19 MiB. A worker keeps its buffer between jobs (a burst allocates it
 //! once), and every buffer is handed back after [`IDLE`] without work, so an idle server does
-//! not hold 19 MiB per core for good.
+//! not hold 19 MiB per core for good. Blocking callers (admin, CLI, import) run one computation
+//! at a time between them (see [`run_blocking`]).
 
 use std::sync::mpsc::{self, RecvTimeoutError, SyncSender};
 use std::sync::{Arc, Mutex, OnceLock};
@@ -89,7 +90,14 @@ pub(crate) async fn run(work: Work) -> Option<Done> {
 
 /// Runs `work` on a worker from a thread that may block, waiting for a queue slot rather than
 /// refusing (admin writes, the CLI, the import: throughput matters there, not latency).
+///
+/// These callers take turns, one computation at a time: a burst of admin-created clients or an
+/// import of plain secrets then holds one 19 MiB buffer, not one per worker, and leaves the
+/// other workers to the token endpoint's checks. The price is half the hashing rate on two
+/// cores for those bulk writes, where generated (`$s256$`) secrets need no argon2 at all.
 pub(crate) fn run_blocking(work: Work) -> Option<Done> {
+    static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
     let (reply, answer) = mpsc::sync_channel(1);
     pool().jobs.send(Job { work, reply: Reply::Blocking(reply) }).ok()?;
     answer.recv().ok()
