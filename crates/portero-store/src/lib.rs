@@ -946,11 +946,13 @@ async fn listen(pool: PgPool, changes: tokio::sync::mpsc::Sender<Change>) {
                         return;
                     }
                 }
-                // The connection was lost; the next call reconnects, but notices in between are gone.
+                // The connection was lost, and notices with it. Reconnect here rather than in the
+                // listener's next call, so that `Change::Everything` comes once the LISTEN is back
+                // in place: a node that re-read its state at the moment of the loss would miss what
+                // was announced while it was away.
                 Ok(None) => {
-                    if changes.send(Change::Everything).await.is_err() {
-                        return;
-                    }
+                    tracing::warn!("the change feed's connection was lost; reconnecting");
+                    break;
                 }
                 Err(error) => {
                     tracing::warn!(%error, "listening for changes failed; reconnecting");

@@ -906,6 +906,27 @@ async fn postgres_changes_reach_another_node_once_the_feed_is_live() {
         (first, second),
         (Change::Client("merchant-1".into()), Change::Blocked { key: "client:merchant-1".into(), until: 99 })
     );
+
+    // The listener's connection dies and cannot come back for a while. The feed stays silent
+    // until it listens again (a node that re-read its state at the moment of the loss would miss
+    // what is announced in between), then says it is live again, and what follows arrives.
+    let admin = sqlx::PgPool::connect(&base).await.unwrap();
+    let allow = |yes: bool| format!("ALTER DATABASE {name} ALLOW_CONNECTIONS {yes}");
+    sqlx::query(sqlx::AssertSqlSafe(allow(false))).execute(&admin).await.unwrap();
+    let kill =
+        "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE datname = $1 AND query LIKE 'LISTEN%'";
+    let killed: i64 = sqlx::query_scalar(kill).bind(&name).fetch_one(&admin).await.unwrap();
+    assert_eq!(killed, 1, "one listening connection");
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    assert!(changes.try_recv().is_err(), "no claim to be live while the LISTEN is gone");
+    other.announce(&Change::Client("lost while away".into())).await;
+    sqlx::query(sqlx::AssertSqlSafe(allow(true))).execute(&admin).await.unwrap();
+    admin.close().await;
+    let again = tokio::time::timeout(within, changes.recv()).await.expect("in time").expect("a change");
+    assert_eq!(again, Change::Everything, "live again: what was read before is stale");
+    other.announce(&Change::Keys).await;
+    let after = tokio::time::timeout(within, changes.recv()).await.expect("in time").expect("a change");
+    assert_eq!(after, Change::Keys);
     other.close().await;
     t.cleanup().await;
 }
