@@ -165,14 +165,21 @@ def clients_point(count):
     return result
 
 
+def filled_point(name, fill_table, measure):
+    """One point of a curve: a fresh ES256 server, `fill_table(p)` before it starts, `measure(p)`."""
+    p = run.Portero(name, "ES256")
+    p.provision()
+    fill_table(p)
+    p.start().first_token_seconds()
+    result = measure(p)
+    result["peak_rss_mib"] = p.stop()
+    return result
+
+
 def refresh_point(live):
     run.log(f"  refresh with {live} other live refresh tokens ...")
-    p = run.Portero(f"refresh-{live}", "ES256")
-    p.provision()
-    fill_refresh_tokens(p, live)
-    p.start().first_token_seconds()
-    result = run.refresh_bench(p)
-    result.update(live=live, peak_rss_mib=p.stop())
+    result = filled_point(f"refresh-{live}", lambda p: fill_refresh_tokens(p, live), run.refresh_bench)
+    result["live"] = live
     return result
 
 
@@ -195,12 +202,9 @@ def fill(p, insert, row, count, batch=200_000):
 
 def audit_point(rows):
     run.log(f"  client credentials with {rows} audit rows ...")
-    p = run.Portero(f"audit-{rows}", "ES256")
-    p.provision()
-    fill_audit(p, rows)
-    p.start().first_token_seconds()
-    result = run.wrk(f"{p.base}/oauth2/token", cc_script(p.auth), 16)
-    result.update(rows=rows, peak_rss_mib=p.stop())
+    measure = lambda p: run.wrk(f"{p.base}/oauth2/token", cc_script(p.auth), 16)  # noqa: E731
+    result = filled_point(f"audit-{rows}", lambda p: fill_audit(p, rows), measure)
+    result["rows"] = rows
     return result
 
 

@@ -67,10 +67,12 @@ pub fn hash_password(password: &str) -> String {
 
 /// [`hash_password`] for async callers: waits on a blocking thread, not on an async one.
 pub async fn hash_password_async(password: &str) -> String {
-    let password = password.to_owned();
-    match tokio::task::spawn_blocking(move || hash_password(&password)).await {
+    let owned = password.to_owned();
+    match tokio::task::spawn_blocking(move || hash_password(&owned)).await {
         Ok(hash) => hash,
-        Err(_) => hash_with_memory(&random_token(24), &mut Vec::new()),
+        // No blocking thread (the runtime is stopping): hash here rather than store a hash of
+        // something else, which would leave the chosen secret silently unusable.
+        Err(_) => hash_with_memory(password, &mut Vec::new()),
     }
 }
 
