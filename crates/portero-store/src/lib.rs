@@ -31,32 +31,41 @@ const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(3);
 /// PostgreSQL connections of the audit writer (one batch at a time, plus one for a reconnect).
 const AUDIT_CONNECTIONS: u32 = 2;
 
-/// A connection pool to one of the supported databases, and the task that commits refresh-token
-/// rotations in groups (see `rotation`).
+/// A connection pool to one of the supported databases, and what commits its hot writes in groups.
 #[derive(Clone, Debug)]
 pub struct Database {
     backend: Backend,
-    rotations: rotation::Queue,
-    /// Replay records (`seen_jtis`), committed in groups (see `replay`).
-    replays: replay::Queue,
-    /// PostgreSQL: the audit writer's own connections (SQLite has one writer for everything).
-    audit: Option<PgPool>,
 }
 
 #[derive(Clone, Debug)]
 enum Backend {
     Sqlite(Sqlite),
-    Postgres(PgPool),
+    Postgres(Postgres),
 }
 
-/// SQLite allows one writer at a time. Writes go through a single connection, so they queue in
-/// the pool instead of colliding on the file lock and sleeping in SQLite's busy handler; reads
-/// run in parallel on the others (WAL), which are opened read-only, so a statement that writes
-/// can only succeed on `writer`.
+/// SQLite allows one writer at a time. The hot writes (every token request's) go through the
+/// write thread, which commits what waits in one transaction (see `writer`); the rare ones
+/// (admin, migrations, import) through sqlx's single writer connection, and the two take turns
+/// on the file lock. Reads run in parallel on the others (WAL), which are opened read-only, so a
+/// statement that writes can only succeed on a writer.
 #[derive(Clone, Debug)]
 pub struct Sqlite {
     reader: SqlitePool,
     writer: SqlitePool,
+    write_thread: writer::WriteThread,
+    /// The refresh grant's lookup, on the calling thread (see `sqlite_reads`).
+    direct_reads: std::sync::Arc<sqlite_reads::Readers>,
+}
+
+#[derive(Clone, Debug)]
+pub(crate) struct Postgres {
+    pool: PgPool,
+    /// Refresh-token rotations, committed in groups (see `rotation`).
+    rotations: rotation::Queue,
+    /// Replay records (`seen_jtis`), committed in groups (see `replay`).
+    replays: replay::Queue,
+    /// The audit writer's own connections, so audit batches do not queue behind token traffic.
+    audit: PgPool,
 }
 
 /// Runs the same expression against whichever pool `db` holds (for SQLite, the readers).
@@ -67,7 +76,7 @@ macro_rules! with_pool {
                 let $pool = &sqlite.reader;
                 $body
             }
-            Backend::Postgres($pool) => $body,
+            Backend::Postgres($crate::Postgres { pool: $pool, .. }) => $body,
         }
     };
 }
@@ -80,7 +89,7 @@ macro_rules! with_writer {
                 let $pool = &sqlite.writer;
                 $body
             }
-            Backend::Postgres($pool) => $body,
+            Backend::Postgres($crate::Postgres { pool: $pool, .. }) => $body,
         }
     };
 }
@@ -148,6 +157,11 @@ impl Database {
                 .connect_with(options.clone())
                 .await
                 .map_err(map_err)?;
+            // Migrated (and the in-memory database created) before the write thread opens it.
+            migrate_sqlite(&writer).await?;
+            let memory = url.contains(":memory:") || url.contains("mode=memory");
+            let write_thread = writer::WriteThread::start(options.get_filename(), memory)?;
+            let direct_reads = std::sync::Arc::new(sqlite_reads::Readers::new(options.get_filename(), memory));
             // Readers are opened read-only: a write sent to the wrong pool fails at once
             // instead of queueing on the file lock behind the writer.
             let reader = SqlitePoolOptions::new()
@@ -156,7 +170,7 @@ impl Database {
                 .connect_with(options.read_only(true))
                 .await
                 .map_err(map_err)?;
-            Backend::Sqlite(Sqlite { reader, writer })
+            Backend::Sqlite(Sqlite { reader, writer, write_thread, direct_reads })
         } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
             let pool = PgPoolOptions::new()
                 .max_connections(16)
@@ -164,33 +178,18 @@ impl Database {
                 .connect(url)
                 .await
                 .map_err(map_err)?;
-            Backend::Postgres(pool)
+            MIGRATOR.run(&pool).await.map_err(|e| StoreError::Other(format!("migration failed: {e}")))?;
+            let audit = PgPoolOptions::new()
+                .max_connections(AUDIT_CONNECTIONS)
+                .acquire_timeout(ACQUIRE_TIMEOUT)
+                .connect_lazy(url)
+                .map_err(map_err)?;
+            let (rotations, replays) = (rotation::start(pool.clone()), replay::start(pool.clone()));
+            Backend::Postgres(Postgres { pool, rotations, replays, audit })
         } else {
             return Err(StoreError::Other("the database URL must start with sqlite: or postgres:".into()));
         };
-        let audit = match &db {
-            Backend::Postgres(_) => Some(
-                PgPoolOptions::new()
-                    .max_connections(AUDIT_CONNECTIONS)
-                    .acquire_timeout(ACQUIRE_TIMEOUT)
-                    .connect_lazy(url)
-                    .map_err(map_err)?,
-            ),
-            Backend::Sqlite(_) => None,
-        };
-        let db =
-            Self { rotations: rotation::start(db.clone()), replays: replay::start(db.clone()), backend: db, audit };
-        db.migrate().await?;
-        Ok(db)
-    }
-
-    async fn migrate(&self) -> StoreResult<()> {
-        let result = with_writer!(self, |pool| MIGRATOR.run(pool).await);
-        result.map_err(|e| StoreError::Other(format!("migration failed: {e}")))?;
-        if let Backend::Sqlite(sqlite) = &self.backend {
-            sqlx::query(SQLITE_SETUP).execute(&sqlite.writer).await.map_err(map_err)?;
-        }
-        Ok(())
+        Ok(Self { backend: db })
     }
 
     /// Answers whether the database responds (for readiness checks).
@@ -204,11 +203,9 @@ impl Database {
                 sqlite.reader.close().await;
                 sqlite.writer.close().await;
             }
-            Backend::Postgres(pool) => {
-                pool.close().await;
-                if let Some(audit) = &self.audit {
-                    audit.close().await;
-                }
+            Backend::Postgres(postgres) => {
+                postgres.pool.close().await;
+                postgres.audit.close().await;
             }
         }
     }
@@ -224,7 +221,7 @@ impl Database {
     /// The PostgreSQL pool, for tools and tests that run their own statements.
     pub fn postgres_pool(&self) -> Option<&PgPool> {
         match &self.backend {
-            Backend::Postgres(pool) => Some(pool),
+            Backend::Postgres(postgres) => Some(&postgres.pool),
             Backend::Sqlite(_) => None,
         }
     }
@@ -233,6 +230,11 @@ impl Database {
 /// `NotFound` when a statement that names one row by its key changed none.
 fn found_one(rows: u64, what: impl FnOnce() -> String) -> StoreResult<()> {
     if rows == 0 { Err(StoreError::NotFound(what())) } else { Ok(()) }
+}
+
+async fn migrate_sqlite(writer: &SqlitePool) -> StoreResult<()> {
+    MIGRATOR.run(writer).await.map_err(|e| StoreError::Other(format!("migration failed: {e}")))?;
+    sqlx::query(SQLITE_SETUP).execute(writer).await.map(drop).map_err(map_err)
 }
 
 fn map_err(error: sqlx::Error) -> StoreError {
@@ -333,6 +335,9 @@ macro_rules! insert_refresh {
 
 mod replay;
 mod rotation;
+mod sqlite_reads;
+mod sqlite_writes;
+mod writer;
 
 /// The columns of `users`, as a literal for `concat!`.
 macro_rules! user_columns {
@@ -581,19 +586,36 @@ impl UserStore for Database {
 
 impl RefreshTokenStore for Database {
     async fn insert_refresh_token(&self, token: &RefreshTokenRecord) -> StoreResult<()> {
-        with_writer!(self, |pool| insert_refresh!(token).execute(pool).await.map(|_| ())).map_err(map_err)
+        match &self.backend {
+            Backend::Sqlite(sqlite) => {
+                let token = token.clone();
+                sqlite.write_thread.run(move |c| sqlite_writes::insert_refresh_token(c, &token)).await
+            }
+            Backend::Postgres(postgres) => {
+                insert_refresh!(token).execute(&postgres.pool).await.map(drop).map_err(map_err)
+            }
+        }
     }
 
     async fn find_refresh_token(&self, hash: &str) -> StoreResult<Option<RefreshTokenRecord>> {
         let sql = "SELECT hash, family_id, client_id, subject, user_id, tenants, scopes, audiences, auth_time, \
                    created_at, expires_at, used_at, revoked_at, jkt FROM refresh_tokens WHERE hash = $1";
+        if let Backend::Sqlite(sqlite) = &self.backend {
+            return sqlite.direct_reads.find_refresh_token(hash);
+        }
         let row = with_pool!(self, |pool| sqlx::query_as::<_, RefreshRow>(sql).bind(hash).fetch_optional(pool).await)
             .map_err(map_err)?;
         Ok(row.map(Into::into))
     }
 
     async fn rotate_refresh_token(&self, old_hash: &str, new: &RefreshTokenRecord) -> StoreResult<Rotation> {
-        self.rotations.rotate(old_hash, new).await
+        match &self.backend {
+            Backend::Sqlite(sqlite) => {
+                let (old_hash, new) = (old_hash.to_owned(), new.clone());
+                sqlite.write_thread.run(move |c| sqlite_writes::rotate_refresh_token(c, &old_hash, &new)).await
+            }
+            Backend::Postgres(postgres) => postgres.rotations.rotate(old_hash, new).await,
+        }
     }
 
     async fn revoke_refresh_tokens_of(&self, owner: TokenOwner<'_>, now: i64) -> StoreResult<u64> {
@@ -693,7 +715,13 @@ impl RevocationStore for Database {
 
 impl ReplayStore for Database {
     async fn remember_jti(&self, key: &str, expires_at: i64) -> StoreResult<bool> {
-        self.replays.remember(key, expires_at).await
+        match &self.backend {
+            Backend::Sqlite(sqlite) => {
+                let key = key.to_owned();
+                sqlite.write_thread.run(move |c| sqlite_writes::remember_jti(c, &key, expires_at)).await
+            }
+            Backend::Postgres(postgres) => postgres.replays.remember(key, expires_at).await,
+        }
     }
 }
 
@@ -725,7 +753,14 @@ impl ThrottleStore for Database {
     }
 
     async fn reserve_attempt(&self, key: &str, now: i64, rules: &AttemptRules) -> StoreResult<Reservation> {
-        let (until, window_start) = with_writer!(self, |pool| sqlx::query_as::<_, (i64, i64)>(RESERVE_ATTEMPT)
+        let pool = match &self.backend {
+            Backend::Sqlite(sqlite) => {
+                let (key, rules) = (key.to_owned(), *rules);
+                return sqlite.write_thread.run(move |c| sqlite_writes::reserve_attempt(c, &key, now, &rules)).await;
+            }
+            Backend::Postgres(postgres) => &postgres.pool,
+        };
+        let (until, window_start) = sqlx::query_as::<_, (i64, i64)>(RESERVE_ATTEMPT)
             .bind(key)
             .bind(now)
             .bind(now - rules.window)
@@ -733,16 +768,22 @@ impl ThrottleStore for Database {
             .bind(rules.base_block.min(rules.max_block).max(1))
             .bind(rules.max_block.max(1))
             .fetch_one(pool)
-            .await)
-        .map_err(map_err)?;
+            .await
+            .map_err(map_err)?;
         Ok(if until > now { Reservation::Blocked { until } } else { Reservation::Granted { window_start } })
     }
 
     async fn release_attempt(&self, key: &str, window_start: i64) -> StoreResult<()> {
+        let pool = match &self.backend {
+            Backend::Sqlite(sqlite) => {
+                let key = key.to_owned();
+                return sqlite.write_thread.run(move |c| sqlite_writes::release_attempt(c, &key, window_start)).await;
+            }
+            Backend::Postgres(postgres) => &postgres.pool,
+        };
         let sql =
             "UPDATE auth_failures SET failures = failures - 1 WHERE key = $1 AND window_start = $2 AND failures > 0";
-        with_writer!(self, |pool| sqlx::query(sql).bind(key).bind(window_start).execute(pool).await.map(|_| ()))
-            .map_err(map_err)
+        sqlx::query(sql).bind(key).bind(window_start).execute(pool).await.map(drop).map_err(map_err)
     }
 }
 
@@ -774,15 +815,12 @@ impl AuditStore for Database {
         let rows = serde_json::Value::Array(rows).to_string();
         match &self.backend {
             Backend::Sqlite(sqlite) => {
-                sqlx::query(SQLITE_INSERT_AUDIT).bind(rows).execute(&sqlite.writer).await.map(drop)
+                sqlite.write_thread.run(move |c| sqlite_writes::insert_audit_rows(c, &rows)).await
             }
-            // Its own pool, so audit batches do not queue behind token traffic (or hold it up).
-            Backend::Postgres(_) => {
-                let pool = self.audit.as_ref().ok_or_else(|| StoreError::Other("no audit pool".into()))?;
-                sqlx::query(POSTGRES_INSERT_AUDIT).bind(rows).execute(pool).await.map(drop)
+            Backend::Postgres(postgres) => {
+                sqlx::query(POSTGRES_INSERT_AUDIT).bind(rows).execute(&postgres.audit).await.map(drop).map_err(map_err)
             }
         }
-        .map_err(map_err)
     }
 
     async fn list_audit_events(&self, query: &AuditQuery) -> StoreResult<Vec<AuditEvent>> {
@@ -844,28 +882,24 @@ impl ChangeFeed for Database {
     /// the server reads within a second (the CLI is another process on the same file).
     async fn announce(&self, change: &Change) {
         let sent = match &self.backend {
-            Backend::Postgres(pool) => sqlx::query("SELECT pg_notify($1, $2)")
+            Backend::Postgres(postgres) => sqlx::query("SELECT pg_notify($1, $2)")
                 .bind(CHANGES_CHANNEL)
                 .bind(change.encode())
-                .execute(pool)
+                .execute(&postgres.pool)
                 .await
-                .map(|_| ()),
-            Backend::Sqlite(sqlite) => log_change(&sqlite.writer, change).await,
+                .map(drop)
+                .map_err(map_err),
+            Backend::Sqlite(sqlite) => {
+                let (change, now) = (change.encode(), unix_now());
+                let keep_since = now - CHANGE_LOG_KEEP_SECONDS;
+                sqlite.write_thread.run(move |c| sqlite_writes::log_change(c, &change, now, keep_since)).await
+            }
         };
         if let Err(error) = sent {
             // The change is made; other nodes see it when their caches expire.
             tracing::warn!(%error, "could not tell the other nodes of a change");
         }
     }
-}
-
-async fn log_change(writer: &SqlitePool, change: &Change) -> Result<(), sqlx::Error> {
-    let now = unix_now();
-    let mut tx = writer.begin().await?;
-    sqlx::query("DELETE FROM change_log WHERE at < $1").bind(now - CHANGE_LOG_KEEP_SECONDS).execute(&mut *tx).await?;
-    let insert = "INSERT INTO change_log (seq, change, at) SELECT COALESCE(MAX(seq), 0) + 1, $1, $2 FROM change_log";
-    sqlx::query(insert).bind(change.encode()).bind(now).execute(&mut *tx).await?;
-    tx.commit().await
 }
 
 fn unix_now() -> i64 {
@@ -881,7 +915,7 @@ impl Database {
     pub fn changes(&self) -> Option<tokio::sync::mpsc::Receiver<Change>> {
         let (sender, receiver) = tokio::sync::mpsc::channel(1024);
         match &self.backend {
-            Backend::Postgres(pool) => drop(tokio::spawn(listen(pool.clone(), sender))),
+            Backend::Postgres(postgres) => drop(tokio::spawn(listen(postgres.pool.clone(), sender))),
             Backend::Sqlite(sqlite) => drop(tokio::spawn(poll_change_log(sqlite.reader.clone(), sender))),
         }
         Some(receiver)
@@ -977,5 +1011,30 @@ mod tests {
         sqlx::query(write).execute(&sqlite.writer).await.expect("the writer writes");
         let read = "SELECT COUNT(*) FROM tenants";
         assert_eq!(sqlx::query_scalar::<_, i64>(read).fetch_one(&sqlite.reader).await.expect("reads"), 1);
+    }
+
+    /// The write thread opens sqlx's shared in-memory database, not a new empty one.
+    #[tokio::test]
+    async fn sqlite_in_memory_writes_through_the_write_thread() {
+        let db = Database::connect("sqlite::memory:").await.expect("opens");
+        let token = RefreshTokenRecord {
+            hash: "h".into(),
+            family_id: "f".into(),
+            client_id: "c".into(),
+            subject: "s".into(),
+            user_id: None,
+            tenants: vec![],
+            scopes: vec!["api".into()],
+            audiences: vec![],
+            auth_time: 1,
+            created_at: 1,
+            expires_at: i64::MAX,
+            used_at: None,
+            revoked_at: None,
+            jkt: None,
+        };
+        db.insert_refresh_token(&token).await.expect("the write thread writes");
+        let found = db.find_refresh_token("h").await.expect("reads").expect("the reader sees the row");
+        assert_eq!(found.scopes, token.scopes);
     }
 }

@@ -232,8 +232,8 @@ impl MigrationStore for Database {
                 write_batch!(tx, batch, SQLITE_IMPORT_USERS)?;
                 tx.commit().await.map_err(map_err)
             }
-            Backend::Postgres(pool) => {
-                let mut tx = pool.begin().await.map_err(map_err)?;
+            Backend::Postgres(postgres) => {
+                let mut tx = postgres.pool.begin().await.map_err(map_err)?;
                 write_batch!(tx, batch, POSTGRES_IMPORT_USERS)?;
                 tx.commit().await.map_err(map_err)
             }

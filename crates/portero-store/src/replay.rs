@@ -1,4 +1,5 @@
-//! Group commit for replay records (`seen_jtis`: client assertions and DPoP proofs).
+//! Group commit for replay records (`seen_jtis`: client assertions and DPoP proofs) on
+//! PostgreSQL (SQLite's go through its write thread, see `writer` and `sqlite_writes`).
 //!
 //! Every request authenticated by an assertion, and every DPoP proof, records a `jti` before it
 //! is answered, so these writes come at the token rate. The records that arrive while one group
@@ -14,7 +15,9 @@ use std::time::Duration;
 use portero_core::store::{StoreError, StoreResult};
 use tokio::sync::{mpsc, oneshot};
 
-use super::{Backend, map_err};
+use sqlx::PgPool;
+
+use super::map_err;
 
 /// Most records committed together.
 const MAX_GROUP: usize = 512;
@@ -23,9 +26,6 @@ const QUEUE: usize = 8192;
 /// A group that does not commit within this is abandoned: its callers get `Unavailable`.
 const GROUP_DEADLINE: Duration = Duration::from_secs(4);
 
-const SQLITE_REMEMBER: &str = "INSERT INTO seen_jtis (key, expires_at) \
-     SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]') FROM json_each($1) WHERE true \
-     ON CONFLICT (key) DO NOTHING RETURNING key";
 const POSTGRES_REMEMBER: &str = "INSERT INTO seen_jtis (key, expires_at) \
      SELECT e->>0, (e->>1)::bigint FROM jsonb_array_elements($1::jsonb) AS e \
      ON CONFLICT (key) DO NOTHING RETURNING key";
@@ -39,9 +39,9 @@ struct Job {
 #[derive(Clone, Debug)]
 pub(crate) struct Queue(mpsc::Sender<Job>);
 
-pub(crate) fn start(backend: Backend) -> Queue {
+pub(crate) fn start(pool: PgPool) -> Queue {
     let (sender, jobs) = mpsc::channel(QUEUE);
-    tokio::spawn(commit_groups(backend, jobs));
+    tokio::spawn(commit_groups(pool, jobs));
     Queue(sender)
 }
 
@@ -55,7 +55,7 @@ impl Queue {
     }
 }
 
-async fn commit_groups(backend: Backend, mut jobs: mpsc::Receiver<Job>) {
+async fn commit_groups(pool: PgPool, mut jobs: mpsc::Receiver<Job>) {
     let mut group = Vec::with_capacity(MAX_GROUP);
     while jobs.recv_many(&mut group, MAX_GROUP).await > 0 {
         let mut keys = HashSet::with_capacity(group.len());
@@ -64,7 +64,7 @@ async fn commit_groups(backend: Backend, mut jobs: mpsc::Receiver<Job>) {
         for job in repeats {
             let _ = job.reply.send(Ok(false));
         }
-        let outcome = match tokio::time::timeout(GROUP_DEADLINE, remember_group(&backend, &first)).await {
+        let outcome = match tokio::time::timeout(GROUP_DEADLINE, remember_group(&pool, &first)).await {
             Ok(Ok(inserted)) => Ok(inserted),
             Ok(Err(error)) => Err(map_err(error)),
             Err(_) => Err(StoreError::Unavailable("the database did not record the jtis in time".into())),
@@ -77,12 +77,9 @@ async fn commit_groups(backend: Backend, mut jobs: mpsc::Receiver<Job>) {
 }
 
 /// Inserts the group's keys in one statement; the keys that were not there before.
-async fn remember_group(backend: &Backend, group: &[Job]) -> Result<HashSet<String>, sqlx::Error> {
+async fn remember_group(pool: &PgPool, group: &[Job]) -> Result<HashSet<String>, sqlx::Error> {
     let rows: Vec<serde_json::Value> = group.iter().map(|job| serde_json::json!([job.key, job.expires_at])).collect();
     let rows = serde_json::Value::Array(rows).to_string();
-    let inserted: Vec<String> = match backend {
-        Backend::Sqlite(sqlite) => sqlx::query_scalar(SQLITE_REMEMBER).bind(rows).fetch_all(&sqlite.writer).await?,
-        Backend::Postgres(pool) => sqlx::query_scalar(POSTGRES_REMEMBER).bind(rows).fetch_all(pool).await?,
-    };
+    let inserted: Vec<String> = sqlx::query_scalar(POSTGRES_REMEMBER).bind(rows).fetch_all(pool).await?;
     Ok(inserted.into_iter().collect())
 }

@@ -1,25 +1,22 @@
-//! Group commit for refresh-token rotations.
+//! Group commit for refresh-token rotations on PostgreSQL (SQLite's go through its write thread,
+//! see `writer` and `sqlite_writes`, which groups every kind of write).
 //!
 //! Every child is still inserted only while its parent is live, and the parent is marked used by
 //! the same statement, but the rotations that arrive while one group is committing are committed
-//! together and pay for one commit: one WAL append on SQLite, one WAL flush on PostgreSQL. A
-//! caller is answered only after its group committed.
-//!
-//! - SQLite: the whole group is one statement (an INSERT ... SELECT over the group as JSON, guarded
-//!   per row on a live parent; the trigger marks each parent used), so the single writer thread
-//!   pays one hand-over per group, not one per rotation. A group never holds two redemptions of
-//!   the same parent: the second waits for the next group, where it finds the parent used.
-//! - PostgreSQL: the group is one statement too (a conditional UPDATE of the parents feeding the
-//!   INSERT of the children); across nodes the row lock of the parent decides. A deadlock or
-//!   serialization failure between two nodes' groups fails the group with `Unavailable` (503), and
-//!   the callers retry.
+//! together and pay for one commit (one WAL flush). A caller is answered only after its group
+//! committed. The group is one statement (a conditional UPDATE of the parents feeding the INSERT
+//! of the children); across nodes the row lock of the parent decides. A group never holds two
+//! redemptions of the same parent: the second waits for the next group, where it finds the parent
+//! used. A deadlock or serialization failure between two nodes' groups fails the group with
+//! `Unavailable` (503), and the callers retry.
 
 use std::time::Duration;
 
 use portero_core::store::{RefreshTokenRecord, Rotation, StoreError, StoreResult};
+use sqlx::PgPool;
 use tokio::sync::{mpsc, oneshot};
 
-use super::{Backend, join, map_err};
+use super::{join, map_err};
 
 /// Most rotations committed together.
 const MAX_GROUP: usize = 256;
@@ -38,9 +35,9 @@ struct Job {
 #[derive(Clone, Debug)]
 pub(crate) struct Queue(mpsc::Sender<Job>);
 
-pub(crate) fn start(backend: Backend) -> Queue {
+pub(crate) fn start(pool: PgPool) -> Queue {
     let (sender, jobs) = mpsc::channel(QUEUE);
-    tokio::spawn(commit_groups(backend, jobs));
+    tokio::spawn(commit_groups(pool, jobs));
     Queue(sender)
 }
 
@@ -54,11 +51,11 @@ impl Queue {
     }
 }
 
-async fn commit_groups(backend: Backend, mut jobs: mpsc::Receiver<Job>) {
+async fn commit_groups(pool: PgPool, mut jobs: mpsc::Receiver<Job>) {
     let mut group = Vec::with_capacity(MAX_GROUP);
     let mut next = Vec::new();
     while next_group(&mut jobs, &mut group, &mut next).await {
-        let outcome = match tokio::time::timeout(GROUP_DEADLINE, rotate_group(&backend, &group)).await {
+        let outcome = match tokio::time::timeout(GROUP_DEADLINE, rotate_group(&pool, &group)).await {
             Ok(Ok(rotated)) => Ok(rotated),
             Ok(Err(error)) => Err(map_err(error)),
             Err(_) => Err(StoreError::Unavailable("the database did not commit the rotations in time".into())),
@@ -111,41 +108,6 @@ fn answer(group: &mut Vec<Job>, outcome: StoreResult<Vec<bool>>) {
     }
 }
 
-/// SQLite: insert each child whose parent is live; the `refresh_tokens_mark_rotated` trigger marks
-/// the parent used as each child goes in. Returns the parents that were rotated.
-const SQLITE_ROTATE_GROUP: &str = "INSERT INTO refresh_tokens (hash, family_id, client_id, subject, user_id, \
-     tenants, scopes, audiences, auth_time, created_at, expires_at, used_at, revoked_at, rotated_from, jkt) \
-     SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]'), json_extract(value, '$[2]'), \
-     json_extract(value, '$[3]'), json_extract(value, '$[4]'), json_extract(value, '$[5]'), \
-     json_extract(value, '$[6]'), json_extract(value, '$[7]'), json_extract(value, '$[8]'), \
-     json_extract(value, '$[9]'), json_extract(value, '$[10]'), json_extract(value, '$[11]'), \
-     json_extract(value, '$[12]'), json_extract(value, '$[13]'), json_extract(value, '$[14]') \
-     FROM json_each($1) AS child \
-     WHERE EXISTS (SELECT 1 FROM refresh_tokens AS parent WHERE parent.hash = json_extract(child.value, '$[13]') \
-     AND parent.used_at IS NULL AND parent.revoked_at IS NULL) \
-     RETURNING rotated_from";
-
-fn as_json_row(job: &Job) -> serde_json::Value {
-    let t = &job.new;
-    serde_json::json!([
-        t.hash,
-        t.family_id,
-        t.client_id,
-        t.subject,
-        t.user_id,
-        join(&t.tenants),
-        join(&t.scopes),
-        join(&t.audiences),
-        t.auth_time,
-        t.created_at,
-        t.expires_at,
-        t.used_at,
-        t.revoked_at,
-        job.old_hash,
-        t.jkt
-    ])
-}
-
 /// PostgreSQL: mark each live parent used and insert the children of those marked, in one
 /// statement. Returns the parents that were rotated.
 const POSTGRES_ROTATE_GROUP: &str = "WITH child AS (SELECT * FROM jsonb_to_recordset($1::jsonb) AS c(hash text, \
@@ -171,23 +133,12 @@ fn as_json_object(job: &Job) -> serde_json::Value {
 }
 
 /// Commits every rotation of `group` (one statement); which of them found their parent live.
-async fn rotate_group(backend: &Backend, group: &[Job]) -> Result<Vec<bool>, sqlx::Error> {
-    let rotated_parents: Vec<String> = match backend {
-        Backend::Sqlite(sqlite) => {
-            let rows: Vec<serde_json::Value> = group.iter().map(as_json_row).collect();
-            sqlx::query_scalar(SQLITE_ROTATE_GROUP)
-                .bind(serde_json::Value::Array(rows).to_string())
-                .fetch_all(&sqlite.writer)
-                .await?
-        }
-        Backend::Postgres(pool) => {
-            let rows: Vec<serde_json::Value> = group.iter().map(as_json_object).collect();
-            sqlx::query_scalar(POSTGRES_ROTATE_GROUP)
-                .bind(serde_json::Value::Array(rows).to_string())
-                .fetch_all(pool)
-                .await?
-        }
-    };
+async fn rotate_group(pool: &PgPool, group: &[Job]) -> Result<Vec<bool>, sqlx::Error> {
+    let rows: Vec<serde_json::Value> = group.iter().map(as_json_object).collect();
+    let rotated_parents: Vec<String> = sqlx::query_scalar(POSTGRES_ROTATE_GROUP)
+        .bind(serde_json::Value::Array(rows).to_string())
+        .fetch_all(pool)
+        .await?;
     let rotated_parents: std::collections::HashSet<String> = rotated_parents.into_iter().collect();
     Ok(group.iter().map(|job| rotated_parents.contains(&job.old_hash)).collect())
 }

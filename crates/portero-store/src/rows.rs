@@ -141,6 +141,28 @@ pub(crate) struct RefreshRow {
     jkt: Option<String>,
 }
 
+impl RefreshRow {
+    /// The columns of `sqlite_reads::FIND_REFRESH`, in its order.
+    pub(crate) fn from_rusqlite(row: &rusqlite::Row<'_>) -> rusqlite::Result<Self> {
+        Ok(Self {
+            hash: row.get(0)?,
+            family_id: row.get(1)?,
+            client_id: row.get(2)?,
+            subject: row.get(3)?,
+            user_id: row.get(4)?,
+            tenants: row.get(5)?,
+            scopes: row.get(6)?,
+            audiences: row.get(7)?,
+            auth_time: row.get(8)?,
+            created_at: row.get(9)?,
+            expires_at: row.get(10)?,
+            used_at: row.get(11)?,
+            revoked_at: row.get(12)?,
+            jkt: row.get(13)?,
+        })
+    }
+}
+
 impl From<RefreshRow> for RefreshTokenRecord {
     fn from(row: RefreshRow) -> Self {
         Self {
