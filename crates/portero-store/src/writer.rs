@@ -15,7 +15,6 @@
 //! connection, and the two take turns on the file lock through `busy_timeout`.
 
 use std::path::Path;
-use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use portero_core::store::{StoreError, StoreResult};
@@ -32,21 +31,10 @@ const DEADLINE: Duration = Duration::from_secs(4);
 /// As long as sqlx's writer may hold the file lock for one admin statement or import batch.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// How often the checkpointer copies committed WAL pages back into the database file.
-const CHECKPOINT_EVERY: Duration = Duration::from_millis(200);
-/// The writer checkpoints itself only once the WAL holds this many pages (64 MiB): a backstop.
-const BACKSTOP_CHECKPOINT_PAGES: u32 = 16_384;
-/// A WAL that grew past this is cut back to it once it is reset.
-const WAL_SIZE_LIMIT: u64 = 64 << 20;
-
 /// The handle callers send work through; cloning it is cheap. The thread ends (and closes the
-/// connection) when the last handle is dropped, and the checkpointer with it.
+/// connection) when the last handle is dropped.
 #[derive(Clone, Debug)]
-pub(crate) struct WriteThread {
-    jobs: mpsc::Sender<Box<dyn Job>>,
-    /// Only counted: the checkpointer stops once no handle holds it.
-    _alive: Arc<()>,
-}
+pub(crate) struct WriteThread(mpsc::Sender<Box<dyn Job>>);
 
 impl WriteThread {
     /// Opens the write connection on `file` (the same file sqlx opened and migrated) and starts
@@ -54,21 +42,11 @@ impl WriteThread {
     pub(crate) fn start(file: &Path, memory: bool) -> StoreResult<Self> {
         let connection = open(file, memory).map_err(map_err)?;
         let (sender, jobs) = mpsc::channel(QUEUE);
-        let spawn_failed = |e: std::io::Error| StoreError::Other(format!("starting a SQLite writer thread: {e}"));
         std::thread::Builder::new()
             .name("sqlite-writer".into())
             .spawn(move || commit_groups(&connection, jobs))
-            .map_err(spawn_failed)?;
-        let alive = Arc::new(());
-        if !memory {
-            let checkpointer = Connection::open(file).map_err(map_err)?;
-            let alive = Arc::downgrade(&alive);
-            std::thread::Builder::new()
-                .name("sqlite-checkpoint".into())
-                .spawn(move || checkpoint_while(&checkpointer, &alive))
-                .map_err(spawn_failed)?;
-        }
-        Ok(Self { jobs: sender, _alive: alive })
+            .map_err(|e| StoreError::Other(format!("starting the SQLite writer thread: {e}")))?;
+        Ok(Self(sender))
     }
 
     /// Runs `work` on the write connection in the next group and answers once that committed.
@@ -79,7 +57,7 @@ impl WriteThread {
     {
         let stopped = || StoreError::Unavailable("the SQLite writer has stopped".into());
         let (reply, answer) = oneshot::channel();
-        self.jobs.send(Box::new(Pending { work: Some(work), outcome: None, reply })).await.map_err(|_| stopped())?;
+        self.0.send(Box::new(Pending { work: Some(work), outcome: None, reply })).await.map_err(|_| stopped())?;
         match tokio::time::timeout(DEADLINE, answer).await {
             Ok(answer) => answer.map_err(|_| stopped())?,
             Err(_) => Err(StoreError::Unavailable("the database did not commit the write in time".into())),
@@ -105,26 +83,10 @@ fn open(file: &Path, memory: bool) -> rusqlite::Result<Connection> {
     // The same settings as sqlx's connections (see `Database::connect`).
     connection.execute_batch("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;")?;
     connection.set_prepared_statement_cache_capacity(64);
-    // The checkpointer (below) copies the WAL back; this is the backstop should it fall behind.
-    connection.execute_batch(&format!(
-        "PRAGMA wal_autocheckpoint = {BACKSTOP_CHECKPOINT_PAGES}; PRAGMA journal_size_limit = {WAL_SIZE_LIMIT};"
-    ))?;
+    // Checkpoints stay SQLite's own, in the commit that crosses 1,000 WAL pages. A thread of their
+    // own was measured (BENCHMARKS.md, issue 15): unbounded, the WAL grew without end under load;
+    // bounded (a backstop, or a restart once long), p99 rose about fourfold.
     Ok(connection)
-}
-
-/// Copies the WAL back into the database file every [`CHECKPOINT_EVERY`] on a connection of its
-/// own, while the write thread is alive. Why not the writer's automatic checkpoint: that one runs
-/// inside the commit that crosses the threshold (every 1,000 pages: under refresh load several
-/// times a second), and copies pages and syncs the file while every caller of the group waits.
-/// A passive checkpoint runs beside the writer and the readers and blocks neither; measured side by
-/// side (issue 15), it put the refresh rate up 10-20% and its p99 from 10-55 ms to 6-8 ms.
-fn checkpoint_while(connection: &Connection, alive: &Weak<()>) {
-    while alive.strong_count() > 0 {
-        std::thread::sleep(CHECKPOINT_EVERY);
-        if let Err(error) = connection.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
-            tracing::warn!(%error, "the SQLite checkpoint failed; the writer checkpoints itself past its backstop");
-        }
-    }
 }
 
 /// One caller's work as the thread sees it: run it inside the transaction, then answer.
