@@ -154,7 +154,9 @@ fn commit_group(connection: &Connection, group: &mut [Box<dyn Job>]) -> StoreRes
     for job in group.iter_mut() {
         let statement = |sql: &str| connection.prepare_cached(sql).and_then(|mut s| s.execute([])).map_err(map_err);
         statement("SAVEPOINT job")?;
-        if job.run(connection) {
+        // A job that panics fails alone (its caller hears the writer stopped), not the thread.
+        let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job.run(connection)));
+        if ran.unwrap_or(false) {
             statement("RELEASE job")?;
         } else if connection.is_autocommit() {
             // Some errors (a full disk, an I/O error) roll the whole transaction back: what ran
@@ -253,6 +255,21 @@ mod tests {
         first.await.expect("joins").expect("the first job commits");
         thread.run(|_| Ok(())).await.expect("a later job runs");
         assert_eq!(count(&file), 0, "the abandoned insert never ran");
+    }
+
+    #[tokio::test]
+    async fn a_job_that_panics_fails_alone_and_the_thread_goes_on() {
+        let dir = tempfile::tempdir().expect("a temporary folder");
+        let file = dir.path().join("w.db");
+        table(&file);
+        let thread = WriteThread::start(&file, false).expect("starts");
+        let panicked = thread.run(|c| -> rusqlite::Result<()> {
+            c.execute("INSERT INTO t (id) VALUES ('undone')", [])?;
+            panic!("a bug in a job")
+        });
+        assert!(matches!(panicked.await, Err(StoreError::Unavailable(_))));
+        thread.run(|c| c.execute("INSERT INTO t (id) VALUES ('next')", [])).await.expect("the thread still writes");
+        assert_eq!(count(&file), 1, "only the later job's row; the panicked job's insert was undone");
     }
 
     async fn futures_join<T>(handles: impl Iterator<Item = tokio::task::JoinHandle<T>>) -> Vec<T> {
