@@ -254,6 +254,14 @@ fn map_err(error: sqlx::Error) -> StoreError {
         {
             StoreError::Unavailable(error.to_string())
         }
+        // SQLite busy or locked (any extended code): the file lock stayed taken past busy_timeout,
+        // as the write thread reports it (see `writer::map_err`).
+        sqlx::Error::Database(db)
+            if db.try_downcast_ref::<sqlx::sqlite::SqliteError>().is_some()
+                && db.code().and_then(|c| c.parse::<i32>().ok()).is_some_and(|c| matches!(c & 0xff, 5 | 6)) =>
+        {
+            StoreError::Unavailable(error.to_string())
+        }
         sqlx::Error::Database(db) if db.is_unique_violation() => StoreError::Conflict(db.message().to_owned()),
         sqlx::Error::Database(db) if db.is_foreign_key_violation() => StoreError::NotFound(db.message().to_owned()),
         _ => StoreError::Other(error.to_string()),
@@ -1014,7 +1022,7 @@ mod tests {
     }
 
     /// The write thread opens sqlx's shared in-memory database, not a new empty one.
-    #[tokio::test]
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn sqlite_in_memory_writes_through_the_write_thread() {
         let db = Database::connect("sqlite::memory:").await.expect("opens");
         let token = RefreshTokenRecord {
@@ -1036,5 +1044,25 @@ mod tests {
         db.insert_refresh_token(&token).await.expect("the write thread writes");
         let found = db.find_refresh_token("h").await.expect("reads").expect("the reader sees the row");
         assert_eq!(found.scopes, token.scopes);
+        // Shared-cache locks are per table: the write thread, sqlx's writer and the readers at
+        // once wait them out (unlock_notify in rusqlite and sqlx) instead of failing.
+        let tasks: Vec<_> = (0..16)
+            .map(|task| {
+                let (db, mut token) = (db.clone(), token.clone());
+                tokio::spawn(async move {
+                    for i in 0..100 {
+                        token.hash = format!("h{task}-{i}");
+                        db.insert_refresh_token(&token).await?;
+                        db.remember_jti(&token.hash, i64::MAX).await?;
+                        db.revoke_refresh_family("another family", 1).await?;
+                        assert!(db.find_refresh_token(&token.hash).await?.is_some());
+                    }
+                    Ok::<_, StoreError>(())
+                })
+            })
+            .collect();
+        for task in tasks {
+            task.await.expect("joins").expect("no lock error");
+        }
     }
 }

@@ -57,23 +57,27 @@ impl WriteThread {
     {
         let stopped = || StoreError::Unavailable("the SQLite writer has stopped".into());
         let (reply, answer) = oneshot::channel();
-        self.0.send(Box::new(Pending { work: Some(work), outcome: None, reply })).await.map_err(|_| stopped())?;
-        match tokio::time::timeout(DEADLINE, answer).await {
-            Ok(answer) => answer.map_err(|_| stopped())?,
+        let job = Box::new(Pending { work: Some(work), outcome: None, reply });
+        // The deadline covers waiting for room in the queue too: a stuck file fails callers in
+        // time rather than holding them behind a full queue.
+        let sent_and_answered = async {
+            self.0.send(job).await.map_err(|_| stopped())?;
+            answer.await.map_err(|_| stopped())?
+        };
+        match tokio::time::timeout(DEADLINE, sent_and_answered).await {
+            Ok(answer) => answer,
             Err(_) => Err(StoreError::Unavailable("the database did not commit the write in time".into())),
         }
     }
 }
 
-/// What to open for `file`: sqlx's shared in-memory databases are named by a URI.
+/// What to open for `file`, as sqlx opens it: an in-memory database is named by `file` in
+/// SQLite's shared cache, so every connection of this process reaches the same one.
 pub(crate) fn open_flags_path(file: &Path, memory: bool, access: OpenFlags) -> (String, OpenFlags) {
     let flags = access | OpenFlags::SQLITE_OPEN_URI | OpenFlags::SQLITE_OPEN_NO_MUTEX;
-    if memory {
-        (format!("{}?mode=memory&cache=shared", file.display()), flags)
-    } else {
-        // A plain path, even with SQLITE_OPEN_URI: only names starting with `file:` are URIs.
-        (file.display().to_string(), flags)
-    }
+    let flags =
+        if memory { flags | OpenFlags::SQLITE_OPEN_MEMORY | OpenFlags::SQLITE_OPEN_SHARED_CACHE } else { flags };
+    (file.display().to_string(), flags)
 }
 
 fn open(file: &Path, memory: bool) -> rusqlite::Result<Connection> {
