@@ -200,6 +200,8 @@ impl Database {
     pub async fn close(&self) {
         match &self.backend {
             Backend::Sqlite(sqlite) => {
+                sqlite.write_thread.close();
+                sqlite.direct_reads.close();
                 sqlite.reader.close().await;
                 sqlite.writer.close().await;
             }
@@ -1019,6 +1021,17 @@ mod tests {
         sqlx::query(write).execute(&sqlite.writer).await.expect("the writer writes");
         let read = "SELECT COUNT(*) FROM tenants";
         assert_eq!(sqlx::query_scalar::<_, i64>(read).fetch_one(&sqlite.reader).await.expect("reads"), 1);
+    }
+
+    /// After `close`, SQLite refuses reads and writes as PostgreSQL's closed pool does.
+    #[tokio::test]
+    async fn sqlite_refuses_work_once_closed() {
+        let dir = tempfile::tempdir().expect("a temporary folder");
+        let db = Database::connect(&format!("sqlite://{}", dir.path().join("p.db").display())).await.expect("opens");
+        db.remember_jti("before", i64::MAX).await.expect("writes while open");
+        db.close().await;
+        assert!(matches!(db.remember_jti("after", i64::MAX).await, Err(StoreError::Unavailable(_))));
+        assert!(matches!(db.find_refresh_token("h").await, Err(StoreError::Unavailable(_))));
     }
 
     /// The write thread opens sqlx's shared in-memory database, not a new empty one.

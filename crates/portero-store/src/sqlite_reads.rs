@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::Duration;
 
-use portero_core::store::{RefreshTokenRecord, StoreResult};
+use portero_core::store::{RefreshTokenRecord, StoreError, StoreResult};
 use rusqlite::{Connection, OpenFlags, OptionalExtension};
 
 use super::rows::RefreshRow;
@@ -28,12 +28,13 @@ const FIND_REFRESH: &str = "SELECT hash, family_id, client_id, subject, user_id,
 pub(crate) struct Readers {
     file: PathBuf,
     memory: bool,
-    idle: Mutex<Vec<Connection>>,
+    /// `None` once closed (`Database::close`): reads are refused and the connections closed.
+    idle: Mutex<Option<Vec<Connection>>>,
 }
 
 impl Readers {
     pub(crate) fn new(file: &Path, memory: bool) -> Self {
-        Self { file: file.to_owned(), memory, idle: Mutex::new(Vec::new()) }
+        Self { file: file.to_owned(), memory, idle: Mutex::new(Some(Vec::new())) }
     }
 
     pub(crate) fn find_refresh_token(&self, hash: &str) -> StoreResult<Option<RefreshTokenRecord>> {
@@ -41,15 +42,28 @@ impl Readers {
             .map(|row| row.map(Into::into))
     }
 
+    /// Closes the idle connections and refuses reads from now on.
+    pub(crate) fn close(&self) {
+        self.idle().take();
+    }
+
+    fn idle(&self) -> std::sync::MutexGuard<'_, Option<Vec<Connection>>> {
+        self.idle.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
     fn with<T>(&self, read: impl FnOnce(&Connection) -> rusqlite::Result<T>) -> StoreResult<T> {
-        let idle = self.idle.lock().unwrap_or_else(std::sync::PoisonError::into_inner).pop();
+        let idle = match self.idle().as_mut() {
+            Some(idle) => idle.pop(),
+            None => return Err(StoreError::Unavailable("the database is closed".into())),
+        };
         let connection = match idle {
             Some(connection) => connection,
             None => self.open().map_err(map_err)?,
         };
         let answer = read(&connection).map_err(map_err);
-        let mut idle = self.idle.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        if idle.len() < MAX_IDLE {
+        if let Some(idle) = self.idle().as_mut()
+            && idle.len() < MAX_IDLE
+        {
             idle.push(connection);
         }
         answer

@@ -15,6 +15,8 @@
 //! connection, and the two take turns on the file lock through `busy_timeout`.
 
 use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use portero_core::store::{StoreError, StoreResult};
@@ -34,7 +36,11 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 /// The handle callers send work through; cloning it is cheap. The thread ends (and closes the
 /// connection) when the last handle is dropped.
 #[derive(Clone, Debug)]
-pub(crate) struct WriteThread(mpsc::Sender<Box<dyn Job>>);
+pub(crate) struct WriteThread {
+    jobs: mpsc::Sender<Box<dyn Job>>,
+    /// Set by `Database::close`: new work is refused, as sqlx's closed pools refuse theirs.
+    closed: Arc<AtomicBool>,
+}
 
 impl WriteThread {
     /// Opens the write connection on `file` (the same file sqlx opened and migrated) and starts
@@ -46,7 +52,13 @@ impl WriteThread {
             .name("sqlite-writer".into())
             .spawn(move || commit_groups(&connection, jobs))
             .map_err(|e| StoreError::Other(format!("starting the SQLite writer thread: {e}")))?;
-        Ok(Self(sender))
+        Ok(Self { jobs: sender, closed: Arc::new(AtomicBool::new(false)) })
+    }
+
+    /// Refuses new work from now on; what is queued still commits and is answered. The thread
+    /// ends once the last handle is dropped.
+    pub(crate) fn close(&self) {
+        self.closed.store(true, Ordering::Release);
     }
 
     /// Runs `work` on the write connection in the next group and answers once that committed.
@@ -56,12 +68,15 @@ impl WriteThread {
         F: FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,
     {
         let stopped = || StoreError::Unavailable("the SQLite writer has stopped".into());
+        if self.closed.load(Ordering::Acquire) {
+            return Err(StoreError::Unavailable("the database is closed".into()));
+        }
         let (reply, answer) = oneshot::channel();
         let job = Box::new(Pending { work: Some(work), outcome: None, reply });
         // The deadline covers waiting for room in the queue too: a stuck file fails callers in
         // time rather than holding them behind a full queue.
         let sent_and_answered = async {
-            self.0.send(job).await.map_err(|_| stopped())?;
+            self.jobs.send(job).await.map_err(|_| stopped())?;
             answer.await.map_err(|_| stopped())?
         };
         match tokio::time::timeout(DEADLINE, sent_and_answered).await {
