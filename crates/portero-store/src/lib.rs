@@ -101,7 +101,7 @@ impl Database {
         /// the umask) before SQLite opens it. SQLite gives its `-wal` and `-shm` files the main
         /// file's permissions, so they come out 0600 too.
         fn create_private(url: &str, path: &std::path::Path) -> StoreResult<()> {
-            let special = url.contains(":memory:") || url.contains("mode=memory") || url.contains("mode=ro");
+            let special = in_memory(url) || url.contains("mode=ro");
             if special || path.as_os_str().is_empty() || path.to_string_lossy().starts_with("file:") {
                 return Ok(());
             }
@@ -159,7 +159,7 @@ impl Database {
                 .map_err(map_err)?;
             // Migrated (and the in-memory database created) before the write thread opens it.
             migrate_sqlite(&writer).await?;
-            let memory = url.contains(":memory:") || url.contains("mode=memory");
+            let memory = in_memory(url);
             let write_thread = writer::WriteThread::start(options.get_filename(), memory)?;
             let direct_reads = std::sync::Arc::new(sqlite_reads::Readers::new(options.get_filename(), memory));
             // Readers are opened read-only: a write sent to the wrong pool fails at once
@@ -232,6 +232,11 @@ impl Database {
 /// `NotFound` when a statement that names one row by its key changed none.
 fn found_one(rows: u64, what: impl FnOnce() -> String) -> StoreResult<()> {
     if rows == 0 { Err(StoreError::NotFound(what())) } else { Ok(()) }
+}
+
+/// Whether a `sqlite:` URL names an in-memory database (no file to create or open by path).
+fn in_memory(url: &str) -> bool {
+    url.contains(":memory:") || url.contains("mode=memory")
 }
 
 async fn migrate_sqlite(writer: &SqlitePool) -> StoreResult<()> {

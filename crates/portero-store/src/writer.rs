@@ -169,9 +169,9 @@ fn commit_groups(connection: &Connection, mut jobs: mpsc::Receiver<Box<dyn Job>>
 
 /// Runs every job of `group` in one transaction, each in a savepoint, and commits.
 fn commit_group(connection: &Connection, group: &mut [Box<dyn Job>]) -> StoreResult<()> {
-    connection.prepare_cached("BEGIN IMMEDIATE").and_then(|mut s| s.execute([])).map_err(map_err)?;
+    let statement = |sql: &str| connection.prepare_cached(sql).and_then(|mut s| s.execute([])).map_err(map_err);
+    statement("BEGIN IMMEDIATE")?;
     for job in group.iter_mut() {
-        let statement = |sql: &str| connection.prepare_cached(sql).and_then(|mut s| s.execute([])).map_err(map_err);
         statement("SAVEPOINT job")?;
         // A job that panics fails alone (its caller hears the writer stopped), not the thread.
         let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job.run(connection)));
@@ -186,7 +186,7 @@ fn commit_group(connection: &Connection, group: &mut [Box<dyn Job>]) -> StoreRes
             statement("RELEASE job")?;
         }
     }
-    connection.prepare_cached("COMMIT").and_then(|mut s| s.execute([])).map(drop).map_err(map_err)
+    statement("COMMIT").map(drop)
 }
 
 /// The store's reading of a SQLite error, as `map_err` in `lib.rs` reads sqlx's.
@@ -211,9 +211,15 @@ pub(crate) fn map_err(error: rusqlite::Error) -> StoreError {
 mod tests {
     use super::*;
 
-    fn table(file: &Path) {
-        let connection = Connection::open(file).expect("opens");
+    /// A new file with one table `t`, and a write thread on it (the folder lives as long as the
+    /// first element).
+    fn fresh() -> (tempfile::TempDir, std::path::PathBuf, WriteThread) {
+        let dir = tempfile::tempdir().expect("a temporary folder");
+        let file = dir.path().join("w.db");
+        let connection = Connection::open(&file).expect("opens");
         connection.execute_batch("CREATE TABLE t (id TEXT PRIMARY KEY)").expect("creates");
+        let thread = WriteThread::start(&file, false).expect("starts");
+        (dir, file, thread)
     }
 
     fn count(file: &Path) -> i64 {
@@ -225,10 +231,7 @@ mod tests {
     /// (its first insert too), and every other job of its group commits.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_failing_job_is_undone_alone_and_its_group_commits() {
-        let dir = tempfile::tempdir().expect("a temporary folder");
-        let file = dir.path().join("w.db");
-        table(&file);
-        let thread = WriteThread::start(&file, false).expect("starts");
+        let (_dir, file, thread) = fresh();
         let calls = (0..400).map(|i| {
             let thread = thread.clone();
             tokio::spawn(async move {
@@ -257,10 +260,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_caller_that_gave_up_before_its_job_ran_writes_nothing() {
-        let dir = tempfile::tempdir().expect("a temporary folder");
-        let file = dir.path().join("w.db");
-        table(&file);
-        let thread = WriteThread::start(&file, false).expect("starts");
+        let (_dir, file, thread) = fresh();
         // The first job holds the thread while the second caller gives up.
         let (release, wait) = std::sync::mpsc::channel::<()>();
         let first = tokio::spawn({
@@ -278,10 +278,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_job_that_panics_fails_alone_and_the_thread_goes_on() {
-        let dir = tempfile::tempdir().expect("a temporary folder");
-        let file = dir.path().join("w.db");
-        table(&file);
-        let thread = WriteThread::start(&file, false).expect("starts");
+        let (_dir, file, thread) = fresh();
         let panicked = thread.run(|c| -> rusqlite::Result<()> {
             c.execute("INSERT INTO t (id) VALUES ('undone')", [])?;
             panic!("a bug in a job")
