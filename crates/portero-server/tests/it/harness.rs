@@ -48,6 +48,53 @@ pub struct Server {
     _dir: tempfile::TempDir,
     /// The admin URL and name of this server's own PostgreSQL database, if it runs on one.
     postgres: Option<(String, String)>,
+    _gate: Argon2Gate,
+}
+
+/// The argon2 workers and their queue are one per process, shared by every server of this test
+/// binary, so a test that fills the queue on purpose would turn other tests' checks into 503s.
+/// Every server holds a share of this gate while it lives; [`Server::start_alone`] waits until
+/// no other server runs and keeps new ones waiting until it is dropped. (Shares never wait for a
+/// server that is only waiting to be alone, so a test holding two servers cannot deadlock.)
+struct Argon2Gate {
+    alone: bool,
+}
+
+static GATE: std::sync::Mutex<GateState> = std::sync::Mutex::new(GateState { servers: 0, alone: false });
+
+struct GateState {
+    servers: usize,
+    alone: bool,
+}
+
+impl Argon2Gate {
+    async fn enter(alone: bool) -> Self {
+        loop {
+            {
+                let mut state = GATE.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+                if !state.alone && (!alone || state.servers == 0) {
+                    if alone {
+                        state.alone = true;
+                    } else {
+                        state.servers += 1;
+                    }
+                    return Self { alone };
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+impl Drop for Argon2Gate {
+    fn drop(&mut self) {
+        let mut state = GATE.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if self.alone {
+            state.alone = false;
+        } else {
+            state.servers -= 1;
+        }
+    }
 }
 
 pub fn base_client(id: &str, secret_hash: String, grants: &[GrantType]) -> Client {
@@ -114,6 +161,15 @@ impl Server {
         Self::start_on(alg, &url, dir, throttle).await
     }
 
+    /// As [`Server::start`], once no other server of this binary runs, and keeping others from
+    /// starting while it lives: for a test that fills the process's argon2 queue on purpose.
+    pub async fn start_alone() -> Self {
+        let gate = Argon2Gate::enter(true).await;
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("portero.db").display());
+        Self::build(Alg::Rs256, &url, dir, short_blocks(), |_| {}, gate).await
+    }
+
     /// A server on a fresh PostgreSQL database, when `PORTERO_TEST_POSTGRES_URL` is set (says
     /// SKIPPED otherwise). The database is dropped by [`Server::finish`].
     pub async fn start_postgres(test: &str, throttle: ThrottleRules) -> Option<Self> {
@@ -176,6 +232,18 @@ impl Server {
         throttle: ThrottleRules,
         tweak: impl FnOnce(&mut ServerConfig),
     ) -> Self {
+        let gate = Argon2Gate::enter(false).await;
+        Self::build(alg, url, dir, throttle, tweak, gate).await
+    }
+
+    async fn build(
+        alg: Alg,
+        url: &str,
+        dir: tempfile::TempDir,
+        throttle: ThrottleRules,
+        tweak: impl FnOnce(&mut ServerConfig),
+        gate: Argon2Gate,
+    ) -> Self {
         let db = Database::connect(url).await.unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
@@ -210,7 +278,7 @@ impl Server {
             portero_server::run(listener, None, state, Duration::from_secs(1), std::future::pending()).await.unwrap();
         });
         let http = reqwest::Client::builder().timeout(Duration::from_secs(30)).build().unwrap();
-        Self { base, db, http, zertiban_secret, nequi_secret, _dir: dir, postgres: None }
+        Self { base, db, http, zertiban_secret, nequi_secret, _dir: dir, postgres: None, _gate: gate }
     }
 
     pub fn url(&self, path: &str) -> String {
