@@ -352,6 +352,7 @@ mod replay;
 mod rotation;
 mod sqlite_reads;
 mod sqlite_writes;
+mod writeback;
 mod writer;
 
 /// The columns of `users`, as a literal for `concat!`.

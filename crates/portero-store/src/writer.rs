@@ -23,6 +23,8 @@ use portero_core::store::{StoreError, StoreResult};
 use rusqlite::{Connection, ErrorCode, OpenFlags, ffi};
 use tokio::sync::{mpsc, oneshot};
 
+use crate::writeback::Writeback;
+
 /// Most pieces of work committed together.
 const MAX_GROUP: usize = 512;
 /// Work waiting for its group; more waits in the caller (the channel applies backpressure).
@@ -48,9 +50,10 @@ impl WriteThread {
     pub(crate) fn start(file: &Path, memory: bool) -> StoreResult<Self> {
         let connection = open(file, memory).map_err(map_err)?;
         let (sender, jobs) = mpsc::channel(QUEUE);
+        let writeback = Writeback::start(file, memory);
         std::thread::Builder::new()
             .name("sqlite-writer".into())
-            .spawn(move || commit_groups(&connection, jobs))
+            .spawn(move || commit_groups(&connection, jobs, &writeback))
             .map_err(|e| StoreError::Other(format!("starting the SQLite writer thread: {e}")))?;
         Ok(Self { jobs: sender, closed: Arc::new(AtomicBool::new(false)) })
     }
@@ -104,7 +107,8 @@ fn open(file: &Path, memory: bool) -> rusqlite::Result<Connection> {
     connection.set_prepared_statement_cache_capacity(64);
     // Checkpoints stay SQLite's own, in the commit that crosses 1,000 WAL pages. A thread of their
     // own was measured (BENCHMARKS.md, issue 15): unbounded, the WAL grew without end under load;
-    // bounded (a backstop, or a restart once long), p99 rose about fourfold.
+    // bounded (a backstop, or a restart once long), p99 rose about fourfold. What the checkpoint
+    // waited for, the disk writing the WAL out, is started early instead (see `writeback`).
     Ok(connection)
 }
 
@@ -145,7 +149,7 @@ where
     }
 }
 
-fn commit_groups(connection: &Connection, mut jobs: mpsc::Receiver<Box<dyn Job>>) {
+fn commit_groups(connection: &Connection, mut jobs: mpsc::Receiver<Box<dyn Job>>, writeback: &Writeback) {
     let mut group = Vec::with_capacity(MAX_GROUP);
     while let Some(first) = jobs.blocking_recv() {
         group.push(first);
@@ -155,6 +159,9 @@ fn commit_groups(connection: &Connection, mut jobs: mpsc::Receiver<Box<dyn Job>>
             group.push(job);
         }
         let failure = commit_group(connection, &mut group).err();
+        if failure.is_none() {
+            writeback.committed();
+        }
         if let Some(error) = &failure {
             tracing::warn!(%error, writes = group.len(), "a group of SQLite writes did not commit");
             if !connection.is_autocommit() {
