@@ -265,8 +265,9 @@ pub enum KeysCommand {
     /// Emergency: take a key out of every JWKS and stop signing with it now; tokens it signed
     /// stop verifying. A new key is made first when it was the signing one.
     Revoke {
-        /// The key id (`kid`, as `keys list` shows it).
-        #[arg(long)]
+        /// The key id (`kid`, as `keys list` shows it). A kid is a base64url thumbprint and
+        /// starts with `-` one time in 64, so a value starting with `-` is taken as the kid.
+        #[arg(long, allow_hyphen_values = true)]
         kid: String,
     },
 }

@@ -155,7 +155,7 @@ pub fn rfc3339(unix_seconds: i64) -> String {
 
 #[cfg(test)]
 mod tests {
-    use clap::CommandFactory;
+    use clap::{CommandFactory, Parser};
 
     use super::{Cli, rfc3339};
 
@@ -188,6 +188,18 @@ mod tests {
         let mut missing = Vec::new();
         walk(&Cli::command(), "portero", &mut missing);
         assert!(missing.is_empty(), "without a description in --help: {missing:#?}");
+    }
+
+    /// Generated values are base64url and start with `-` one time in 64: a kid from `keys list`
+    /// (e2e caught `keys revoke --kid -X...` refused as an unknown flag) or a metrics token.
+    #[test]
+    fn values_starting_with_a_hyphen_are_values() {
+        for args in [
+            &["portero", "keys", "revoke", "--kid", "-Xq3vA9_thumbprint"][..],
+            &["portero", "serve", "--metrics-token", "-metrics-token-0123456789abcdef"][..],
+        ] {
+            assert!(Cli::try_parse_from(args).is_ok(), "{args:?}: {:?}", Cli::try_parse_from(args).err());
+        }
     }
 
     #[test]

@@ -58,7 +58,7 @@ pub struct ServeArgs {
     pub metrics_listen: Option<String>,
     /// Require `Authorization: Bearer TOKEN` on /metrics (at least 24 characters). Without
     /// --metrics-listen this serves /metrics on the main address; with neither, /metrics is off.
-    #[arg(long, env = "PORTERO_METRICS_TOKEN", hide_env_values = true)]
+    #[arg(long, env = "PORTERO_METRICS_TOKEN", hide_env_values = true, allow_hyphen_values = true)]
     pub metrics_token: Option<String>,
 }
 
